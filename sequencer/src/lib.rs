@@ -1,0 +1,12 @@
+//! The Stele sequencer: the only writer of a log. See DESIGN.md for the
+//! commit protocol it follows; formats come from `stele-tiles`.
+
+pub mod commit;
+mod error;
+pub mod log;
+pub mod metrics;
+pub mod staging;
+pub mod storage;
+
+pub use error::Error;
+pub use log::{Accepted, Log, LogConfig, Published, Sequencer, SubmitError};

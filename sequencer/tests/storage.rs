@@ -1,0 +1,374 @@
+//! The storage contract run over every backend, then each backend's own
+//! behaviour: the folder lock, the memory backend's faults, the S3 headers
+//! and startup check.
+
+mod common;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::contract::{self, key};
+use stele_sequencer::storage::fs::FsStorage;
+use stele_sequencer::storage::memory::{Fault, FaultError, FaultRule, MemoryStorage, Op};
+use stele_sequencer::storage::{
+    Condition, KeyPrefix, PutOptions, PutOutcome, Storage, StorageError,
+};
+
+/// A store under test and whatever must live as long as it (a temp folder).
+struct Fixture {
+    store: Arc<dyn Storage>,
+    _keep: Box<dyn Any + Send>,
+}
+
+async fn memory_fixture() -> Option<Fixture> {
+    Some(Fixture {
+        store: Arc::new(MemoryStorage::new()),
+        _keep: Box::new(()),
+    })
+}
+
+async fn fs_fixture() -> Option<Fixture> {
+    let folder = tempfile::tempdir().expect("temp folder");
+    let store = FsStorage::open(folder.path()).await.expect("open folder");
+    Some(Fixture {
+        store: Arc::new(store),
+        _keep: Box::new(folder),
+    })
+}
+
+/// Generates one test per contract function for a backend; a fixture of
+/// `None` means the backend is skipped on purpose.
+macro_rules! contract_suite {
+    ($backend:ident, $fixture:path) => {
+        mod $backend {
+            use super::*;
+
+            contract_suite!(@by_ref $fixture;
+                get_of_missing_key_is_none,
+                create_only_same_bytes_succeeds_different_bytes_conflict,
+                if_match_succeeds_on_current_and_fails_on_stale,
+                if_match_on_missing_key_fails,
+                overwrite_replaces_content,
+                delete_removes_and_is_idempotent,
+                list_returns_sorted_keys_under_prefix,
+                objects_round_trip_exactly,
+            );
+            contract_suite!(@shared $fixture;
+                create_only_race_has_one_winner,
+                create_only_race_same_bytes,
+                if_match_race_has_one_winner,
+            );
+        }
+    };
+    (@by_ref $fixture:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let Some(fixture) = $fixture().await else { return };
+                contract::$case(&*fixture.store).await;
+            }
+        )*
+    };
+    (@shared $fixture:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let Some(fixture) = $fixture().await else { return };
+                contract::$case(Arc::clone(&fixture.store)).await;
+            }
+        )*
+    };
+}
+
+contract_suite!(memory, memory_fixture);
+contract_suite!(fs, fs_fixture);
+
+mod fs_backend {
+    use super::*;
+
+    #[tokio::test]
+    async fn second_opener_of_a_folder_is_refused() {
+        let folder = tempfile::tempdir().expect("temp folder");
+        let first = FsStorage::open(folder.path()).await.expect("first open");
+        let second = FsStorage::open(folder.path()).await;
+        match &second {
+            Err(StorageError::FolderInUse { folder: at, .. }) => assert_eq!(at, folder.path()),
+            other => panic!("a second opener must be refused, got {other:?}"),
+        }
+        let message = second.expect_err("refused").to_string();
+        let expected = format!(
+            "folder {} is already used by another stele process (pid {})",
+            folder.path().display(),
+            std::process::id()
+        );
+        assert_eq!(message, expected);
+
+        drop(first);
+        FsStorage::open(folder.path())
+            .await
+            .expect("the folder is free once the first store is dropped");
+    }
+
+    #[tokio::test]
+    async fn objects_are_plain_files_at_their_paths() {
+        let folder = tempfile::tempdir().expect("temp folder");
+        let store = FsStorage::open(folder.path()).await.expect("open");
+        store
+            .put(
+                &key("tile/0/x001/234"),
+                Bytes::from_static(b"tile"),
+                PutOptions::immutable(),
+            )
+            .await
+            .expect("put");
+        let on_disk = std::fs::read(folder.path().join("tile/0/x001/234")).expect("file exists");
+        assert_eq!(on_disk, b"tile");
+        // The temporary folder holds nothing once a write is done.
+        let leftovers = std::fs::read_dir(folder.path().join(".stele/tmp"))
+            .expect("tmp folder exists")
+            .count();
+        assert_eq!(leftovers, 0);
+    }
+
+    #[tokio::test]
+    async fn leftovers_of_a_crash_are_removed_on_open_and_never_listed() {
+        let folder = tempfile::tempdir().expect("temp folder");
+        drop(FsStorage::open(folder.path()).await.expect("open"));
+        let leftover = folder.path().join(".stele/tmp/.tmpCRASH");
+        std::fs::write(&leftover, b"half a write").expect("write leftover");
+
+        let store = FsStorage::open(folder.path()).await.expect("reopen");
+        assert!(!leftover.exists(), "a crashed write's temp file is removed");
+        let all = store
+            .list(&KeyPrefix::new("").expect("valid prefix"))
+            .await
+            .expect("list");
+        assert!(all.is_empty(), "internal files are not objects: {all:?}");
+    }
+
+    #[tokio::test]
+    async fn internal_files_are_reserved() {
+        let folder = tempfile::tempdir().expect("temp folder");
+        let store = FsStorage::open(folder.path()).await.expect("open");
+        for name in [".stele/lock.pid", ".stele/tmp", ".stele/tmp/x"] {
+            match store.get(&key(name)).await {
+                Err(StorageError::ReservedKey { .. }) => {}
+                other => panic!("{name} must be reserved, got {other:?}"),
+            }
+            let put = store
+                .put(
+                    &key(name),
+                    Bytes::from_static(b"x"),
+                    PutOptions::private(Condition::None),
+                )
+                .await;
+            assert!(
+                matches!(put, Err(StorageError::ReservedKey { .. })),
+                "{name}: {put:?}"
+            );
+        }
+        // `.stele/lock` (the commit lock object) is an ordinary key.
+        store
+            .put(
+                &key(".stele/lock"),
+                Bytes::from_static(b"x"),
+                PutOptions::private(Condition::CreateOnly),
+            )
+            .await
+            .expect("the lock object is not reserved");
+    }
+
+    #[tokio::test]
+    async fn a_folder_or_a_path_below_a_file_holds_no_object() {
+        let folder = tempfile::tempdir().expect("temp folder");
+        let store = FsStorage::open(folder.path()).await.expect("open");
+        store
+            .put(
+                &key("tile/0/000"),
+                Bytes::from_static(b"t"),
+                PutOptions::immutable(),
+            )
+            .await
+            .expect("put");
+        assert_eq!(store.get(&key("tile/0")).await.expect("get"), None);
+        assert_eq!(store.get(&key("tile/0/000/x")).await.expect("get"), None);
+    }
+
+    #[tokio::test]
+    async fn state_survives_reopening() {
+        let folder = tempfile::tempdir().expect("temp folder");
+        let store = FsStorage::open(folder.path()).await.expect("open");
+        let etag = store
+            .put(
+                &key(".stele/lock"),
+                Bytes::from_static(b"v1"),
+                PutOptions::private(Condition::CreateOnly),
+            )
+            .await
+            .expect("put")
+            .etag()
+            .clone();
+        drop(store);
+        let store = FsStorage::open(folder.path()).await.expect("reopen");
+        let object = store
+            .get(&key(".stele/lock"))
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(object.etag, etag, "ETags are stable across restarts");
+        store
+            .put(
+                &key(".stele/lock"),
+                Bytes::from_static(b"v2"),
+                PutOptions::private(Condition::IfMatch(etag)),
+            )
+            .await
+            .expect("If-Match with the ETag from before the restart");
+    }
+}
+
+mod memory_faults {
+    use super::*;
+
+    fn tile(n: u32) -> stele_sequencer::storage::Key {
+        key(&format!("tile/0/{n:03}"))
+    }
+
+    async fn put_tile(store: &MemoryStorage, n: u32) -> Result<PutOutcome, StorageError> {
+        store
+            .put(
+                &tile(n),
+                Bytes::from(format!("tile {n}")),
+                PutOptions::immutable(),
+            )
+            .await
+    }
+
+    #[tokio::test]
+    async fn fail_fires_on_matching_ops_only_as_often_as_told() {
+        let store = MemoryStorage::new();
+        store.inject(
+            FaultRule::new(Fault::Fail(FaultError::Transient))
+                .op(Op::Put)
+                .key_prefix("tile/")
+                .skip(1)
+                .times(2),
+        );
+        assert!(put_tile(&store, 0).await.is_ok(), "first match is skipped");
+        let failed = put_tile(&store, 1).await.expect_err("second match fails");
+        assert!(failed.is_retryable(), "{failed:?}");
+        assert!(put_tile(&store, 2).await.is_err(), "third match fails");
+        assert!(put_tile(&store, 3).await.is_ok(), "the rule is used up");
+        // Other ops and keys never matched.
+        store
+            .put(
+                &key("checkpoint"),
+                Bytes::from_static(b"c"),
+                PutOptions::private(Condition::None),
+            )
+            .await
+            .expect("other prefix");
+        store.get(&tile(1)).await.expect("other op");
+        assert_eq!(
+            store.get(&tile(1)).await.expect("get"),
+            None,
+            "a failed put stores nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn lose_write_reports_success_but_stores_nothing() {
+        let store = MemoryStorage::new();
+        store.inject(FaultRule::new(Fault::LoseWrite).op(Op::Put).times(1));
+        assert!(matches!(
+            put_tile(&store, 0).await,
+            Ok(PutOutcome::Written { .. })
+        ));
+        assert_eq!(store.get(&tile(0)).await.expect("get"), None);
+        assert!(store.journal().is_empty(), "a lost write is not journalled");
+    }
+
+    #[tokio::test]
+    async fn fail_after_write_stores_but_reports_failure() {
+        let store = MemoryStorage::new();
+        store.inject(FaultRule::new(Fault::FailAfterWrite(FaultError::Fatal)).op(Op::Put));
+        match put_tile(&store, 0).await {
+            Err(StorageError::Fatal { .. }) => {}
+            other => panic!("expected the injected fatal error, got {other:?}"),
+        }
+        let stored = store
+            .get(&tile(0))
+            .await
+            .expect("get")
+            .expect("stored anyway");
+        assert_eq!(stored.bytes, Bytes::from_static(b"tile 0"));
+    }
+
+    #[tokio::test]
+    async fn hook_sees_the_nth_operation() {
+        let store = MemoryStorage::new();
+        store.set_hook(|op| (op.sequence == 2).then_some(Fault::Fail(FaultError::Fatal)));
+        assert!(put_tile(&store, 0).await.is_ok()); // operation 0
+        assert!(store.get(&tile(0)).await.is_ok()); // operation 1
+        assert!(store.delete(&tile(0)).await.is_err()); // operation 2
+        assert!(
+            store.get(&tile(0)).await.expect("get").is_some(),
+            "failed delete kept it"
+        );
+        assert_eq!(store.operation_count(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delay_holds_an_operation_back() {
+        let store = MemoryStorage::new();
+        store.inject(FaultRule::new(Fault::Delay(std::time::Duration::from_secs(30))).op(Op::Get));
+        let started = tokio::time::Instant::now();
+        store.get(&tile(0)).await.expect("get");
+        assert!(started.elapsed() >= std::time::Duration::from_secs(30));
+    }
+
+    #[tokio::test]
+    async fn restart_keeps_objects_and_drops_faults() {
+        let store = MemoryStorage::new();
+        put_tile(&store, 0).await.expect("put");
+        store.inject(FaultRule::new(Fault::Fail(FaultError::Fatal)));
+        assert!(put_tile(&store, 1).await.is_err());
+
+        let restarted = store.restart();
+        assert!(restarted.get(&tile(0)).await.expect("get").is_some());
+        put_tile(&restarted, 1)
+            .await
+            .expect("no faults after restart");
+        assert_eq!(
+            store.snapshot().len(),
+            2,
+            "the restart wrote to the same state"
+        );
+    }
+
+    #[tokio::test]
+    async fn journal_finds_paths_written_with_two_contents() {
+        let store = MemoryStorage::new();
+        put_tile(&store, 0).await.expect("put");
+        put_tile(&store, 0).await.expect("same bytes again");
+        let checkpoint = key("checkpoint");
+        for text in ["1", "2", "1"] {
+            store
+                .put(
+                    &checkpoint,
+                    Bytes::from(text),
+                    PutOptions::private(Condition::None),
+                )
+                .await
+                .expect("put");
+        }
+        assert_eq!(store.keys_with_several_contents(), vec![checkpoint]);
+        let journal = store.journal();
+        assert_eq!(journal.len(), 4, "AlreadyExisted writes nothing");
+        assert_eq!(
+            journal[0].cache_control,
+            "public, max-age=31536000, immutable"
+        );
+    }
+}
