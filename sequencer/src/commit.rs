@@ -1,0 +1,557 @@
+//! The commit protocol (DESIGN.md, "The commit protocol"), step by step,
+//! with the crash point between each pair of steps.
+//!
+//! 1. Sequence: integrate the batch into a copy of the right edge, in memory.
+//! 2. Stage: write one private object with every tile and bundle of the
+//!    batch and the signed checkpoint.
+//! 3. Commit: replace the private lock object, which holds the latest signed
+//!    checkpoint, on the condition that it is still the version we read
+//!    (`If-Match`). This is the commit point.
+//! 4. Publish tiles and bundles, create-only: a path only ever holds one
+//!    content.
+//! 5. Publish the checkpoint, never over a newer one.
+//! 6. Acknowledge (the caller, once this module returns).
+//!
+//! [`recover`] runs on start and after any failed batch: it reads the lock
+//! object, finishes steps 4 and 5 from that checkpoint's staging object, and
+//! rebuilds the right edge from the published tiles.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use stele_tiles::checkpoint::{Checkpoint, open_checkpoint, sign_checkpoint};
+use stele_tiles::integrate::{Integration, RightEdge};
+use stele_tiles::note::{NoteSigner, NoteVerifier};
+use stele_tiles::proof::{TileSet, inclusion_plan, tiles_for_nodes};
+use stele_tiles::tile::{TILE_HEIGHT, TILE_WIDTH, Tile, TileKind};
+use stele_tiles::{Hash, bundle};
+use tracing::{debug, info, warn};
+
+use crate::error::Error;
+use crate::log::Published;
+use crate::metrics::Metrics;
+use crate::staging::{STAGING_PREFIX, Staged, staging_key};
+use crate::storage::{
+    CONTENT_TYPE_TEXT, Condition, ETag, Key, KeyPrefix, PutOptions, Storage, StorageError,
+};
+
+/// The private lock object: the latest committed signed checkpoint.
+pub const LOCK_KEY: &str = ".stele/lock";
+/// The public checkpoint.
+pub const CHECKPOINT_KEY: &str = "checkpoint";
+/// `Cache-Control` of the public checkpoint: it changes with every batch.
+pub const CACHE_CHECKPOINT: &str = "public, max-age=2";
+/// How many objects are read or written at once.
+const CONCURRENCY: usize = 16;
+
+/// What the sequencer knows about the committed log.
+#[derive(Debug, Clone)]
+pub struct LogState {
+    /// The right edge of the committed (and published) tree.
+    pub edge: RightEdge,
+    /// ETag of the lock object, for the next commit's `If-Match`.
+    pub lock_etag: ETag,
+    /// The published checkpoint (equal to the committed one between batches).
+    pub published: Published,
+    /// ETag of the public checkpoint object as last written or read.
+    pub public_etag: Option<ETag>,
+}
+
+/// A batch that went through steps 1 to 5.
+#[derive(Debug)]
+pub struct Committed {
+    /// Its tiles, root and the proofs of its entries.
+    pub integration: Integration,
+}
+
+fn key(text: &str) -> Result<Key, Error> {
+    Ok(Key::new(text)?)
+}
+
+/// Runs one batch through steps 1 to 5. On success `state` describes the new
+/// tree; on error `state` is unchanged and the caller must [`recover`],
+/// because the batch may or may not have been committed.
+pub async fn commit_batch(
+    storage: &dyn Storage,
+    state: &mut LogState,
+    entries: &[Vec<u8>],
+    origin: &str,
+    signer: &dyn NoteSigner,
+    delete_partials: bool,
+    metrics: &Metrics,
+) -> Result<Committed, Error> {
+    let phase = |name: &str, started: Instant| {
+        metrics
+            .batch_phase_seconds
+            .with_label_values(&[name])
+            .observe(started.elapsed().as_secs_f64());
+    };
+
+    // Step 1, sequence: all in memory, on a copy of the right edge.
+    let started = Instant::now();
+    let mut edge = state.edge.clone();
+    let integration = edge.integrate(entries)?;
+    let checkpoint = Checkpoint {
+        origin: origin.to_owned(),
+        size: integration.new_size,
+        root: integration.root,
+        extensions: Vec::new(),
+    };
+    let note = sign_checkpoint(&checkpoint, signer)?.to_bytes();
+    let mut objects: Vec<(String, Vec<u8>)> = integration
+        .encoded_hash_tiles()
+        .map(|(tile, data)| (tile.path(), data))
+        .collect();
+    objects.extend(
+        integration
+            .bundles
+            .iter()
+            .map(|(tile, data)| (tile.path(), data.clone())),
+    );
+    let staged = Staged {
+        checkpoint: note.clone(),
+        objects,
+    };
+    phase("sequence", started);
+
+    // Step 2, stage. Crash after this: the lock still names the previous
+    // checkpoint, so the staging object is an orphan that recovery deletes;
+    // no submitter was answered.
+    let started = Instant::now();
+    let staging = key(&staging_key(checkpoint.size, &checkpoint.root))?;
+    // Overwriting is safe: a staging object is only ever read for the
+    // checkpoint in the lock, and an ECDSA re-signature after a crash would
+    // make a create-only write fail for no reason.
+    storage
+        .put(
+            &staging,
+            Bytes::from(staged.encode()),
+            PutOptions::private(Condition::None),
+        )
+        .await?;
+    phase("stage", started);
+
+    // Step 3, commit: the commit point. Crash after this: recovery finds the
+    // new checkpoint in the lock and finishes steps 4 and 5 from staging.
+    let started = Instant::now();
+    let lock_etag = commit_lock(storage, &state.lock_etag, &note).await?;
+    phase("commit", started);
+    // From here on the batch is in the log, whatever fails next.
+    state.edge = edge;
+    state.lock_etag = lock_etag;
+
+    // Step 4, publish tiles and bundles. Crash after this: recovery uploads
+    // them again; identical bytes at a path are a success.
+    let started = Instant::now();
+    publish_objects(storage, &staged.objects).await?;
+    phase("publish_tiles", started);
+
+    // Step 5, publish the checkpoint. Crash after this: recovery sees the
+    // public checkpoint is current and only cleans up.
+    let started = Instant::now();
+    state.public_etag = publish_checkpoint(storage, state.public_etag.clone(), &checkpoint, &note)
+        .await?;
+    state.published = Published {
+        note: Arc::new(note),
+        checkpoint,
+    };
+    phase("publish_checkpoint", started);
+
+    // Clean-up; failures here lose nothing and are retried by recovery.
+    if let Err(err) = storage.delete(&staging).await {
+        warn!(%err, key = %staging, "could not delete staging object");
+    }
+    if delete_partials {
+        delete_stale_partials(storage, &integration).await;
+    }
+    Ok(Committed { integration })
+}
+
+/// Step 3: replace the lock object if it is still the version we hold.
+async fn commit_lock(storage: &dyn Storage, expected: &ETag, note: &[u8]) -> Result<ETag, Error> {
+    let lock = key(LOCK_KEY)?;
+    match storage
+        .put(
+            &lock,
+            Bytes::copy_from_slice(note),
+            PutOptions::private(Condition::IfMatch(expected.clone())),
+        )
+        .await
+    {
+        Ok(outcome) => Ok(outcome.etag().clone()),
+        Err(StorageError::PreconditionFailed { .. }) => {
+            // Either another sequencer moved the lock, or our own write went
+            // through and its reply was lost before a retry: tell them apart
+            // by content.
+            match storage.get(&lock).await? {
+                Some(current) if current.bytes.as_ref() == note => Ok(current.etag),
+                _ => Err(Error::TakenOver {
+                    detail: format!("{LOCK_KEY} no longer holds the checkpoint this sequencer committed"),
+                }),
+            }
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Step 4: create-only uploads, several at once.
+async fn publish_objects(storage: &dyn Storage, objects: &[(String, Vec<u8>)]) -> Result<(), Error> {
+    futures::stream::iter(objects.iter().map(|(path, data)| async move {
+        let key = key(path)?;
+        match storage
+            .put(&key, Bytes::from(data.clone()), PutOptions::immutable())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err @ StorageError::Conflict { .. }) => {
+                // "Same path, same bytes" was broken: a bug, or a second
+                // writer. Never paper over it.
+                tracing::error!(%err, "a public path already holds different bytes");
+                Err(Error::corrupt("public tile", err))
+            }
+            Err(err) => Err(Error::from(err)),
+        }
+    }))
+    .buffer_unordered(CONCURRENCY)
+    .try_collect::<Vec<()>>()
+    .await?;
+    Ok(())
+}
+
+/// Step 5: write the public checkpoint unless a newer (or equal) one is
+/// already there. The write is conditional on the version last seen, so a
+/// stalled sequencer can never roll the public checkpoint back over a newer
+/// one written meanwhile.
+async fn publish_checkpoint(
+    storage: &dyn Storage,
+    mut known: Option<ETag>,
+    checkpoint: &Checkpoint,
+    note: &[u8],
+) -> Result<Option<ETag>, Error> {
+    let public = key(CHECKPOINT_KEY)?;
+    for _ in 0..8 {
+        let condition = match &known {
+            Some(etag) => Condition::IfMatch(etag.clone()),
+            None => Condition::CreateOnly,
+        };
+        let options = PutOptions::new(condition, CONTENT_TYPE_TEXT, CACHE_CHECKPOINT);
+        match storage
+            .put(&public, Bytes::copy_from_slice(note), options)
+            .await
+        {
+            Ok(outcome) => return Ok(Some(outcome.etag().clone())),
+            Err(StorageError::PreconditionFailed { .. } | StorageError::Conflict { .. }) => {
+                // Someone (or our own lost reply) changed it: look again.
+                match storage.get(&public).await? {
+                    None => known = None,
+                    Some(current) => {
+                        let size = public_size(&current.bytes);
+                        if current.bytes.as_ref() == note || size.is_some_and(|s| s >= checkpoint.size)
+                        {
+                            debug!(?size, "public checkpoint already current");
+                            return Ok(Some(current.etag));
+                        }
+                        known = Some(current.etag);
+                    }
+                }
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(Error::TakenOver {
+        detail: "the public checkpoint keeps changing under this sequencer".into(),
+    })
+}
+
+/// Size line of a public checkpoint, without verifying it (only used to
+/// decide whether ours is newer).
+fn public_size(bytes: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    text.lines().nth(1)?.parse().ok()
+}
+
+/// Deletes the partial tiles and bundles that a full tile of this batch
+/// replaced. Readers fall back to the full tile, as c2sp.org/tlog-tiles
+/// allows; the full tile was published in step 4, before this runs.
+async fn delete_stale_partials(storage: &dyn Storage, integration: &Integration) {
+    let full_tiles = integration
+        .hash_tiles
+        .iter()
+        .map(|(tile, _)| *tile)
+        .chain(integration.bundles.iter().map(|(tile, _)| *tile))
+        .filter(|tile| !tile.is_partial());
+    for tile in full_tiles {
+        let prefix = format!("{}.p/", tile.path());
+        let Ok(prefix) = KeyPrefix::new(prefix) else {
+            continue;
+        };
+        match storage.list(&prefix).await {
+            Ok(keys) => {
+                for key in keys {
+                    if let Err(err) = storage.delete(&key).await {
+                        warn!(%err, %key, "could not delete stale partial tile");
+                    }
+                }
+            }
+            Err(err) => warn!(%err, "could not list stale partial tiles"),
+        }
+    }
+}
+
+/// Opens the committed state of the log, finishing whatever a crash left:
+/// creates an empty log in an empty store; otherwise verifies the lock's
+/// checkpoint, publishes its staged tiles and the checkpoint if they are not
+/// yet public, deletes staging objects, and rebuilds the right edge from the
+/// published tiles, checking it against the committed root.
+pub async fn recover(
+    storage: &dyn Storage,
+    origin: &str,
+    signer: &dyn NoteSigner,
+    verifier: &dyn NoteVerifier,
+) -> Result<LogState, Error> {
+    let lock = key(LOCK_KEY)?;
+    let public = key(CHECKPOINT_KEY)?;
+    let Some(locked) = storage.get(&lock).await? else {
+        return create_log(storage, origin, signer).await;
+    };
+    let (checkpoint, _) = open_checkpoint(&locked.bytes, origin, verifier)
+        .map_err(|err| Error::corrupt("lock object", err))?;
+
+    // Finish step 4 from staging, if the batch left one.
+    let staging = key(&staging_key(checkpoint.size, &checkpoint.root))?;
+    if let Some(object) = storage.get(&staging).await? {
+        let staged = Staged::decode(&object.bytes)?;
+        if staged.checkpoint != locked.bytes.as_ref() {
+            return Err(Error::corrupt(
+                "staging object",
+                format!("{staging} holds another checkpoint than {LOCK_KEY}"),
+            ));
+        }
+        info!(
+            tree_size = checkpoint.size,
+            objects = staged.objects.len(),
+            "publishing a committed batch left by an earlier run"
+        );
+        publish_objects(storage, &staged.objects).await?;
+    }
+
+    // Finish step 5.
+    let public_etag = match storage.get(&public).await? {
+        Some(current) if current.bytes == locked.bytes => Some(current.etag),
+        Some(current) => {
+            let (published, _) = open_checkpoint(&current.bytes, origin, verifier)
+                .map_err(|err| Error::corrupt("public checkpoint", err))?;
+            if published.size > checkpoint.size
+                || (published.size == checkpoint.size && published.root != checkpoint.root)
+            {
+                return Err(Error::corrupt(
+                    "public checkpoint",
+                    format!(
+                        "public checkpoint (size {}) is not a predecessor of the committed one (size {})",
+                        published.size, checkpoint.size
+                    ),
+                ));
+            }
+            publish_checkpoint(storage, Some(current.etag), &checkpoint, &locked.bytes).await?
+        }
+        None => publish_checkpoint(storage, None, &checkpoint, &locked.bytes).await?,
+    };
+
+    // Clean up every staging object: the committed one is published, any
+    // other is an orphan of a batch that never committed.
+    let prefix = KeyPrefix::new(STAGING_PREFIX)?;
+    for orphan in storage.list(&prefix).await? {
+        storage.delete(&orphan).await?;
+    }
+
+    let edge = read_right_edge(storage, checkpoint.size).await?;
+    if edge.root() != checkpoint.root {
+        return Err(Error::corrupt(
+            "published tiles",
+            format!(
+                "tiles hash to {} but the committed checkpoint of size {} has root {}",
+                edge.root(),
+                checkpoint.size,
+                checkpoint.root
+            ),
+        ));
+    }
+    Ok(LogState {
+        edge,
+        lock_etag: locked.etag,
+        published: Published {
+            note: Arc::new(locked.bytes.to_vec()),
+            checkpoint,
+        },
+        public_etag,
+    })
+}
+
+/// Creates the empty log: the lock object first (create-only, so two
+/// sequencers starting on one empty store cannot both succeed), then the
+/// public checkpoint.
+async fn create_log(
+    storage: &dyn Storage,
+    origin: &str,
+    signer: &dyn NoteSigner,
+) -> Result<LogState, Error> {
+    let public = key(CHECKPOINT_KEY)?;
+    if storage.get(&public).await?.is_some() {
+        return Err(Error::corrupt(
+            "lock object",
+            format!("{LOCK_KEY} is missing but a public checkpoint exists; refusing to start a new log over it"),
+        ));
+    }
+    let checkpoint = Checkpoint {
+        origin: origin.to_owned(),
+        size: 0,
+        root: Hash::EMPTY,
+        extensions: Vec::new(),
+    };
+    let note = sign_checkpoint(&checkpoint, signer)?.to_bytes();
+    let lock = key(LOCK_KEY)?;
+    let lock_etag = match storage
+        .put(
+            &lock,
+            Bytes::from(note.clone()),
+            PutOptions::private(Condition::CreateOnly),
+        )
+        .await
+    {
+        Ok(outcome) => outcome.etag().clone(),
+        Err(StorageError::Conflict { .. }) => {
+            return Err(Error::TakenOver {
+                detail: "another sequencer created this log at the same moment".into(),
+            });
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let public_etag = publish_checkpoint(storage, None, &checkpoint, &note).await?;
+    info!(origin, "created a new, empty log");
+    Ok(LogState {
+        edge: RightEdge::empty(TILE_HEIGHT),
+        lock_etag,
+        published: Published {
+            note: Arc::new(note),
+            checkpoint,
+        },
+        public_etag,
+    })
+}
+
+/// Reads a published tile at the width it has in a tree, falling back to
+/// the full tile when the partial one was deleted (c2sp.org/tlog-tiles).
+pub async fn read_tile(storage: &dyn Storage, tile: &Tile) -> Result<Vec<u8>, Error> {
+    if let Some(object) = storage.get(&key(&tile.path())?).await? {
+        return Ok(object.bytes.to_vec());
+    }
+    if tile.is_partial() {
+        if let Some(object) = storage.get(&key(&tile.full().path())?).await? {
+            return Ok(match tile.kind {
+                TileKind::Hashes { .. } => object
+                    .bytes
+                    .get(..tile.hash_tile_len())
+                    .map(<[u8]>::to_vec)
+                    .ok_or_else(|| Error::corrupt("published tile", format!("{} is short", tile.full())))?,
+                TileKind::Entries => {
+                    let entries = bundle::decode(&object.bytes, None)?;
+                    let kept = entries.get(..tile.width as usize).ok_or_else(|| {
+                        Error::corrupt("published bundle", format!("{} is short", tile.full()))
+                    })?;
+                    bundle::encode(kept)?
+                }
+            });
+        }
+    }
+    Err(Error::corrupt(
+        "published tiles",
+        format!("{tile} is missing"),
+    ))
+}
+
+/// Rebuilds the right edge of the published tree of `tree_size` leaves.
+async fn read_right_edge(storage: &dyn Storage, tree_size: u64) -> Result<RightEdge, Error> {
+    let mut partial_tiles: Vec<Vec<Hash>> = Vec::new();
+    let mut partial_bundle = Vec::new();
+    for tile in RightEdge::tiles_needed(TILE_HEIGHT, tree_size) {
+        let data = read_tile(storage, &tile).await?;
+        match tile.kind {
+            TileKind::Hashes { level } => {
+                let level = usize::from(level);
+                if partial_tiles.len() <= level {
+                    partial_tiles.resize(level + 1, Vec::new());
+                }
+                partial_tiles[level] = tile.decode_hashes(&data)?;
+            }
+            TileKind::Entries => partial_bundle = data,
+        }
+    }
+    Ok(RightEdge::from_tiles(
+        TILE_HEIGHT,
+        tree_size,
+        partial_tiles,
+        partial_bundle,
+    )?)
+}
+
+/// Every leaf hash of the published tree, read from its level-0 tiles.
+pub async fn read_leaf_hashes(storage: &dyn Storage, tree_size: u64) -> Result<Vec<Hash>, Error> {
+    read_leaf_hashes_range(storage, 0, tree_size).await
+}
+
+/// The leaf hashes of leaves `[start, end)` of the published tree of at
+/// least `end` leaves.
+pub async fn read_leaf_hashes_range(
+    storage: &dyn Storage,
+    start: u64,
+    end: u64,
+) -> Result<Vec<Hash>, Error> {
+    if start >= end {
+        return Ok(Vec::new());
+    }
+    let width = u64::from(TILE_WIDTH);
+    let first_tile = start / width;
+    let last_tile = (end - 1) / width;
+    let tiles: Vec<Vec<Hash>> = futures::stream::iter((first_tile..=last_tile).map(|index| {
+        let tile = Tile::hashes(0, index, ((end - index * width).min(width)) as u32);
+        async move {
+            let data = read_tile(storage, &tile).await?;
+            Ok::<_, Error>(tile.decode_hashes(&data)?)
+        }
+    }))
+    .buffered(CONCURRENCY)
+    .try_collect()
+    .await?;
+    let skip = (start - first_tile * width) as usize;
+    Ok(tiles
+        .into_iter()
+        .flatten()
+        .skip(skip)
+        .take((end - start) as usize)
+        .collect())
+}
+
+/// Builds the inclusion proof of `index` in the published tree of
+/// `tree_size` leaves, reading only the tiles the proof needs.
+pub async fn prove_from_storage(
+    storage: &dyn Storage,
+    index: u64,
+    tree_size: u64,
+) -> Result<Vec<Hash>, Error> {
+    let plan = inclusion_plan(index, tree_size)?;
+    let tiles = tiles_for_nodes(TILE_HEIGHT, tree_size, &plan.nodes);
+    let fetched: Vec<(Tile, Vec<Hash>)> = futures::stream::iter(tiles.into_iter().map(|tile| async move {
+        let data = read_tile(storage, &tile).await?;
+        Ok::<_, Error>((tile, tile.decode_hashes(&data)?))
+    }))
+    .buffered(CONCURRENCY)
+    .try_collect()
+    .await?;
+    let mut set = TileSet::new(TILE_HEIGHT, tree_size);
+    for (tile, hashes) in fetched {
+        set.insert(&tile, hashes);
+    }
+    Ok(plan.execute(&set)?)
+}

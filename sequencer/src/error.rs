@@ -1,0 +1,54 @@
+//! The sequencer's error type. Each variant says what failed and what an
+//! operator can do about it.
+
+use crate::storage::StorageError;
+
+/// Errors of the sequencer: storage faults, state that does not verify, and
+/// losing the log to another sequencer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A storage operation failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+
+    /// A log format could not be parsed or produced.
+    #[error("log format: {0}")]
+    Format(#[from] stele_tiles::Error),
+
+    /// The lock object changed under us: another sequencer commits to this
+    /// log. This process must stop writing; the log does not fork.
+    #[error(
+        "another sequencer has taken over this log ({detail}); stopping without writing, \
+         so the log cannot fork"
+    )]
+    TakenOver { detail: String },
+
+    /// What storage holds does not verify: a checkpoint signed by another
+    /// key, tiles that do not hash to the committed root, a public
+    /// checkpoint ahead of the committed one.
+    #[error("log state in storage is inconsistent: {what}: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+
+    /// Bad configuration or key material.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// Whether the error must stop the sequencer rather than be retried.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            Error::Storage(err) => !err.is_retryable(),
+            Error::Format(_) | Error::TakenOver { .. } | Error::Corrupt { .. } => true,
+            Error::Config(_) => true,
+        }
+    }
+
+    pub(crate) fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> Error {
+        Error::Corrupt {
+            what,
+            detail: detail.to_string(),
+        }
+    }
+}

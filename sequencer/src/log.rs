@@ -1,0 +1,581 @@
+//! The log: a handle that takes submissions, and the one task that sequences
+//! them through the commit protocol (DESIGN.md, "The commit protocol").
+//!
+//! Submitters hand canonical entry bytes to [`Log::submit`]. Entries wait in
+//! a bounded pool; a full pool answers [`SubmitError::PoolFull`] at once
+//! (503 with `Retry-After` over HTTP) so memory never grows without bound.
+//! The sequencing task takes a batch when it holds `max_batch` entries or
+//! `batch_interval` has passed since its first entry, runs it through
+//! [`crate::commit`], and only then answers each submitter with its receipt.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use stele_tiles::Hash;
+use stele_tiles::checkpoint::Checkpoint;
+use stele_tiles::note::{NoteSigner, NoteVerifier};
+use stele_tiles::receipt::Receipt;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::commit::{self, Committed, LogState};
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::storage::Storage;
+
+/// Largest entry the log can hold (an entry bundle's uint16 length prefix).
+pub const MAX_ENTRY_SIZE: usize = stele_tiles::bundle::MAX_ENTRY_SIZE;
+
+/// How the log batches and what it signs.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// The checkpoint origin line.
+    pub origin: String,
+    /// Most new entries in one batch.
+    pub max_batch: usize,
+    /// Longest wait from a batch's first entry to its sequencing.
+    pub batch_interval: Duration,
+    /// Most entries waiting to be sequenced; beyond it submitters get
+    /// [`SubmitError::PoolFull`].
+    pub pool_size: usize,
+    /// Delete partial tiles and bundles once the full tile is published.
+    pub delete_partials: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            origin: "localhost/stele".into(),
+            max_batch: 4096,
+            batch_interval: Duration::from_millis(50),
+            pool_size: 65536,
+            delete_partials: false,
+        }
+    }
+}
+
+/// An accepted entry: its index and everything its receipt needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// Index of the entry in the log.
+    pub index: u64,
+    /// Whether the entry was already in the log (or earlier in the batch).
+    pub duplicate: bool,
+    /// Leaf hash of the entry.
+    pub leaf_hash: Hash,
+    /// The signed checkpoint the proof leads to.
+    pub checkpoint: Arc<Vec<u8>>,
+    /// The parsed checkpoint.
+    pub tree: Checkpoint,
+    /// Inclusion proof of the entry in `tree`.
+    pub proof: Vec<Hash>,
+}
+
+impl Accepted {
+    /// The c2sp.org/tlog-proof receipt.
+    pub fn receipt(&self) -> Receipt {
+        Receipt {
+            extra: None,
+            index: self.index,
+            proof: self.proof.clone(),
+            checkpoint: self.checkpoint.as_ref().clone(),
+        }
+    }
+}
+
+/// Why a submission was not accepted. Nothing was logged in any case but
+/// [`SubmitError::Unavailable`], where the entry may have been committed:
+/// submitting it again returns its index.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The pool is full: try again after the given time.
+    #[error("the log is busy: {pending} entries are waiting; retry after {retry_after:?}")]
+    PoolFull {
+        pending: usize,
+        retry_after: Duration,
+    },
+    /// The entry is larger than the log accepts.
+    #[error("entry of {length} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { length: usize, limit: usize },
+    /// The log is shutting down and takes no more entries.
+    #[error("the log is shutting down")]
+    ShuttingDown,
+    /// Storage failed; the entry may or may not be logged.
+    #[error("the log could not publish the entry: {0}; retry later")]
+    Unavailable(String),
+}
+
+struct Request {
+    entry: Vec<u8>,
+    leaf: Hash,
+    reply: oneshot::Sender<Result<Accepted, SubmitError>>,
+}
+
+/// What readers of the handle share with the sequencing task.
+#[derive(Debug)]
+struct Shared {
+    /// Leaf hash to index, for every entry in the published tree.
+    dedup: RwLock<HashMap<Hash, u64, foldhash::fast::RandomState>>,
+}
+
+/// The published state: the checkpoint every answer is proven against.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The signed checkpoint note.
+    pub note: Arc<Vec<u8>>,
+    /// Its parsed body.
+    pub checkpoint: Checkpoint,
+}
+
+/// A handle to a running log; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Log {
+    submissions: mpsc::Sender<Request>,
+    shared: Arc<Shared>,
+    published: watch::Receiver<Published>,
+    storage: Arc<dyn Storage>,
+    shutdown: Arc<tokio::sync::Notify>,
+    config: Arc<LogConfig>,
+    metrics: Metrics,
+}
+
+/// The sequencing task; run it with [`Sequencer::run`] (usually spawned).
+pub struct Sequencer {
+    requests: mpsc::Receiver<Request>,
+    shared: Arc<Shared>,
+    published: watch::Sender<Published>,
+    state: LogState,
+    storage: Arc<dyn Storage>,
+    signer: Arc<dyn NoteSigner>,
+    verifier: Arc<dyn NoteVerifier>,
+    shutdown: Arc<tokio::sync::Notify>,
+    config: Arc<LogConfig>,
+    metrics: Metrics,
+    /// The deduplication index holds every leaf below this size.
+    indexed_size: u64,
+}
+
+impl std::fmt::Debug for Sequencer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sequencer")
+            .field("tree_size", &self.state.edge.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Log {
+    /// Opens the log in `storage`: recovers whatever a crash left (finishing
+    /// publication of a committed batch), creates the log if the store is
+    /// empty, and rebuilds the deduplication index from the published
+    /// level-0 tiles. Returns the handle and the task to run.
+    pub async fn open(
+        storage: Arc<dyn Storage>,
+        signer: Arc<dyn NoteSigner>,
+        verifier: Arc<dyn NoteVerifier>,
+        config: LogConfig,
+        metrics: Metrics,
+    ) -> Result<(Log, Sequencer), Error> {
+        if config.max_batch == 0 || config.pool_size == 0 {
+            return Err(Error::Config(
+                "max_batch and pool_size must be at least 1".into(),
+            ));
+        }
+        let state = commit::recover(
+            storage.as_ref(),
+            &config.origin,
+            signer.as_ref(),
+            verifier.as_ref(),
+        )
+        .await?;
+        let started = Instant::now();
+        let leaves = commit::read_leaf_hashes(storage.as_ref(), state.edge.size()).await?;
+        let mut dedup = HashMap::with_capacity_and_hasher(
+            leaves.len().max(1024),
+            foldhash::fast::RandomState::default(),
+        );
+        for (index, leaf) in leaves.into_iter().enumerate() {
+            dedup.entry(leaf).or_insert(index as u64);
+        }
+        info!(
+            tree_size = state.edge.size(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "log opened; deduplication index rebuilt from level-0 tiles"
+        );
+        metrics.tree_size.set(state.edge.size() as i64);
+        let indexed_size = state.edge.size();
+        let shared = Arc::new(Shared {
+            dedup: RwLock::new(dedup),
+        });
+        let (submissions, requests) = mpsc::channel(config.pool_size);
+        let (published_tx, published_rx) = watch::channel(state.published.clone());
+        let shutdown = Arc::new(tokio::sync::Notify::new());
+        let config = Arc::new(config);
+        let log = Log {
+            submissions,
+            shared: shared.clone(),
+            published: published_rx,
+            storage: storage.clone(),
+            shutdown: shutdown.clone(),
+            config: config.clone(),
+            metrics: metrics.clone(),
+        };
+        let sequencer = Sequencer {
+            requests,
+            shared,
+            published: published_tx,
+            state,
+            storage,
+            signer,
+            verifier,
+            shutdown,
+            config,
+            metrics,
+            indexed_size,
+        };
+        Ok((log, sequencer))
+    }
+
+    /// The latest published checkpoint.
+    pub fn published(&self) -> Published {
+        self.published.borrow().clone()
+    }
+
+    /// The log's configuration.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// The storage the log publishes to.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Entries waiting to be sequenced.
+    pub fn pool_depth(&self) -> usize {
+        self.submissions.max_capacity() - self.submissions.capacity()
+    }
+
+    /// Asks the sequencer to stop taking entries, sequence and publish what
+    /// is pending, answer every waiting submitter, and return.
+    pub fn shutdown(&self) {
+        self.shutdown.notify_one();
+    }
+
+    /// The index of an entry already in the published tree, if any.
+    pub fn lookup(&self, leaf: &Hash) -> Option<u64> {
+        self.shared
+            .dedup
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(leaf)
+            .copied()
+    }
+
+    /// Logs `entry` (its canonical bytes) and waits for its receipt. An entry
+    /// already in the log gets its original index.
+    pub async fn submit(&self, entry: Vec<u8>) -> Result<Accepted, SubmitError> {
+        let received = Instant::now();
+        if entry.len() > MAX_ENTRY_SIZE {
+            return Err(SubmitError::TooLarge {
+                length: entry.len(),
+                limit: MAX_ENTRY_SIZE,
+            });
+        }
+        let leaf = stele_tiles::leaf_hash(&entry);
+        if let Some(index) = self.lookup(&leaf) {
+            self.metrics.submissions.with_label_values(&["duplicate"]).inc();
+            let result = prove_published(self.storage.as_ref(), &self.published(), index, leaf)
+                .await
+                .map_err(|err| SubmitError::Unavailable(err.to_string()));
+            self.metrics
+                .submit_seconds
+                .observe(received.elapsed().as_secs_f64());
+            return result;
+        }
+        let (reply, answer) = oneshot::channel();
+        let request = Request { entry, leaf, reply };
+        match self.submissions.try_send(request) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.metrics.submissions.with_label_values(&["pool_full"]).inc();
+                return Err(SubmitError::PoolFull {
+                    pending: self.pool_depth(),
+                    retry_after: self.retry_after(),
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err(SubmitError::ShuttingDown);
+            }
+        }
+        self.metrics.pool_depth.set(self.pool_depth() as i64);
+        let result = answer.await.unwrap_or(Err(SubmitError::ShuttingDown));
+        self.metrics
+            .submit_seconds
+            .observe(received.elapsed().as_secs_f64());
+        result
+    }
+
+    /// A hint for rejected submitters: about the time to drain the pool.
+    fn retry_after(&self) -> Duration {
+        let batches = self.pool_depth().div_ceil(self.config.max_batch).max(1) as u32;
+        (self.config.batch_interval * batches).max(Duration::from_secs(1))
+    }
+}
+
+/// Builds the answer for an entry already in the published tree, with a
+/// proof read from the published tiles.
+async fn prove_published(
+    storage: &dyn Storage,
+    published: &Published,
+    index: u64,
+    leaf: Hash,
+) -> Result<Accepted, Error> {
+    let proof = commit::prove_from_storage(storage, index, published.checkpoint.size).await?;
+    Ok(Accepted {
+        index,
+        duplicate: true,
+        leaf_hash: leaf,
+        checkpoint: published.note.clone(),
+        tree: published.checkpoint.clone(),
+        proof,
+    })
+}
+
+impl Sequencer {
+    /// Runs until [`Log::shutdown`] (returning `Ok` once everything pending
+    /// is published and answered) or a fatal error (another sequencer took
+    /// over, storage holds inconsistent state): then it stops writing and
+    /// returns the error, and the process should exit non-zero.
+    pub async fn run(mut self) -> Result<(), Error> {
+        let mut draining = false;
+        loop {
+            let first = if draining {
+                match self.requests.recv().await {
+                    Some(request) => request,
+                    None => return Ok(()),
+                }
+            } else {
+                tokio::select! {
+                    request = self.requests.recv() => match request {
+                        Some(request) => request,
+                        None => return Ok(()),
+                    },
+                    () = self.shutdown.notified() => {
+                        info!("shutting down: sequencing what is pending");
+                        self.requests.close();
+                        draining = true;
+                        continue;
+                    }
+                }
+            };
+            let mut batch = vec![first];
+            let deadline = tokio::time::Instant::now() + self.config.batch_interval;
+            while batch.len() < self.config.max_batch {
+                // Take what is already queued without waiting.
+                match self.requests.try_recv() {
+                    Ok(request) => {
+                        batch.push(request);
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Empty) => {}
+                }
+                if draining {
+                    break;
+                }
+                match tokio::time::timeout_at(deadline, self.requests.recv()).await {
+                    Ok(Some(request)) => batch.push(request),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            self.metrics
+                .pool_depth
+                .set(self.requests.len() as i64);
+            let span = info_span!("batch", size = batch.len(), tree_size = self.state.edge.size());
+            if let Err(err) = self.sequence(batch).instrument(span).await {
+                if err.is_fatal() {
+                    error!(%err, "sequencer stopping");
+                    return Err(err);
+                }
+                warn!(%err, "batch failed; recovering from storage");
+                self.recover_until_ok().await?;
+            }
+        }
+    }
+
+    /// Recovers from storage after a failed batch, retrying transient
+    /// faults with backoff; fatal faults end the sequencer.
+    async fn recover_until_ok(&mut self) -> Result<(), Error> {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match commit::recover(
+                self.storage.as_ref(),
+                &self.config.origin,
+                self.signer.as_ref(),
+                self.verifier.as_ref(),
+            )
+            .await
+            {
+                Ok(state) => {
+                    let committed = state.edge.size();
+                    if committed > self.indexed_size {
+                        // The failed batch did commit: learn its leaves.
+                        let leaves = commit::read_leaf_hashes_range(
+                            self.storage.as_ref(),
+                            self.indexed_size,
+                            committed,
+                        )
+                        .await?;
+                        let mut dedup = self
+                            .shared
+                            .dedup
+                            .write()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        for (offset, leaf) in leaves.into_iter().enumerate() {
+                            dedup
+                                .entry(leaf)
+                                .or_insert(self.indexed_size + offset as u64);
+                        }
+                        self.indexed_size = committed;
+                    }
+                    self.state = state;
+                    self.metrics.tree_size.set(committed as i64);
+                    let _ = self.published.send(self.state.published.clone());
+                    info!(tree_size = committed, "recovered");
+                    return Ok(());
+                }
+                Err(err) if err.is_fatal() => return Err(err),
+                Err(err) => {
+                    warn!(%err, ?delay, "recovery failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// One batch: deduplicate, run the commit protocol, answer.
+    async fn sequence(&mut self, batch: Vec<Request>) -> Result<(), Error> {
+        // Split into new entries and duplicates (of the log, or of an entry
+        // earlier in this batch).
+        let mut new_entries: Vec<Vec<u8>> = Vec::with_capacity(batch.len());
+        let mut new_waiters: Vec<Vec<Request>> = Vec::with_capacity(batch.len());
+        let mut logged: Vec<(Request, u64)> = Vec::new();
+        {
+            let dedup = self
+                .shared
+                .dedup
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut in_batch: HashMap<Hash, usize, foldhash::fast::RandomState> =
+                HashMap::with_capacity_and_hasher(batch.len(), Default::default());
+            for mut request in batch {
+                if let Some(&index) = dedup.get(&request.leaf) {
+                    logged.push((request, index));
+                } else if let Some(&position) = in_batch.get(&request.leaf) {
+                    new_waiters[position].push(request);
+                } else {
+                    in_batch.insert(request.leaf, new_entries.len());
+                    new_entries.push(std::mem::take(&mut request.entry));
+                    new_waiters.push(vec![request]);
+                }
+            }
+        }
+        self.metrics
+            .submissions
+            .with_label_values(&["duplicate"])
+            .inc_by(logged.len() as u64);
+
+        if new_entries.is_empty() {
+            self.answer_logged(logged);
+            return Ok(());
+        }
+        self.metrics.batch_size.observe(new_entries.len() as f64);
+        let result = commit::commit_batch(
+            self.storage.as_ref(),
+            &mut self.state,
+            &new_entries,
+            &self.config.origin,
+            self.signer.as_ref(),
+            self.config.delete_partials,
+            &self.metrics,
+        )
+        .await;
+        let committed: Committed = match result {
+            Ok(committed) => committed,
+            Err(err) => {
+                let message = err.to_string();
+                for request in new_waiters.into_iter().flatten() {
+                    let _ = request
+                        .reply
+                        .send(Err(SubmitError::Unavailable(message.clone())));
+                }
+                for (request, _) in logged {
+                    let _ = request
+                        .reply
+                        .send(Err(SubmitError::Unavailable(message.clone())));
+                }
+                return Err(err);
+            }
+        };
+
+        // Step 6, acknowledge: the batch is committed and published.
+        {
+            let mut dedup = self
+                .shared
+                .dedup
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (offset, leaf) in committed.integration.leaf_hashes.iter().enumerate() {
+                dedup.insert(*leaf, committed.integration.old_size + offset as u64);
+            }
+        }
+        self.indexed_size = committed.integration.new_size;
+        self.metrics.tree_size.set(committed.integration.new_size as i64);
+        self.metrics
+            .submissions
+            .with_label_values(&["new"])
+            .inc_by(new_entries.len() as u64);
+        let _ = self.published.send(self.state.published.clone());
+        let published = self.state.published.clone();
+        for (offset, waiters) in new_waiters.into_iter().enumerate() {
+            let index = committed.integration.old_size + offset as u64;
+            let proof = committed.integration.inclusion_proof(index);
+            for (position, request) in waiters.into_iter().enumerate() {
+                let answer = proof
+                    .clone()
+                    .map(|proof| Accepted {
+                        index,
+                        duplicate: position > 0,
+                        leaf_hash: request.leaf,
+                        checkpoint: published.note.clone(),
+                        tree: published.checkpoint.clone(),
+                        proof,
+                    })
+                    .map_err(|err| SubmitError::Unavailable(err.to_string()));
+                let _ = request.reply.send(answer);
+            }
+        }
+        self.answer_logged(logged);
+        Ok(())
+    }
+
+    /// Answers duplicates of entries already published, with proofs read
+    /// from storage, off the sequencing task.
+    fn answer_logged(&self, logged: Vec<(Request, u64)>) {
+        if logged.is_empty() {
+            return;
+        }
+        let storage = self.storage.clone();
+        let published = self.state.published.clone();
+        tokio::spawn(async move {
+            for (request, index) in logged {
+                let answer = prove_published(storage.as_ref(), &published, index, request.leaf)
+                    .await
+                    .map_err(|err| SubmitError::Unavailable(err.to_string()));
+                let _ = request.reply.send(answer);
+            }
+        });
+    }
+}

@@ -1,0 +1,119 @@
+//! Prometheus metrics of the sequencer, kept in a private registry and
+//! rendered in the text exposition format at `GET /metrics`.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every metric the sequencer exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Entries sequenced per batch (new entries only).
+    pub batch_size: Histogram,
+    /// Time per commit-protocol phase of a batch.
+    pub batch_phase_seconds: HistogramVec,
+    /// Submission to receipt, as a submitter waits for it.
+    pub submit_seconds: Histogram,
+    /// Storage operations by operation and outcome.
+    pub storage_operations: IntCounterVec,
+    /// Storage operation latency by operation.
+    pub storage_seconds: HistogramVec,
+    /// Submissions by outcome (`new`, `duplicate`, `pool_full`, `rejected`, ...).
+    pub submissions: IntCounterVec,
+    /// Entries waiting in the pool.
+    pub pool_depth: IntGauge,
+    /// Size of the last published tree.
+    pub tree_size: IntGauge,
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Metrics {
+        let registry = Registry::new_custom(Some("stele".into()), None)
+            .unwrap_or_else(|_| Registry::new());
+        let latency = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        let batch_size = Histogram::with_opts(
+            HistogramOpts::new("batch_size", "New entries sequenced per batch").buckets(vec![
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
+            ]),
+        )
+        .expect("static metric definition");
+        let batch_phase_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "batch_phase_seconds",
+                "Time per commit-protocol phase of a batch",
+            )
+            .buckets(latency.clone()),
+            &["phase"],
+        )
+        .expect("static metric definition");
+        let submit_seconds = Histogram::with_opts(
+            HistogramOpts::new("submit_seconds", "Time from submission to receipt")
+                .buckets(latency.clone()),
+        )
+        .expect("static metric definition");
+        let storage_operations = IntCounterVec::new(
+            Opts::new("storage_operations_total", "Storage operations by outcome"),
+            &["operation", "outcome"],
+        )
+        .expect("static metric definition");
+        let storage_seconds = HistogramVec::new(
+            HistogramOpts::new("storage_seconds", "Storage operation latency").buckets(latency),
+            &["operation"],
+        )
+        .expect("static metric definition");
+        let submissions = IntCounterVec::new(
+            Opts::new("submissions_total", "Submissions by outcome"),
+            &["outcome"],
+        )
+        .expect("static metric definition");
+        let pool_depth = IntGauge::new("pool_depth", "Entries waiting to be sequenced")
+            .expect("static metric definition");
+        let tree_size = IntGauge::new("tree_size", "Size of the last published tree")
+            .expect("static metric definition");
+        for collector in [
+            Box::new(batch_size.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(batch_phase_seconds.clone()),
+            Box::new(submit_seconds.clone()),
+            Box::new(storage_operations.clone()),
+            Box::new(storage_seconds.clone()),
+            Box::new(submissions.clone()),
+            Box::new(pool_depth.clone()),
+            Box::new(tree_size.clone()),
+        ] {
+            // Names are distinct and static, so registration cannot fail.
+            let _ = registry.register(collector);
+        }
+        Metrics {
+            registry,
+            batch_size,
+            batch_phase_seconds,
+            submit_seconds,
+            storage_operations,
+            storage_seconds,
+            submissions,
+            pool_depth,
+            tree_size,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let encoder = TextEncoder::new();
+        if encoder.encode(&self.registry.gather(), &mut buffer).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
