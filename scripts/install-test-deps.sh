@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs the tools the test suites need beyond the Rust toolchain.
+#
+# Idempotent: each step checks what is already there and installs only what
+# is missing. Runs as root (CI and the development machines do); uses Debian
+# packages only, and runs `apt-get update` at most once, only when something
+# has to be installed.
+#
+# Steps are functions so that more can be added (one function per tool) and
+# called from `main` at the bottom.
+set -euo pipefail
+
+APT_UPDATED=0
+
+# apt_install PACKAGE...: installs Debian packages, updating the package
+# lists first (once per run).
+apt_install() {
+    if [[ "$APT_UPDATED" -eq 0 ]]; then
+        apt-get update -qq
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# Where Debian's golang-golang-x-mod-dev puts its sources (a GOPATH tree).
+GO_SUMDB_DIR=/usr/share/gocode/src/golang.org/x/mod/sumdb
+
+# install_go: the Go toolchain and golang.org/x/mod's sumdb/{tlog,note}, for
+# tiles/tests/go_interop.rs, which checks stele-tiles against Go's
+# independent implementation. The Go program is built offline
+# (GO111MODULE=off GOPATH=/usr/share/gocode), so no module proxy is needed.
+install_go() {
+    local missing=()
+    if ! command -v go >/dev/null 2>&1; then
+        missing+=(golang-go)
+    fi
+    if [[ ! -f "$GO_SUMDB_DIR/tlog/tlog.go" || ! -f "$GO_SUMDB_DIR/note/note.go" ]]; then
+        missing+=(golang-golang-x-mod-dev)
+    fi
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        echo "install-test-deps: installing ${missing[*]}"
+        apt_install "${missing[@]}"
+    fi
+    go version
+}
+
+main() {
+    install_go
+}
+
+main "$@"
