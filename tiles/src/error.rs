@@ -113,6 +113,9 @@ pub enum Error {
     /// lines of the whole note from 1.
     #[error("signature on line {line} of the note is malformed: {reason}")]
     NoteSignatureLine { line: usize, reason: &'static str },
+    /// A signature to add to a note has no bytes after its key ID.
+    #[error("signature by key {name} is empty")]
+    NoteSignatureEmpty { name: String },
     /// A signature from a trusted key (matching name and key ID) does not
     /// verify.
     #[error("signature by trusted key {name}+{key_id:08x} does not verify")]
@@ -139,7 +142,11 @@ pub enum Error {
     },
     /// A key text names a signature type this key kind does not use.
     #[error("key {name} has signature type {found:#04x}, expected {expected:#04x}")]
-    KeyAlgorithm { name: String, expected: u8, found: u8 },
+    KeyAlgorithm {
+        name: String,
+        expected: u8,
+        found: u8,
+    },
     /// Key material (raw bytes, DER or PEM) could not be decoded.
     #[error("invalid {kind} key material: {reason}")]
     KeyMaterial { kind: &'static str, reason: String },
@@ -171,7 +178,9 @@ pub enum Error {
     #[error("invalid witness policy: {reason}")]
     WitnessPolicy { reason: String },
     /// Fewer valid cosignatures than the witness policy requires.
-    #[error("note has valid cosignatures from {verified} witnesses, policy requires {required} ({invalid} invalid cosignatures from known witnesses)")]
+    #[error(
+        "note has valid cosignatures from {verified} witnesses, policy requires {required} ({invalid} invalid cosignatures from known witnesses)"
+    )]
     WitnessThreshold {
         required: usize,
         verified: usize,
