@@ -1,8 +1,11 @@
 //! The Stele sequencer: the only writer of a log. See DESIGN.md for the
 //! commit protocol it follows; formats come from `stele-tiles`.
 
+pub mod api;
 pub mod commit;
+pub mod config;
 mod error;
+pub mod keyfile;
 pub mod log;
 pub mod metrics;
 pub mod staging;

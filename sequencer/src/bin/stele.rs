@@ -1,0 +1,253 @@
+//! `stele`: run a Stele transparency log.
+//!
+//! - `stele keygen --origin ORIGIN --out DIR` writes `DIR/log.key` (mode
+//!   0600) and `DIR/log.vkey`, and prints the verifier key.
+//! - `stele serve [--data DIR] [options]` runs the log: the sequencer and
+//!   its HTTP API; see `stele serve --help` and [`stele_sequencer::config`].
+//!
+//! On SIGTERM or Ctrl-C, `serve` stops accepting connections, sequences and
+//! publishes what is pending, answers every waiting submitter and exits 0.
+//! If the sequencer stops on its own (another sequencer took the log over,
+//! storage holds state that does not verify), it exits 1 with the reason.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use stele_sequencer::api::{self, Api, ApiConfig};
+use stele_sequencer::config::{Config, KEY_FILE, ServeArgs, StorageConfig, VKEY_FILE};
+use stele_sequencer::metrics::Metrics;
+use stele_sequencer::storage::Storage;
+use stele_sequencer::storage::fs::FsStorage;
+use stele_sequencer::storage::s3::{self, S3Storage};
+use stele_sequencer::{Error, Log, keyfile};
+use stele_tiles::note::NoteSigner;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info, warn};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(name = "stele", version, about = "A static tiled transparency log")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a log key: DIR/log.key (private, mode 0600) and DIR/log.vkey.
+    /// Prints the verifier key, which clients use to check checkpoints.
+    Keygen {
+        /// The log's origin (checkpoint first line and key name), e.g.
+        /// example.com/log.
+        #[arg(long)]
+        origin: String,
+        /// Folder to write log.key and log.vkey to (usually the data folder).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Run the log: sequence submissions and serve the HTTP API. With only
+    /// --data it is a complete log in that folder, serving both the
+    /// submission API and the read paths (checkpoint, tile/...).
+    ///
+    /// HTTP API: POST /add (raw entry bytes, Content-Type
+    /// application/octet-stream or none) answers a c2sp.org/tlog-proof
+    /// receipt; GET /healthz; GET /metrics; GET /checkpoint, /tile/... and
+    /// the same under /api/v2/ (filesystem backend only).
+    Serve(Box<ServeArgs>),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keygen { origin, out } => keygen(&origin, &out),
+        Command::Serve(args) => match args.load() {
+            Ok(config) => {
+                init_tracing(config.log_level.as_deref());
+                run_serve(config)
+            }
+            Err(err) => Err(err),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("stele: error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn keygen(origin: &str, out: &std::path::Path) -> Result<(), Error> {
+    let signer = keyfile::generate(origin, &out.join(KEY_FILE), &out.join(VKEY_FILE))?;
+    eprintln!(
+        "wrote {} (keep it secret) and {}",
+        out.join(KEY_FILE).display(),
+        out.join(VKEY_FILE).display()
+    );
+    println!("{}", signer.verifier().to_text());
+    Ok(())
+}
+
+fn init_tracing(level: Option<&str>) {
+    let filter = match level {
+        Some(level) => EnvFilter::try_new(level).ok(),
+        None => EnvFilter::try_from_default_env().ok(),
+    }
+    .unwrap_or_else(|| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run_serve(config: Config) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Error::Config(format!("cannot start the async runtime: {err}")))?;
+    runtime.block_on(serve(config))
+}
+
+async fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, Error> {
+    match config.storage() {
+        StorageConfig::Filesystem { root } => {
+            let storage = FsStorage::open(&root).await?;
+            info!(folder = %root.display(), "log stored in a folder");
+            Ok(Arc::new(storage))
+        }
+        StorageConfig::S3(options) => {
+            let mut s3_config = s3::S3Config::new(options.bucket.clone());
+            s3_config.endpoint_url = options.endpoint.clone();
+            if let Some(region) = &options.region {
+                s3_config.region = region.clone();
+            }
+            s3_config.force_path_style = options.path_style;
+            // The backend prepends the prefix verbatim; a prefix names a
+            // folder, so it ends in '/'.
+            s3_config.key_prefix = match options.prefix.as_deref().map(|p| p.trim_matches('/')) {
+                None | Some("") => String::new(),
+                Some(prefix) => format!("{prefix}/"),
+            };
+            let storage = S3Storage::connect(s3_config).await;
+            storage.check_conditional_writes().await?;
+            info!(bucket = %options.bucket, endpoint = ?options.endpoint, "log stored in S3");
+            Ok(Arc::new(storage))
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), Error> {
+    // The folder lock is taken first, so two processes cannot both create
+    // a key for one folder.
+    let storage = open_storage(&config).await?;
+    let key = keyfile::load_or_create(
+        &config.key_path(),
+        &config.vkey_path(),
+        config.origin.as_deref(),
+    )?;
+    let verifier = key.signer.verifier();
+    let origin = key.signer.name().to_owned();
+    if key.created {
+        info!(path = %config.key_path().display(), %origin, "created a new log key");
+        // The verifier key on stdout, for whoever set the log up.
+        println!("{}", verifier.to_text());
+    }
+    info!(verifier_key = %verifier.to_text(), vkey = %config.vkey_path().display(), "log key");
+
+    let metrics = Metrics::new();
+    let (log, sequencer) = Log::open(
+        storage,
+        Arc::new(key.signer),
+        Arc::new(verifier),
+        config.log_config(origin),
+        metrics.clone(),
+    )
+    .await?;
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|err| Error::Config(format!("cannot listen on {}: {err}", config.listen)))?;
+    let address = listener
+        .local_addr()
+        .map_err(|err| Error::Config(format!("cannot listen on {}: {err}", config.listen)))?;
+    let serve_reads = matches!(config.storage(), StorageConfig::Filesystem { .. });
+    let api = Api::new(
+        log.clone(),
+        metrics,
+        ApiConfig {
+            max_entry_size: config.max_entry_size,
+            opaque: !config.no_opaque,
+            serve_reads,
+            max_connections: config.max_connections,
+            header_timeout: config.header_timeout,
+            body_timeout: config.body_timeout,
+            request_timeout: config.request_timeout,
+            shutdown_timeout: config.shutdown_timeout,
+        },
+    );
+    let stop_accepting = Arc::new(tokio::sync::Notify::new());
+    let server = tokio::spawn(api::serve(listener, api.clone(), {
+        let stop_accepting = stop_accepting.clone();
+        async move { stop_accepting.notified().await }
+    }));
+    let mut sequencer = tokio::spawn(sequencer.run());
+    info!(
+        tree_size = log.published().checkpoint.size,
+        opaque = !config.no_opaque,
+        read_paths = serve_reads,
+        "listening on http://{address}"
+    );
+    // A line tests and scripts can wait for (the port may have been 0).
+    println!("listening on http://{address}");
+
+    let mut terminate = signal(SignalKind::terminate())
+        .map_err(|err| Error::Config(format!("cannot handle SIGTERM: {err}")))?;
+    let outcome = tokio::select! {
+        _ = terminate.recv() => Shutdown::Signal("SIGTERM"),
+        _ = tokio::signal::ctrl_c() => Shutdown::Signal("SIGINT"),
+        result = &mut sequencer => Shutdown::SequencerEnded(result),
+    };
+    let result = match outcome {
+        Shutdown::Signal(name) => {
+            info!(signal = name, "shutting down: publishing pending entries");
+            api.shutting_down();
+            // Stop accepting first, so nothing new arrives, then let the
+            // sequencer drain the pool; open requests get their receipts.
+            stop_accepting.notify_one();
+            log.shutdown();
+            let result = sequencer.await;
+            api.sequencer_stopped();
+            result
+        }
+        Shutdown::SequencerEnded(result) => {
+            api.sequencer_stopped();
+            stop_accepting.notify_one();
+            result
+        }
+    };
+    if server.await.is_err() {
+        warn!("the HTTP server task failed");
+    }
+    match result {
+        Ok(Ok(())) => {
+            info!(
+                tree_size = log.published().checkpoint.size,
+                "stopped cleanly"
+            );
+            Ok(())
+        }
+        Ok(Err(err)) => {
+            error!(%err, "the sequencer stopped");
+            Err(err)
+        }
+        Err(join) => Err(Error::Config(format!("the sequencer task failed: {join}"))),
+    }
+}
+
+enum Shutdown {
+    Signal(&'static str),
+    SequencerEnded(Result<Result<(), Error>, tokio::task::JoinError>),
+}

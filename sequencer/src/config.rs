@@ -1,0 +1,553 @@
+//! Configuration of `stele serve`: one typed struct, read from a TOML file,
+//! overridden by `STELE_*` environment variables, then by flags (STYLE.md,
+//! habit 9).
+//!
+//! Every option has the same name in all three places: the file key
+//! `max_batch` is the environment variable `STELE_MAX_BATCH` and the flag
+//! `--max-batch`. clap merges flags over the environment (each flag is
+//! declared with `env = "STELE_..."` and is an `Option`, so "not given" is
+//! visible), and [`ServeArgs::apply`] merges that over the file's values.
+//! Every option has a default that runs: `stele serve` alone is a log in
+//! `./stele-data` on `127.0.0.1:8080`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::error::Error;
+use crate::log::{LogConfig, MAX_ENTRY_SIZE};
+
+/// Origin of a new log when none is configured and no key exists yet.
+pub const DEFAULT_ORIGIN: &str = "localhost/stele";
+/// Data folder when none is configured.
+pub const DEFAULT_DATA_DIR: &str = "stele-data";
+/// Name of the private key file in the data folder.
+pub const KEY_FILE: &str = "log.key";
+/// Name of the verifier key file in the data folder.
+pub const VKEY_FILE: &str = "log.vkey";
+
+/// Everything `stele serve` can be told. Field names are the TOML keys.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Folder of the log (filesystem backend) and default home of the key.
+    pub data: PathBuf,
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Checkpoint origin (and key name). `None`: the name in the existing
+    /// key file, else [`DEFAULT_ORIGIN`] for a new key.
+    pub origin: Option<String>,
+    /// Private key file (Go's `PRIVATE+KEY+...` text). `None`: `DATA/log.key`.
+    pub key: Option<PathBuf>,
+    /// Most new entries in one batch.
+    pub max_batch: usize,
+    /// Longest wait from a batch's first entry to its sequencing.
+    #[serde(deserialize_with = "human_duration")]
+    pub batch_interval: Duration,
+    /// Most entries waiting to be sequenced; beyond it `POST /add` answers
+    /// 503 with `Retry-After`.
+    pub pool_size: usize,
+    /// Largest body `POST /add` accepts, at most 65535 (an entry bundle's
+    /// uint16 length prefix).
+    pub max_entry_size: usize,
+    /// Turn off the opaque entry kind (`POST /add`).
+    pub no_opaque: bool,
+    /// Most open HTTP connections; further ones are answered 503 and closed.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (also the idle
+    /// keep-alive limit).
+    #[serde(deserialize_with = "human_duration")]
+    pub header_timeout: Duration,
+    /// Time a client has to send a request body; slower uploads get 408.
+    #[serde(deserialize_with = "human_duration")]
+    pub body_timeout: Duration,
+    /// Longest a submitter waits for its receipt after the body arrived.
+    #[serde(deserialize_with = "human_duration")]
+    pub request_timeout: Duration,
+    /// Longest the shutdown waits for open connections after the sequencer
+    /// has published and answered everything pending.
+    #[serde(deserialize_with = "human_duration")]
+    pub shutdown_timeout: Duration,
+    /// Delete partial tiles and bundles once their full tile is published.
+    pub delete_partials: bool,
+    /// Log filter (`info`, `debug`, `stele_sequencer=trace`, ...). `None`:
+    /// `RUST_LOG`, else `info`.
+    pub log_level: Option<String>,
+    /// S3 bucket; when set the log lives in S3 instead of the data folder
+    /// and only the submission API is served.
+    pub s3_bucket: Option<String>,
+    /// S3 endpoint URL (MinIO, SeaweedFS, ...); `None`: AWS.
+    pub s3_endpoint: Option<String>,
+    /// S3 region; `None`: the AWS default chain.
+    pub s3_region: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), which most
+    /// self-hosted stores need.
+    pub s3_path_style: bool,
+    /// Key prefix of the log inside the bucket.
+    pub s3_prefix: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let log = LogConfig::default();
+        Config {
+            data: PathBuf::from(DEFAULT_DATA_DIR),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            origin: None,
+            key: None,
+            max_batch: log.max_batch,
+            batch_interval: log.batch_interval,
+            pool_size: log.pool_size,
+            max_entry_size: MAX_ENTRY_SIZE,
+            no_opaque: false,
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(30),
+            delete_partials: false,
+            log_level: None,
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_path_style: false,
+            s3_prefix: None,
+        }
+    }
+}
+
+/// Where the log is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// The data folder (the self-hosted default).
+    Filesystem { root: PathBuf },
+    /// An S3-compatible bucket.
+    S3(S3Config),
+}
+
+/// The S3 options, once a bucket is configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Config {
+    pub bucket: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: bool,
+    pub prefix: Option<String>,
+}
+
+impl Config {
+    /// Reads a TOML configuration file.
+    pub fn from_file(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            Error::Config(format!("cannot read config file {}: {err}", path.display()))
+        })?;
+        Config::from_toml(&text)
+            .map_err(|err| Error::Config(format!("config file {}: {err}", path.display())))
+    }
+
+    /// Parses TOML text; unknown keys are errors.
+    pub fn from_toml(text: &str) -> Result<Config, Error> {
+        toml::from_str(text).map_err(|err| Error::Config(err.to_string()))
+    }
+
+    /// Checks the values that have limits, naming the option at fault.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad =
+            |option: &str, problem: String| Err(Error::Config(format!("{option}: {problem}")));
+        if self.max_entry_size == 0 || self.max_entry_size > MAX_ENTRY_SIZE {
+            return bad(
+                "max_entry_size",
+                format!(
+                    "{} is out of range 1..={MAX_ENTRY_SIZE} (an entry bundle stores lengths as uint16)",
+                    self.max_entry_size
+                ),
+            );
+        }
+        for (option, value) in [
+            ("max_batch", self.max_batch),
+            ("pool_size", self.pool_size),
+            ("max_connections", self.max_connections),
+        ] {
+            if value == 0 {
+                return bad(option, "must be at least 1".into());
+            }
+        }
+        if self.batch_interval < Duration::from_millis(1)
+            || self.batch_interval > Duration::from_secs(60)
+        {
+            return bad(
+                "batch_interval",
+                format!(
+                    "{} is out of range 1ms..=60s",
+                    humantime::format_duration(self.batch_interval)
+                ),
+            );
+        }
+        for (option, value) in [
+            ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
+            ("request_timeout", self.request_timeout),
+            ("shutdown_timeout", self.shutdown_timeout),
+        ] {
+            if value.is_zero() {
+                return bad(option, "must be longer than zero".into());
+            }
+        }
+        if let Some(origin) = &self.origin {
+            stele_tiles::note::validate_key_name(origin)
+                .map_err(|err| Error::Config(format!("origin {origin:?}: {err}")))?;
+        }
+        if self.s3_bucket.is_none() {
+            for (option, set) in [
+                ("s3_endpoint", self.s3_endpoint.is_some()),
+                ("s3_region", self.s3_region.is_some()),
+                ("s3_prefix", self.s3_prefix.is_some()),
+                ("s3_path_style", self.s3_path_style),
+            ] {
+                if set {
+                    return bad(option, "is set but s3_bucket is not".into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The private key file.
+    pub fn key_path(&self) -> PathBuf {
+        self.key.clone().unwrap_or_else(|| self.data.join(KEY_FILE))
+    }
+
+    /// The verifier key file written beside the log.
+    pub fn vkey_path(&self) -> PathBuf {
+        self.data.join(VKEY_FILE)
+    }
+
+    /// Where the log is stored.
+    pub fn storage(&self) -> StorageConfig {
+        match &self.s3_bucket {
+            Some(bucket) => StorageConfig::S3(S3Config {
+                bucket: bucket.clone(),
+                endpoint: self.s3_endpoint.clone(),
+                region: self.s3_region.clone(),
+                path_style: self.s3_path_style,
+                prefix: self.s3_prefix.clone(),
+            }),
+            None => StorageConfig::Filesystem {
+                root: self.data.clone(),
+            },
+        }
+    }
+
+    /// The log's batching options, for `origin` (resolved with the key).
+    pub fn log_config(&self, origin: String) -> LogConfig {
+        LogConfig {
+            origin,
+            max_batch: self.max_batch,
+            batch_interval: self.batch_interval,
+            pool_size: self.pool_size,
+            delete_partials: self.delete_partials,
+        }
+    }
+}
+
+fn human_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text)
+        .map_err(|err| serde::de::Error::custom(format!("{text:?} is not a duration: {err}")))
+}
+
+fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("{text:?} is not a boolean (true or false)")),
+    }
+}
+
+/// Options of `stele serve`. Each overrides the config file's value of the
+/// same name; each can also be given as the environment variable shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+#[command(
+    after_help = "Precedence: defaults < --config file < STELE_* environment < flags.\n\
+                  Durations are written like 10ms, 2s, 1m. Boolean options take an optional \
+                  value: --no-opaque, --no-opaque=false, STELE_NO_OPAQUE=true."
+)]
+pub struct ServeArgs {
+    /// TOML file with any of the options below (keys as the flags, with `_`:
+    /// max_batch = 1024); unknown keys are errors.
+    #[arg(long, env = "STELE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Folder of the log (filesystem backend) and of log.key / log.vkey.
+    /// [default: ./stele-data]
+    #[arg(long, env = "STELE_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// Address to serve HTTP on. [default: 127.0.0.1:8080]
+    #[arg(long, env = "STELE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Checkpoint origin and key name of a new log, e.g. example.com/log;
+    /// it must be unique to this log. [default: the name in the existing
+    /// key, else localhost/stele]
+    #[arg(long, env = "STELE_ORIGIN")]
+    pub origin: Option<String>,
+
+    /// Private key file (PRIVATE+KEY+... as `stele keygen` writes it); created
+    /// on first start if missing. [default: DATA/log.key]
+    #[arg(long, env = "STELE_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    /// Most new entries in one batch. [default: 4096]
+    #[arg(long, env = "STELE_MAX_BATCH", value_name = "N")]
+    pub max_batch: Option<usize>,
+
+    /// Longest wait from a batch's first entry to its sequencing, 1ms..=60s.
+    /// [default: 50ms]
+    #[arg(long, env = "STELE_BATCH_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub batch_interval: Option<Duration>,
+
+    /// Most entries waiting to be sequenced; beyond it submissions get 503
+    /// with Retry-After. [default: 65536]
+    #[arg(long, env = "STELE_POOL_SIZE", value_name = "N")]
+    pub pool_size: Option<usize>,
+
+    /// Largest entry POST /add accepts, 1..=65535 bytes. [default: 65535]
+    #[arg(long, env = "STELE_MAX_ENTRY_SIZE", value_name = "BYTES")]
+    pub max_entry_size: Option<usize>,
+
+    /// Turn off the opaque entry kind (POST /add answers 404).
+    #[arg(long, env = "STELE_NO_OPAQUE", value_name = "BOOL", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", value_parser = parse_bool)]
+    pub no_opaque: Option<bool>,
+
+    /// Most open HTTP connections; further ones get 503 and are closed.
+    /// [default: 1024]
+    #[arg(long, env = "STELE_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Time a client has to send request headers; also how long an idle
+    /// keep-alive connection is kept. [default: 10s]
+    #[arg(long, env = "STELE_HEADER_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub header_timeout: Option<Duration>,
+
+    /// Time a client has to send a request body; slower uploads get 408.
+    /// [default: 10s]
+    #[arg(long, env = "STELE_BODY_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub body_timeout: Option<Duration>,
+
+    /// Longest a submitter waits for its receipt; after it, 503 (the entry
+    /// may still be logged: submit it again for its receipt). [default: 60s]
+    #[arg(long, env = "STELE_REQUEST_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub request_timeout: Option<Duration>,
+
+    /// On SIGTERM, longest wait for open connections once everything
+    /// pending is published. [default: 30s]
+    #[arg(long, env = "STELE_SHUTDOWN_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Option<Duration>,
+
+    /// Delete partial tiles and bundles once their full tile is published.
+    #[arg(long, env = "STELE_DELETE_PARTIALS", value_name = "BOOL", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", value_parser = parse_bool)]
+    pub delete_partials: Option<bool>,
+
+    /// Log filter, e.g. info, debug, stele_sequencer=trace. [default:
+    /// RUST_LOG, else info]
+    #[arg(long, env = "STELE_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    /// Store the log in this S3 bucket instead of the data folder; only the
+    /// submission API, /healthz and /metrics are served (readers use the
+    /// bucket). Credentials come from the usual AWS chain.
+    #[arg(long, env = "STELE_S3_BUCKET", value_name = "BUCKET")]
+    pub s3_bucket: Option<String>,
+
+    /// S3 endpoint URL, for MinIO, SeaweedFS and other S3-compatible stores.
+    /// [default: AWS]
+    #[arg(long, env = "STELE_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region. [default: from the AWS environment]
+    #[arg(long, env = "STELE_S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
+
+    /// Use path-style S3 addressing (endpoint/bucket/key), as most
+    /// self-hosted stores need.
+    #[arg(long, env = "STELE_S3_PATH_STYLE", value_name = "BOOL", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", value_parser = parse_bool)]
+    pub s3_path_style: Option<bool>,
+
+    /// Key prefix of the log inside the bucket, e.g. logs/main.
+    #[arg(long, env = "STELE_S3_PREFIX", value_name = "PREFIX")]
+    pub s3_prefix: Option<String>,
+}
+
+impl ServeArgs {
+    /// The configuration: defaults, then the `--config` file, then these
+    /// arguments (which clap already merged over the environment), validated.
+    pub fn load(&self) -> Result<Config, Error> {
+        let file = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        let config = self.apply(file);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Overrides `config` with every option given here.
+    pub fn apply(&self, mut config: Config) -> Config {
+        fn set<T: Clone>(target: &mut T, value: &Option<T>) {
+            if let Some(value) = value {
+                *target = value.clone();
+            }
+        }
+        fn set_some<T: Clone>(target: &mut Option<T>, value: &Option<T>) {
+            if value.is_some() {
+                target.clone_from(value);
+            }
+        }
+        set(&mut config.data, &self.data);
+        set(&mut config.listen, &self.listen);
+        set_some(&mut config.origin, &self.origin);
+        set_some(&mut config.key, &self.key);
+        set(&mut config.max_batch, &self.max_batch);
+        set(&mut config.batch_interval, &self.batch_interval);
+        set(&mut config.pool_size, &self.pool_size);
+        set(&mut config.max_entry_size, &self.max_entry_size);
+        set(&mut config.no_opaque, &self.no_opaque);
+        set(&mut config.max_connections, &self.max_connections);
+        set(&mut config.header_timeout, &self.header_timeout);
+        set(&mut config.body_timeout, &self.body_timeout);
+        set(&mut config.request_timeout, &self.request_timeout);
+        set(&mut config.shutdown_timeout, &self.shutdown_timeout);
+        set(&mut config.delete_partials, &self.delete_partials);
+        set_some(&mut config.log_level, &self.log_level);
+        set_some(&mut config.s3_bucket, &self.s3_bucket);
+        set_some(&mut config.s3_endpoint, &self.s3_endpoint);
+        set_some(&mut config.s3_region, &self.s3_region);
+        set(&mut config.s3_path_style, &self.s3_path_style);
+        set_some(&mut config.s3_prefix, &self.s3_prefix);
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> ServeArgs {
+        let mut argv = vec!["stele"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv) {
+            Ok(cli) => cli.serve,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    #[test]
+    fn defaults_run() {
+        let config = Config::default();
+        config.validate().expect("defaults are valid");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.max_entry_size, 65535);
+        assert_eq!(config.batch_interval, Duration::from_millis(50));
+        assert_eq!(config.key_path(), Path::new("stele-data/log.key"));
+        assert_eq!(
+            config.storage(),
+            StorageConfig::Filesystem {
+                root: PathBuf::from("stele-data")
+            }
+        );
+    }
+
+    #[test]
+    fn file_values_are_read() {
+        let config = Config::from_toml(
+            r#"
+            data = "/var/lib/stele"
+            listen = "0.0.0.0:9000"
+            origin = "example.com/log"
+            batch_interval = "10ms"
+            max_batch = 256
+            no_opaque = true
+            s3_bucket = "logs"
+            s3_path_style = true
+            "#,
+        )
+        .expect("valid file");
+        config.validate().expect("valid values");
+        assert_eq!(config.data, Path::new("/var/lib/stele"));
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.origin.as_deref(), Some("example.com/log"));
+        assert_eq!(config.batch_interval, Duration::from_millis(10));
+        assert_eq!(config.max_batch, 256);
+        assert!(config.no_opaque);
+        assert!(
+            matches!(config.storage(), StorageConfig::S3(s3) if s3.bucket == "logs" && s3.path_style)
+        );
+        // Unset keys keep their defaults.
+        assert_eq!(config.pool_size, Config::default().pool_size);
+    }
+
+    #[test]
+    fn unknown_and_malformed_keys_are_rejected() {
+        let err = Config::from_toml("max_bacth = 3").expect_err("typo");
+        assert!(err.to_string().contains("max_bacth"), "{err}");
+        let err = Config::from_toml("batch_interval = \"soon\"").expect_err("bad duration");
+        assert!(err.to_string().contains("soon"), "{err}");
+        let err = Config::from_toml("max_batch = \"many\"").expect_err("bad type");
+        assert!(err.to_string().contains("max_batch"), "{err}");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file =
+            Config::from_toml("max_batch = 8\npool_size = 9\nno_opaque = true").expect("valid");
+        let args = parse(&[
+            "--max-batch",
+            "16",
+            "--no-opaque=false",
+            "--batch-interval",
+            "10ms",
+        ]);
+        let config = args.apply(file);
+        assert_eq!(config.max_batch, 16, "flag beats file");
+        assert_eq!(config.pool_size, 9, "file beats default");
+        assert!(!config.no_opaque, "explicit false beats file");
+        assert_eq!(config.batch_interval, Duration::from_millis(10));
+        let bare = parse(&["--no-opaque", "--delete-partials"]);
+        assert_eq!(bare.no_opaque, Some(true));
+        assert_eq!(bare.delete_partials, Some(true));
+        assert_eq!(parse(&[]), ServeArgs::default());
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_option() {
+        type Breakage = fn(&mut Config);
+        let cases: [(&str, Breakage); 7] = [
+            ("max_entry_size", |c| c.max_entry_size = 65536),
+            ("max_entry_size", |c| c.max_entry_size = 0),
+            ("max_batch", |c| c.max_batch = 0),
+            ("pool_size", |c| c.pool_size = 0),
+            ("batch_interval", |c| c.batch_interval = Duration::ZERO),
+            ("origin", |c| c.origin = Some("has space".into())),
+            ("s3_prefix", |c| c.s3_prefix = Some("x".into())),
+        ];
+        for (option, break_it) in cases {
+            let mut config = Config::default();
+            break_it(&mut config);
+            let err = config.validate().expect_err(option);
+            assert!(err.to_string().contains(option), "{option}: {err}");
+        }
+    }
+}
