@@ -92,7 +92,10 @@ mod tests {
     fn largest_entry_fits_and_one_more_does_not() {
         let entry = vec![7u8; MAX_ENTRY_SIZE];
         let bundle = encode(&[&entry]).expect("65535 bytes fit");
-        assert_eq!(decode(&bundle, Some(1)).map(|e| e[0].len()), Ok(MAX_ENTRY_SIZE));
+        assert_eq!(
+            decode(&bundle, Some(1)).map(|e| e[0].len()),
+            Ok(MAX_ENTRY_SIZE)
+        );
         assert_eq!(
             encode(&[vec![0u8; MAX_ENTRY_SIZE + 1]]),
             Err(Error::EntryTooLarge { length: 65536 })

@@ -153,9 +153,9 @@ mod tests {
             leaf_hash(&[0x00]).to_hex(),
             "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7"
         );
-        let first = leaf_hash(&[0x00]);
-        let second = leaf_hash(&[0x10]);
-        // Root of the two-leaf tree from the same test data.
+        let first = leaf_hash(b"");
+        let second = leaf_hash(&[0x00]);
+        // Root of the tree of those two leaves, from the same test data.
         assert_eq!(
             node_hash(&first, &second).to_hex(),
             "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"

@@ -8,6 +8,8 @@
 //! the tiles and bundles that changed (those [`crate::tile::new_tiles`]
 //! names), full and partial.
 
+use std::sync::OnceLock;
+
 use crate::bundle::{self, MAX_ENTRY_SIZE};
 use crate::hash::{leaf_hash, node_hash};
 use crate::proof::{HashReader, TileSet, prove_inclusion};
@@ -47,9 +49,14 @@ pub struct Integration {
     pub hash_tiles: Vec<(Tile, Vec<Hash>)>,
     /// Every entry bundle that changed, encoded.
     pub bundles: Vec<(Tile, Vec<u8>)>,
-    /// The tiles needed to prove the batch's entries: the right edge before
-    /// the batch, overlaid with the batch's tiles.
-    proof_tiles: TileSet,
+    /// Tile height.
+    height: u8,
+    /// Partial tiles of levels the batch did not change: with `hash_tiles`
+    /// they hold every hash the batch's inclusion proofs need.
+    unchanged_partials: Vec<(Tile, Vec<Hash>)>,
+    /// Built on the first proof request, so that integration alone copies
+    /// no tile.
+    proof_tiles: OnceLock<TileSet>,
 }
 
 impl Integration {
@@ -68,13 +75,19 @@ impl Integration {
                 tree_size: self.new_size,
             });
         }
-        prove_inclusion(index, self.new_size, &self.proof_tiles)
+        prove_inclusion(index, self.new_size, self.proof_reader())
     }
 
     /// A reader over the tiles of this batch and the right edge before it.
     /// It holds every hash needed to prove the batch's entries.
     pub fn proof_reader(&self) -> &impl HashReader {
-        &self.proof_tiles
+        self.proof_tiles.get_or_init(|| {
+            let mut set = TileSet::new(self.height, self.new_size);
+            for (tile, hashes) in self.unchanged_partials.iter().chain(&self.hash_tiles) {
+                set.insert(tile, hashes.clone());
+            }
+            set
+        })
     }
 }
 
@@ -203,26 +216,6 @@ impl RightEdge {
         crate::tree::fold_range(&self.frontier)
     }
 
-    /// A reader over the right edge's partial tiles.
-    fn tile_set(&self, tree_size: u64) -> TileSet {
-        let mut set = TileSet::new(self.height, tree_size);
-        for (level, hashes) in self.partial_tiles.iter().enumerate() {
-            if hashes.is_empty() {
-                continue;
-            }
-            let level = level as u8;
-            let index = level_size(self.height, level, self.size) >> self.height;
-            let tile = Tile {
-                height: self.height,
-                kind: TileKind::Hashes { level },
-                index,
-                width: hashes.len() as u32,
-            };
-            set.insert(&tile, hashes.clone());
-        }
-        set
-    }
-
     /// Appends a batch of entries. On error (an entry over 65535 bytes)
     /// nothing changes.
     pub fn integrate<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<Integration, Error> {
@@ -233,7 +226,6 @@ impl RightEdge {
         }
         let old_size = self.size;
         let new_size = old_size + entries.len() as u64;
-        let mut proof_tiles = self.tile_set(new_size);
         let full = 1usize << self.height;
         let mut hash_tiles = Vec::new();
         let mut bundles = Vec::new();
@@ -283,19 +275,25 @@ impl RightEdge {
         }
 
         // The partial tiles that changed (crash-safe publication relies on
-        // emitting exactly these).
+        // emitting exactly these), and those that did not, for proofs.
+        let mut unchanged_partials = Vec::new();
         for (level, hashes) in self.partial_tiles.iter().enumerate() {
             let level = level as u8;
             let old_count = level_size(self.height, level, old_size);
             let new_count = level_size(self.height, level, new_size);
-            if old_count != new_count && !hashes.is_empty() {
-                let tile = Tile {
-                    height: self.height,
-                    kind: TileKind::Hashes { level },
-                    index: new_count >> self.height,
-                    width: hashes.len() as u32,
-                };
+            if hashes.is_empty() {
+                continue;
+            }
+            let tile = Tile {
+                height: self.height,
+                kind: TileKind::Hashes { level },
+                index: new_count >> self.height,
+                width: hashes.len() as u32,
+            };
+            if old_count != new_count {
                 hash_tiles.push((tile, hashes.clone()));
+            } else {
+                unchanged_partials.push((tile, hashes.clone()));
             }
         }
         if self.partial_bundle_len > 0 && old_size != new_size {
@@ -307,9 +305,6 @@ impl RightEdge {
             };
             bundles.push((tile, self.partial_bundle.clone()));
         }
-        for (tile, hashes) in &hash_tiles {
-            proof_tiles.insert(tile, hashes.clone());
-        }
         Ok(Integration {
             old_size,
             new_size,
@@ -317,7 +312,9 @@ impl RightEdge {
             leaf_hashes,
             hash_tiles,
             bundles,
-            proof_tiles,
+            height: self.height,
+            unchanged_partials,
+            proof_tiles: OnceLock::new(),
         })
     }
 

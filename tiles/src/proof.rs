@@ -229,9 +229,7 @@ pub fn verify_consistency(
     if old_size == new_size {
         if old_root != new_root {
             return Err(Error::Consistency {
-                reason: format!(
-                    "two roots for tree size {old_size}: {old_root} and {new_root}"
-                ),
+                reason: format!("two roots for tree size {old_size}: {old_root} and {new_root}"),
             });
         }
         return Ok(());

@@ -106,7 +106,8 @@ impl Receipt {
             if proof.len() >= 64 {
                 return Err(bad(number, "more than 64 proof hashes"));
             }
-            let text = std::str::from_utf8(line).map_err(|_| bad(number, "proof hash is not base64"))?;
+            let text =
+                std::str::from_utf8(line).map_err(|_| bad(number, "proof hash is not base64"))?;
             let hash = Hash::from_base64(text)
                 .map_err(|_| bad(number, "proof hash is not base64 of 32 bytes"))?;
             proof.push(hash);
@@ -147,7 +148,13 @@ impl Receipt {
     ) -> Result<Checkpoint, Error> {
         let (checkpoint, note) = open_checkpoint(&self.checkpoint, origin, log_key)?;
         policy.check(&note)?;
-        verify_inclusion(leaf, self.index, checkpoint.size, &self.proof, &checkpoint.root)?;
+        verify_inclusion(
+            leaf,
+            self.index,
+            checkpoint.size,
+            &self.proof,
+            &checkpoint.root,
+        )?;
         Ok(checkpoint)
     }
 }

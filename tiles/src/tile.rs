@@ -134,11 +134,14 @@ impl Tile {
             path: truncate_for_error(path),
             reason,
         };
-        let rest = path.strip_prefix("tile/").ok_or_else(|| bad("does not start with tile/"))?;
+        let rest = path
+            .strip_prefix("tile/")
+            .ok_or_else(|| bad("does not start with tile/"))?;
         let (kind, rest) = match rest.split_once('/') {
             Some(("entries", rest)) => (TileKind::Entries, rest),
             Some((level, rest)) => {
-                let level = parse_decimal(level).ok_or_else(|| bad("level is not a decimal number"))?;
+                let level =
+                    parse_decimal(level).ok_or_else(|| bad("level is not a decimal number"))?;
                 if level > u64::from(MAX_LEVEL) {
                     return Err(bad("level is above 63"));
                 }
@@ -148,7 +151,8 @@ impl Tile {
         };
         let (index_text, width) = match rest.split_once(".p/") {
             Some((index_text, width_text)) => {
-                let width = parse_decimal(width_text).ok_or_else(|| bad("width is not a decimal number"))?;
+                let width = parse_decimal(width_text)
+                    .ok_or_else(|| bad("width is not a decimal number"))?;
                 if width == 0 || width >= u64::from(TILE_WIDTH) {
                     return Err(bad("partial width must be 1 to 255"));
                 }
@@ -236,7 +240,9 @@ fn parse_index(text: &str) -> Result<u64, &'static str> {
         let digits = if last {
             *group
         } else {
-            group.strip_prefix('x').ok_or("index group lacks its x prefix")?
+            group
+                .strip_prefix('x')
+                .ok_or("index group lacks its x prefix")?
         };
         if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err("index groups must be three digits");
@@ -244,7 +250,9 @@ fn parse_index(text: &str) -> Result<u64, &'static str> {
         if i == 0 && !last && digits == "000" {
             return Err("index has a leading zero group");
         }
-        let group_value: u64 = digits.parse().map_err(|_| "index groups must be three digits")?;
+        let group_value: u64 = digits
+            .parse()
+            .map_err(|_| "index groups must be three digits")?;
         value = value
             .checked_mul(1000)
             .and_then(|v| v.checked_add(group_value))
@@ -363,8 +371,14 @@ mod tests {
         // Examples from c2sp.org/tlog-tiles.
         assert_eq!(Tile::hashes(0, 1234067, 256).path(), "tile/0/x001/x234/067");
         assert_eq!(Tile::hashes(1, 1234067, 256).path(), "tile/1/x001/x234/067");
-        assert_eq!(Tile::hashes(0, 1234067, 100).path(), "tile/0/x001/x234/067.p/100");
-        assert_eq!(Tile::entries(1234067, 256).path(), "tile/entries/x001/x234/067");
+        assert_eq!(
+            Tile::hashes(0, 1234067, 100).path(),
+            "tile/0/x001/x234/067.p/100"
+        );
+        assert_eq!(
+            Tile::entries(1234067, 256).path(),
+            "tile/entries/x001/x234/067"
+        );
         assert_eq!(Tile::hashes(2, 0, 1).path(), "tile/2/000.p/1");
         assert_eq!(Tile::hashes(0, 1000, 256).path(), "tile/0/x001/000");
         assert_eq!(Tile::hashes(0, 999, 256).path(), "tile/0/999");
@@ -375,7 +389,11 @@ mod tests {
     fn path_round_trip() {
         for index in [0, 1, 999, 1000, 1234067, u64::MAX] {
             for width in [1, 17, 255, 256] {
-                for tile in [Tile::hashes(0, index, width), Tile::hashes(63, index, width), Tile::entries(index, width)] {
+                for tile in [
+                    Tile::hashes(0, index, width),
+                    Tile::hashes(63, index, width),
+                    Tile::entries(index, width),
+                ] {
                     assert_eq!(Tile::parse_path(&tile.path()), Ok(tile), "{tile}");
                 }
             }
@@ -396,7 +414,10 @@ mod tests {
             ("tile/0/x000/002", "index has a leading zero group"),
             ("tile/0/01", "index groups must be three digits"),
             ("tile/0/x1/002", "index groups must be three digits"),
-            ("tile/0/x018/x446/x744/x073/x709/x551/616", "index overflows 64 bits"),
+            (
+                "tile/0/x018/x446/x744/x073/x709/x551/616",
+                "index overflows 64 bits",
+            ),
             ("tile/entries/abc", "index groups must be three digits"),
         ];
         for (path, reason) in cases {
@@ -419,6 +440,9 @@ mod tests {
                 actual: 63
             })
         );
-        assert!(matches!(tile.decode_hashes(&[0u8; 96]), Err(Error::TileLength { .. })));
+        assert!(matches!(
+            tile.decode_hashes(&[0u8; 96]),
+            Err(Error::TileLength { .. })
+        ));
     }
 }

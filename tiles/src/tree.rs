@@ -111,7 +111,15 @@ mod tests {
 
     #[test]
     fn split_point_is_largest_power_below() {
-        for (n, k) in [(2, 1), (3, 2), (4, 2), (5, 4), (8, 4), (9, 8), (1 << 40, 1 << 39)] {
+        for (n, k) in [
+            (2, 1),
+            (3, 2),
+            (4, 2),
+            (5, 4),
+            (8, 4),
+            (9, 8),
+            (1 << 40, 1 << 39),
+        ] {
             assert_eq!(split_point(n), k, "n = {n}");
         }
     }

@@ -10,8 +10,8 @@ use stele_tiles::bundle;
 use stele_tiles::hash::{Hash, leaf_hash, node_hash};
 use stele_tiles::integrate::RightEdge;
 use stele_tiles::proof::{
-    TileSet, consistency_plan, inclusion_plan, prove_consistency, prove_inclusion,
-    tiles_for_nodes, tree_root, verify_consistency, verify_inclusion,
+    TileSet, consistency_plan, inclusion_plan, prove_consistency, prove_inclusion, tiles_for_nodes,
+    tree_root, verify_consistency, verify_inclusion,
 };
 use stele_tiles::tile::{Tile, TileKind, new_tiles};
 
@@ -160,7 +160,10 @@ impl Store {
         let mut partial_bundle = Vec::new();
         for tile in RightEdge::tiles_needed(height, tree_size) {
             let (width, data) = &self.latest[&(tile.kind, tile.index)];
-            assert_eq!(*width, tile.width, "{tile} has the wrong width in the store");
+            assert_eq!(
+                *width, tile.width,
+                "{tile} has the wrong width in the store"
+            );
             match tile.kind {
                 TileKind::Hashes { level } => {
                     let level = usize::from(level);
@@ -194,8 +197,11 @@ fn check_height(height: u8, max_size: usize, proofs_every: usize) {
             assert_eq!(integration.leaf_hashes, leaves[old_size..size]);
 
             // Exactly the tiles that changed, each with the model's hashes.
-            let mut emitted: Vec<Tile> =
-                integration.hash_tiles.iter().map(|(tile, _)| *tile).collect();
+            let mut emitted: Vec<Tile> = integration
+                .hash_tiles
+                .iter()
+                .map(|(tile, _)| *tile)
+                .collect();
             emitted.sort();
             let mut expected = new_tiles(height, old_size as u64, size as u64);
             expected.sort();
@@ -235,13 +241,19 @@ fn check_height(height: u8, max_size: usize, proofs_every: usize) {
             // Proofs for the batch's own entries, from the batch alone.
             for index in old_size..size {
                 assert_eq!(
-                    integration.inclusion_proof(index as u64).expect("batch proof"),
+                    integration
+                        .inclusion_proof(index as u64)
+                        .expect("batch proof"),
                     path(index, &leaves[..size]),
                     "batch proof {index} in {size}"
                 );
             }
             // A restart rebuilds the same right edge from published tiles.
-            assert_eq!(store.right_edge(height, size as u64), edge, "edge at {size}");
+            assert_eq!(
+                store.right_edge(height, size as u64),
+                edge,
+                "edge at {size}"
+            );
         }
         assert_eq!(size, max_size);
 
@@ -277,7 +289,7 @@ fn check_height(height: u8, max_size: usize, proofs_every: usize) {
                 // A reader that only sees the tiles of `tree_size`, at their
                 // widths for that size.
                 let mut set = TileSet::new(height, tree_size as u64);
-                for ((kind, index), _) in &store.latest {
+                for (kind, index) in store.latest.keys() {
                     if let TileKind::Hashes { level } = kind {
                         if let Some(hashes) = tiles.get(*level, *index) {
                             let width = stele_tiles::tile::tile_width(
@@ -301,16 +313,30 @@ fn check_height(height: u8, max_size: usize, proofs_every: usize) {
                 set
             };
             let root = mth(&leaves[..tree_size]);
-            assert_eq!(tree_root(tree_size as u64, &set), Ok(root), "root {tree_size}");
+            assert_eq!(
+                tree_root(tree_size as u64, &set),
+                Ok(root),
+                "root {tree_size}"
+            );
             for index in 0..tree_size {
                 let plan = inclusion_plan(index as u64, tree_size as u64).expect("plan");
                 for tile in tiles_for_nodes(height, tree_size as u64, &plan.nodes) {
                     assert!(tile.width > 0, "plan names a tile beyond the tree");
                 }
                 let proof = prove_inclusion(index as u64, tree_size as u64, &set).expect("proof");
-                assert_eq!(proof, path(index, &leaves[..tree_size]), "PATH({index}, {tree_size})");
-                verify_inclusion(&leaves[index], index as u64, tree_size as u64, &proof, &root)
-                    .expect("inclusion verifies");
+                assert_eq!(
+                    proof,
+                    path(index, &leaves[..tree_size]),
+                    "PATH({index}, {tree_size})"
+                );
+                verify_inclusion(
+                    &leaves[index],
+                    index as u64,
+                    tree_size as u64,
+                    &proof,
+                    &root,
+                )
+                .expect("inclusion verifies");
             }
             for old_size in 0..=tree_size {
                 let proof =
@@ -333,7 +359,6 @@ fn check_height(height: u8, max_size: usize, proofs_every: usize) {
         }
     }
 }
-
 
 #[test]
 fn exhaustive_height_1() {
@@ -375,15 +400,27 @@ fn every_tampered_proof_is_rejected() {
             if tree_size > 1 {
                 let other = (index + 1) % tree_size;
                 assert!(
-                    verify_inclusion(&leaves[index], other as u64, tree_size as u64, &proof, &root)
-                        .is_err()
+                    verify_inclusion(
+                        &leaves[index],
+                        other as u64,
+                        tree_size as u64,
+                        &proof,
+                        &root
+                    )
+                    .is_err()
                 );
             }
             let mut longer = proof.clone();
             longer.push(root);
             assert!(
-                verify_inclusion(&leaves[index], index as u64, tree_size as u64, &longer, &root)
-                    .is_err()
+                verify_inclusion(
+                    &leaves[index],
+                    index as u64,
+                    tree_size as u64,
+                    &longer,
+                    &root
+                )
+                .is_err()
             );
         }
         for old_size in 1..tree_size {
