@@ -198,12 +198,14 @@ async fn commit_lock(storage: &dyn Storage, expected: &ETag, note: &[u8]) -> Res
 
 /// Step 4: create-only uploads, several at once.
 async fn publish_objects(storage: &dyn Storage, objects: &[(String, Vec<u8>)]) -> Result<(), Error> {
-    futures::stream::iter(objects.iter().map(|(path, data)| async move {
-        let key = key(path)?;
-        match storage
-            .put(&key, Bytes::from(data.clone()), PutOptions::immutable())
-            .await
-        {
+    // Each upload owns its key and bytes (`Bytes` clones share the buffer),
+    // which also keeps the futures free of borrowed closure arguments.
+    let mut uploads = Vec::with_capacity(objects.len());
+    for (path, data) in objects {
+        uploads.push((key(path)?, Bytes::from(data.clone())));
+    }
+    futures::stream::iter(uploads.into_iter().map(|(key, data)| async move {
+        match storage.put(&key, data, PutOptions::immutable()).await {
             Ok(_) => Ok(()),
             Err(err @ StorageError::Conflict { .. }) => {
                 // "Same path, same bytes" was broken: a bug, or a second

@@ -20,6 +20,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::commit::{self, Committed, LogState};
+
+/// A boxed future that is `Send`.
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::storage::Storage;
@@ -409,14 +412,15 @@ impl Sequencer {
     async fn recover_until_ok(&mut self) -> Result<(), Error> {
         let mut delay = Duration::from_millis(50);
         loop {
-            match commit::recover(
+            // Boxed as `Send` explicitly: the compiler cannot prove it
+            // through the trait-object references on its own.
+            let recovery: BoxFuture<'_, Result<LogState, Error>> = Box::pin(commit::recover(
                 self.storage.as_ref(),
                 &self.config.origin,
                 self.signer.as_ref(),
                 self.verifier.as_ref(),
-            )
-            .await
-            {
+            ));
+            match recovery.await {
                 Ok(state) => {
                     let committed = state.edge.size();
                     if committed > self.indexed_size {
@@ -492,7 +496,7 @@ impl Sequencer {
             return Ok(());
         }
         self.metrics.batch_size.observe(new_entries.len() as f64);
-        let result = commit::commit_batch(
+        let commit: BoxFuture<'_, Result<Committed, Error>> = Box::pin(commit::commit_batch(
             self.storage.as_ref(),
             &mut self.state,
             &new_entries,
@@ -500,8 +504,8 @@ impl Sequencer {
             self.signer.as_ref(),
             self.config.delete_partials,
             &self.metrics,
-        )
-        .await;
+        ));
+        let result = commit.await;
         let committed: Committed = match result {
             Ok(committed) => committed,
             Err(err) => {
