@@ -75,8 +75,13 @@ pub fn write_verifier(signer: &Ed25519Signer, vkey_path: &Path) -> Result<(), Er
 }
 
 /// Reads the key at `key_path`, or creates one for `origin` (or
-/// [`crate::config::DEFAULT_ORIGIN`]) if there is none. A configured origin
-/// must match the existing key's name: the origin of a log never changes.
+/// [`crate::config::DEFAULT_ORIGIN`]) if there is none, writing its
+/// verifier to `vkey_path`. A configured origin must match the existing
+/// key's name: the origin of a log never changes.
+///
+/// The verifier of an existing key is not written here: the caller writes it
+/// with [`write_verifier`] once the log has opened with the key, so that a
+/// wrong key never replaces the log's `log.vkey`.
 pub fn load_or_create(
     key_path: &Path,
     vkey_path: &Path,
@@ -97,7 +102,6 @@ pub fn load_or_create(
                     )));
                 }
             }
-            write_verifier(&signer, vkey_path)?;
             Ok(LogKey {
                 signer,
                 created: false,
@@ -157,7 +161,12 @@ mod tests {
         let verifier = Ed25519Verifier::from_text(verifier_text.trim_end()).expect("vkey parses");
         assert_eq!(verifier, signer.verifier());
 
+        std::fs::remove_file(&vkey).expect("remove vkey");
         let loaded = load_or_create(&key, &vkey, None).expect("load");
+        assert!(
+            !vkey.exists(),
+            "an existing key's verifier is written by the caller"
+        );
         assert!(!loaded.created);
         assert_eq!(loaded.signer.verifier(), signer.verifier());
         assert!(load_or_create(&key, &vkey, Some("example.com/log")).is_ok());

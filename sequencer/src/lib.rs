@@ -7,6 +7,7 @@ pub mod config;
 mod error;
 pub mod keyfile;
 pub mod log;
+pub mod metered;
 pub mod metrics;
 pub mod staging;
 pub mod storage;

@@ -16,11 +16,13 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use stele_sequencer::api::{self, Api, ApiConfig};
+use stele_sequencer::commit::LOCK_KEY;
 use stele_sequencer::config::{Config, KEY_FILE, ServeArgs, StorageConfig, VKEY_FILE};
+use stele_sequencer::metered::MeteredStorage;
 use stele_sequencer::metrics::Metrics;
-use stele_sequencer::storage::Storage;
 use stele_sequencer::storage::fs::FsStorage;
 use stele_sequencer::storage::s3::{self, S3Storage};
+use stele_sequencer::storage::{Key, Storage};
 use stele_sequencer::{Error, Log, keyfile};
 use stele_tiles::note::NoteSigner;
 use tokio::net::TcpListener;
@@ -142,12 +144,20 @@ async fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, Error> {
 async fn serve(config: Config) -> Result<(), Error> {
     // The folder lock is taken first, so two processes cannot both create
     // a key for one folder.
-    let storage = open_storage(&config).await?;
-    let key = keyfile::load_or_create(
-        &config.key_path(),
-        &config.vkey_path(),
-        config.origin.as_deref(),
-    )?;
+    let metrics = Metrics::new();
+    let storage: Arc<dyn Storage> = Arc::new(MeteredStorage::new(
+        open_storage(&config).await?,
+        metrics.clone(),
+    ));
+    let key_path = config.key_path();
+    if !key_path.exists() && storage.get(&Key::new(LOCK_KEY)?).await?.is_some() {
+        return Err(Error::Config(format!(
+            "the log already exists but its key file {} is missing; restore it (or pass --key): \
+             a new key cannot sign for an existing log",
+            key_path.display()
+        )));
+    }
+    let key = keyfile::load_or_create(&key_path, &config.vkey_path(), config.origin.as_deref())?;
     let verifier = key.signer.verifier();
     let origin = key.signer.name().to_owned();
     if key.created {
@@ -157,15 +167,16 @@ async fn serve(config: Config) -> Result<(), Error> {
     }
     info!(verifier_key = %verifier.to_text(), vkey = %config.vkey_path().display(), "log key");
 
-    let metrics = Metrics::new();
     let (log, sequencer) = Log::open(
         storage,
-        Arc::new(key.signer),
-        Arc::new(verifier),
+        Arc::new(key.signer.clone()),
+        Arc::new(verifier.clone()),
         config.log_config(origin),
         metrics.clone(),
     )
     .await?;
+    // The log verified its checkpoint with this key: publish the verifier.
+    keyfile::write_verifier(&key.signer, &config.vkey_path())?;
 
     let listener = TcpListener::bind(config.listen)
         .await
