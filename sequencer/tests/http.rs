@@ -17,6 +17,8 @@ use stele_tiles::cosignature::WitnessPolicy;
 use stele_tiles::note::{Ed25519Verifier, Note, NoteVerifier};
 use stele_tiles::receipt::Receipt;
 
+mod common;
+
 const STELE: &str = env!("CARGO_BIN_EXE_stele");
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -730,10 +732,31 @@ fn sigterm_publishes_pending_submissions_and_exits_0() {
     // A long interval: the submissions are still waiting when SIGTERM comes.
     let mut server = Server::start(data.path(), &["--batch-interval", "3s"]);
     let addr = server.addr;
+    let (sent, all_sent) = std::sync::mpsc::channel();
     let handles: Vec<_> = (0..20)
-        .map(|n| thread::spawn(move || post_add(addr, format!("pending {n}").as_bytes())))
+        .map(|n| {
+            let sent = sent.clone();
+            thread::spawn(move || {
+                let entry = format!("pending {n}");
+                let mut stream = connect(addr);
+                let mut request = request_head(
+                    "POST",
+                    "/add",
+                    &format!("Content-Length: {}\r\n", entry.len()),
+                )
+                .into_bytes();
+                request.extend_from_slice(entry.as_bytes());
+                stream.write_all(&request).expect("send request");
+                let _ = sent.send(());
+                read_response(&mut stream)
+            })
+        })
         .collect();
-    thread::sleep(Duration::from_millis(500));
+    for _ in 0..20 {
+        all_sent.recv().expect("request sent");
+    }
+    // Sent; give the server a moment to hand them to the sequencer.
+    thread::sleep(Duration::from_millis(300));
     let status = server.terminate();
     assert!(
         status.success(),
@@ -999,4 +1022,72 @@ fn a_second_process_or_a_foreign_key_is_refused() {
         "{output:?}"
     );
     assert!(!data.path().join("log.key").exists());
+}
+
+#[test]
+fn s3_backend_serves_only_the_submission_api() {
+    let Some(weed) = common::seaweed::shared() else {
+        return;
+    };
+    let data = data_dir();
+    let prefix = format!("http-{:08x}", fastrand::u32(..));
+    let mut server = Server::start_with_env(
+        data.path(),
+        &[
+            "--s3-bucket",
+            common::seaweed::BUCKET,
+            "--s3-endpoint",
+            &weed.endpoint,
+            "--s3-path-style",
+            "--s3-prefix",
+            &prefix,
+            "--batch-interval",
+            "10ms",
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", "stele-test"),
+            ("AWS_SECRET_ACCESS_KEY", &weed.secret_access_key),
+        ],
+    );
+    let response = server.post(b"in the bucket");
+    assert_eq!(server.check_receipt(b"in the bucket", &response), 0);
+    let receipt = Receipt::parse(&response.body).expect("receipt");
+
+    // Readers use the bucket, not the sequencer.
+    for path in ["/checkpoint", "/tile/0/000.p/1", "/api/v2/checkpoint"] {
+        let response = server.get(path);
+        assert_eq!(response.status, 404, "{path}");
+        assert!(response.text().contains("S3"), "{}", response.text());
+    }
+    assert_eq!(server.get("/healthz").status, 200);
+
+    // The bucket holds the log under the prefix.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (checkpoint, tile) = runtime.block_on(async {
+        use stele_sequencer::storage::{Key, Storage};
+        let store =
+            stele_sequencer::storage::s3::S3Storage::connect(weed.config(&format!("{prefix}/")))
+                .await;
+        let get = |path: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .get(&Key::new(path).expect("key"))
+                    .await
+                    .expect("read the bucket")
+                    .expect("object exists")
+                    .bytes
+            }
+        };
+        (get("checkpoint").await, get("tile/0/000.p/1").await)
+    });
+    assert_eq!(checkpoint.as_ref(), receipt.checkpoint.as_slice());
+    assert_eq!(
+        tile.as_ref(),
+        stele_tiles::leaf_hash(b"in the bucket").as_bytes()
+    );
+    assert!(server.terminate().success());
 }
