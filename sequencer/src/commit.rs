@@ -151,8 +151,8 @@ pub async fn commit_batch(
     // Step 5, publish the checkpoint. Crash after this: recovery sees the
     // public checkpoint is current and only cleans up.
     let started = Instant::now();
-    state.public_etag = publish_checkpoint(storage, state.public_etag.clone(), &checkpoint, &note)
-        .await?;
+    state.public_etag =
+        publish_checkpoint(storage, state.public_etag.clone(), &checkpoint, &note).await?;
     state.published = Published {
         note: Arc::new(note),
         checkpoint,
@@ -188,7 +188,9 @@ async fn commit_lock(storage: &dyn Storage, expected: &ETag, note: &[u8]) -> Res
             match storage.get(&lock).await? {
                 Some(current) if current.bytes.as_ref() == note => Ok(current.etag),
                 _ => Err(Error::TakenOver {
-                    detail: format!("{LOCK_KEY} no longer holds the checkpoint this sequencer committed"),
+                    detail: format!(
+                        "{LOCK_KEY} no longer holds the checkpoint this sequencer committed"
+                    ),
                 }),
             }
         }
@@ -197,7 +199,10 @@ async fn commit_lock(storage: &dyn Storage, expected: &ETag, note: &[u8]) -> Res
 }
 
 /// Step 4: create-only uploads, several at once.
-async fn publish_objects(storage: &dyn Storage, objects: &[(String, Vec<u8>)]) -> Result<(), Error> {
+async fn publish_objects(
+    storage: &dyn Storage,
+    objects: &[(String, Vec<u8>)],
+) -> Result<(), Error> {
     // Each upload owns its key and bytes (`Bytes` clones share the buffer),
     // which also keeps the futures free of borrowed closure arguments.
     let mut uploads = Vec::with_capacity(objects.len());
@@ -250,7 +255,8 @@ async fn publish_checkpoint(
                     None => known = None,
                     Some(current) => {
                         let size = public_size(&current.bytes);
-                        if current.bytes.as_ref() == note || size.is_some_and(|s| s >= checkpoint.size)
+                        if current.bytes.as_ref() == note
+                            || size.is_some_and(|s| s >= checkpoint.size)
                         {
                             debug!(?size, "public checkpoint already current");
                             return Ok(Some(current.etag));
@@ -403,7 +409,9 @@ async fn create_log(
     if storage.get(&public).await?.is_some() {
         return Err(Error::corrupt(
             "lock object",
-            format!("{LOCK_KEY} is missing but a public checkpoint exists; refusing to start a new log over it"),
+            format!(
+                "{LOCK_KEY} is missing but a public checkpoint exists; refusing to start a new log over it"
+            ),
         ));
     }
     let checkpoint = Checkpoint {
@@ -456,7 +464,9 @@ pub async fn read_tile(storage: &dyn Storage, tile: &Tile) -> Result<Vec<u8>, Er
                     .bytes
                     .get(..tile.hash_tile_len())
                     .map(<[u8]>::to_vec)
-                    .ok_or_else(|| Error::corrupt("published tile", format!("{} is short", tile.full())))?,
+                    .ok_or_else(|| {
+                        Error::corrupt("published tile", format!("{} is short", tile.full()))
+                    })?,
                 TileKind::Entries => {
                     let entries = bundle::decode(&object.bytes, None)?;
                     let kept = entries.get(..tile.width as usize).ok_or_else(|| {
@@ -544,13 +554,14 @@ pub async fn prove_from_storage(
 ) -> Result<Vec<Hash>, Error> {
     let plan = inclusion_plan(index, tree_size)?;
     let tiles = tiles_for_nodes(TILE_HEIGHT, tree_size, &plan.nodes);
-    let fetched: Vec<(Tile, Vec<Hash>)> = futures::stream::iter(tiles.into_iter().map(|tile| async move {
-        let data = read_tile(storage, &tile).await?;
-        Ok::<_, Error>((tile, tile.decode_hashes(&data)?))
-    }))
-    .buffered(CONCURRENCY)
-    .try_collect()
-    .await?;
+    let fetched: Vec<(Tile, Vec<Hash>)> =
+        futures::stream::iter(tiles.into_iter().map(|tile| async move {
+            let data = read_tile(storage, &tile).await?;
+            Ok::<_, Error>((tile, tile.decode_hashes(&data)?))
+        }))
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
     let mut set = TileSet::new(TILE_HEIGHT, tree_size);
     for (tile, hashes) in fetched {
         set.insert(&tile, hashes);

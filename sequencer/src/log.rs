@@ -287,7 +287,10 @@ impl Log {
         }
         let leaf = stele_tiles::leaf_hash(&entry);
         if let Some(index) = self.lookup(&leaf) {
-            self.metrics.submissions.with_label_values(&["duplicate"]).inc();
+            self.metrics
+                .submissions
+                .with_label_values(&["duplicate"])
+                .inc();
             let result = prove_published(self.storage.as_ref(), &self.published(), index, leaf)
                 .await
                 .map_err(|err| SubmitError::Unavailable(err.to_string()));
@@ -301,7 +304,10 @@ impl Log {
         match self.submissions.try_send(request) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.metrics.submissions.with_label_values(&["pool_full"]).inc();
+                self.metrics
+                    .submissions
+                    .with_label_values(&["pool_full"])
+                    .inc();
                 return Err(SubmitError::PoolFull {
                     pending: self.pool_depth(),
                     retry_after: self.retry_after(),
@@ -392,10 +398,12 @@ impl Sequencer {
                     Ok(None) | Err(_) => break,
                 }
             }
-            self.metrics
-                .pool_depth
-                .set(self.requests.len() as i64);
-            let span = info_span!("batch", size = batch.len(), tree_size = self.state.edge.size());
+            self.metrics.pool_depth.set(self.requests.len() as i64);
+            let span = info_span!(
+                "batch",
+                size = batch.len(),
+                tree_size = self.state.edge.size()
+            );
             if let Err(err) = self.sequence(batch).instrument(span).await {
                 if err.is_fatal() {
                     error!(%err, "sequencer stopping");
@@ -536,7 +544,9 @@ impl Sequencer {
             }
         }
         self.indexed_size = committed.integration.new_size;
-        self.metrics.tree_size.set(committed.integration.new_size as i64);
+        self.metrics
+            .tree_size
+            .set(committed.integration.new_size as i64);
         self.metrics
             .submissions
             .with_label_values(&["new"])

@@ -18,13 +18,13 @@ use std::time::Duration;
 use stele_sequencer::storage::Key;
 use stele_sequencer::storage::memory::{Fault, FaultError, MemoryStorage, Op};
 use stele_sequencer::{Accepted, Log, LogConfig, SubmitError};
+use stele_tiles::bundle;
 use stele_tiles::checkpoint::{Checkpoint, open_checkpoint};
 use stele_tiles::cosignature::WitnessPolicy;
 use stele_tiles::integrate::RightEdge;
 use stele_tiles::note::{Ed25519Signer, Ed25519Verifier, NoteSigner, NoteVerifier};
 use stele_tiles::proof::{TileSet, prove_consistency, verify_consistency};
 use stele_tiles::receipt::Receipt;
-use stele_tiles::bundle;
 use stele_tiles::tile::{TILE_HEIGHT, Tile, new_tiles};
 use tokio::task::JoinHandle;
 
@@ -51,7 +51,9 @@ fn entry(i: usize) -> Vec<u8> {
     format!("entry number {i:05}").into_bytes()
 }
 
-async fn start(store: &MemoryStorage) -> Result<(Log, JoinHandle<Result<(), stele_sequencer::Error>>), stele_sequencer::Error> {
+async fn start(
+    store: &MemoryStorage,
+) -> Result<(Log, JoinHandle<Result<(), stele_sequencer::Error>>), stele_sequencer::Error> {
     let (signer, verifier) = keys();
     let (log, sequencer) = Log::open(
         Arc::new(store.clone()),
@@ -66,12 +68,17 @@ async fn start(store: &MemoryStorage) -> Result<(Log, JoinHandle<Result<(), stel
 
 /// Opens the log on a store that may still fail now and then (recovery
 /// itself faces the fault), retrying like a supervisor restarting a process.
-async fn start_retrying(store: &MemoryStorage) -> (Log, JoinHandle<Result<(), stele_sequencer::Error>>) {
+async fn start_retrying(
+    store: &MemoryStorage,
+) -> (Log, JoinHandle<Result<(), stele_sequencer::Error>>) {
     for _ in 0..50 {
         match start(store).await {
             Ok(started) => return started,
             Err(err) => {
-                assert!(!err.is_fatal() || matches!(err, stele_sequencer::Error::Storage(_)), "{err}");
+                assert!(
+                    !err.is_fatal() || matches!(err, stele_sequencer::Error::Storage(_)),
+                    "{err}"
+                );
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
@@ -80,7 +87,11 @@ async fn start_retrying(store: &MemoryStorage) -> (Log, JoinHandle<Result<(), st
 }
 
 /// Submits entries concurrently; returns what each got, in order.
-async fn submit_all(log: &Log, entries: &[Vec<u8>], limit: Duration) -> Vec<Option<Result<Accepted, SubmitError>>> {
+async fn submit_all(
+    log: &Log,
+    entries: &[Vec<u8>],
+    limit: Duration,
+) -> Vec<Option<Result<Accepted, SubmitError>>> {
     let tasks: Vec<_> = entries
         .iter()
         .cloned()
@@ -122,10 +133,14 @@ fn check_log(store: &MemoryStorage, acked: &Acked) {
     let objects = store.snapshot();
     let get = |path: &str| objects.get(&Key::new(path).expect("key")).cloned();
     let note = get("checkpoint").expect("a public checkpoint");
-    let (checkpoint, _) = open_checkpoint(&note, ORIGIN, verifier.as_ref()).expect("checkpoint verifies");
+    let (checkpoint, _) =
+        open_checkpoint(&note, ORIGIN, verifier.as_ref()).expect("checkpoint verifies");
     let lock = get(".stele/lock").expect("a lock object");
     let (committed, _) = open_checkpoint(&lock, ORIGIN, verifier.as_ref()).expect("lock verifies");
-    assert_eq!(committed, checkpoint, "after recovery the public checkpoint is the committed one");
+    assert_eq!(
+        committed, checkpoint,
+        "after recovery the public checkpoint is the committed one"
+    );
 
     // Recompute the log from the published bundles.
     let size = checkpoint.size;
@@ -140,7 +155,10 @@ fn check_log(store: &MemoryStorage, acked: &Acked) {
     }
     let mut edge = RightEdge::empty(TILE_HEIGHT);
     let integration = edge.integrate(&entries).expect("integrate");
-    assert_eq!(integration.root, checkpoint.root, "bundles hash to the checkpoint root");
+    assert_eq!(
+        integration.root, checkpoint.root,
+        "bundles hash to the checkpoint root"
+    );
     let mut tiles = TileSet::new(TILE_HEIGHT, size);
     for tile in new_tiles(TILE_HEIGHT, 0, size) {
         let data = get(&tile.path()).unwrap_or_else(|| panic!("{tile} missing"));
@@ -150,7 +168,11 @@ fn check_log(store: &MemoryStorage, acked: &Acked) {
             .find(|(t, _)| *t == tile)
             .map(|(_, hashes)| stele_tiles::tile::encode_hashes(hashes))
             .expect("recomputed tile");
-        assert_eq!(data.as_ref(), recomputed.as_slice(), "{tile} differs from the recomputed log");
+        assert_eq!(
+            data.as_ref(),
+            recomputed.as_slice(),
+            "{tile} differs from the recomputed log"
+        );
         tiles.insert(&tile, tile.decode_hashes(&data).expect("tile"));
     }
 
@@ -159,8 +181,12 @@ fn check_log(store: &MemoryStorage, acked: &Acked) {
         if record.key.as_str() != "checkpoint" {
             continue;
         }
-        let (old, _) = open_checkpoint(&record.bytes, ORIGIN, verifier.as_ref()).expect("old checkpoint");
-        assert!(old.size <= size, "a published checkpoint is ahead of the log");
+        let (old, _) =
+            open_checkpoint(&record.bytes, ORIGIN, verifier.as_ref()).expect("old checkpoint");
+        assert!(
+            old.size <= size,
+            "a published checkpoint is ahead of the log"
+        );
         let proof = prove_consistency(old.size, size, &tiles).expect("consistency proof");
         verify_consistency(old.size, size, &old.root, &checkpoint.root, &proof)
             .unwrap_or_else(|err| panic!("checkpoint {} inconsistent: {err}", old.size));
@@ -209,7 +235,10 @@ async fn scenario(fault_at: u64, mode: Mode) -> bool {
     let (log, task) = start(&store).await.expect("open");
     let first: Vec<Vec<u8>> = (0..23).map(entry).collect();
     let results = submit_all(&log, &first, limit).await;
-    assert!(results.iter().all(|r| matches!(r, Some(Ok(_)))), "clean run failed");
+    assert!(
+        results.iter().all(|r| matches!(r, Some(Ok(_)))),
+        "clean run failed"
+    );
     acked.record(&first, results);
 
     // Arm the fault at the `fault_at`-th operation from now.
@@ -221,7 +250,9 @@ async fn scenario(fault_at: u64, mode: Mode) -> bool {
             return None;
         }
         match mode {
-            Mode::Error => (info.sequence == base + fault_at).then_some(Fault::Fail(FaultError::Transient)),
+            Mode::Error => {
+                (info.sequence == base + fault_at).then_some(Fault::Fail(FaultError::Transient))
+            }
             Mode::CrashBefore => {
                 flag.store(true, Ordering::SeqCst);
                 Some(Fault::Fail(FaultError::Transient))
@@ -267,7 +298,9 @@ async fn scenario(fault_at: u64, mode: Mode) -> bool {
     for _ in 0..3 {
         for (entry, result) in third.iter().zip(results.iter_mut()) {
             if matches!(result, Some(Err(SubmitError::Unavailable(_)))) {
-                *result = submit_all(&log, std::slice::from_ref(entry), limit).await.remove(0);
+                *result = submit_all(&log, std::slice::from_ref(entry), limit)
+                    .await
+                    .remove(0);
             }
         }
     }
@@ -282,7 +315,10 @@ async fn scenario(fault_at: u64, mode: Mode) -> bool {
     }
     acked.record(&third, results);
     log.shutdown();
-    let outcome = tokio::time::timeout(limit, task).await.expect("shutdown").expect("task");
+    let outcome = tokio::time::timeout(limit, task)
+        .await
+        .expect("shutdown")
+        .expect("task");
     assert!(outcome.is_ok(), "sequencer ended with {outcome:?}");
     check_log(&store.restart(), &acked);
     fired
@@ -318,7 +354,12 @@ async fn crash_after_every_write() {
 async fn a_second_sequencer_cannot_fork_the_log() {
     let store = MemoryStorage::new();
     let (first, first_task) = start(&store).await.expect("first");
-    let results = submit_all(&first, &(0..10).map(entry).collect::<Vec<_>>(), Duration::from_secs(5)).await;
+    let results = submit_all(
+        &first,
+        &(0..10).map(entry).collect::<Vec<_>>(),
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(results.iter().all(|r| matches!(r, Some(Ok(_)))));
 
     // A second sequencer opens the same store, then the first commits more.
@@ -355,8 +396,11 @@ async fn a_second_sequencer_cannot_fork_the_log() {
     task.await.expect("task").expect("clean");
     check_log(&store, &acked);
     let (_, verifier) = keys();
-    let (checkpoint, _): (Checkpoint, _) =
-        open_checkpoint(&store.snapshot()[&Key::new("checkpoint").expect("key")], ORIGIN, verifier.as_ref())
-            .expect("checkpoint");
+    let (checkpoint, _): (Checkpoint, _) = open_checkpoint(
+        &store.snapshot()[&Key::new("checkpoint").expect("key")],
+        ORIGIN,
+        verifier.as_ref(),
+    )
+    .expect("checkpoint");
     assert_eq!(checkpoint.size, 20, "the fork attempt is not in the log");
 }
