@@ -1,0 +1,98 @@
+//! Trusted keys given on the command line: the log's key (an Ed25519 note
+//! verifier key, or an ECDSA P-256 public key in PEM as Rekor v2 logs use)
+//! and witness keys, each either the key text itself or a file holding it.
+
+use std::path::Path;
+
+use stele_tiles::cosignature::{CosignatureVerifier, WitnessPolicy};
+use stele_tiles::note::{EcdsaP256Verifier, Ed25519Verifier, NoteVerifier};
+
+use crate::error::{Error, Result};
+
+/// Reads `value` as a file if one exists at that path, else as the key text.
+/// Returns the text and where it came from, for messages.
+pub fn text_or_file(value: &str) -> Result<(String, String)> {
+    let path = Path::new(value);
+    if !value.contains('\n') && path.is_file() {
+        let text = std::fs::read_to_string(path).map_err(|err| Error::io("read", path, err))?;
+        return Ok((text, path.display().to_string()));
+    }
+    Ok((value.to_owned(), "given on the command line".to_owned()))
+}
+
+/// The log's key: what checkpoints must be signed with.
+pub struct LogKey {
+    /// The checkpoint origin the key signs for.
+    pub origin: String,
+    verifier: Box<dyn NoteVerifier>,
+    /// The key as written, for messages and for the cache folder name.
+    pub text: String,
+}
+
+impl std::fmt::Debug for LogKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogKey")
+            .field("origin", &self.origin)
+            .field("key", &self.text)
+            .finish()
+    }
+}
+
+impl LogKey {
+    /// Reads the log key from `value` (text or file). An Ed25519 verifier
+    /// key `<name>+<id>+<base64>` signs for the origin `<name>` unless
+    /// `origin` says otherwise; a PEM public key needs `origin`.
+    pub fn parse(value: &str, origin: Option<&str>) -> Result<LogKey> {
+        let (text, location) = text_or_file(value)?;
+        let trimmed = text.trim();
+        let bad = |reason: String| Error::Key {
+            location: location.clone(),
+            reason,
+        };
+        if trimmed.contains("BEGIN PUBLIC KEY") {
+            let origin = origin.ok_or_else(|| {
+                Error::Usage(
+                    "an ECDSA (PEM) log key needs --origin: PEM keys carry no name".to_owned(),
+                )
+            })?;
+            let verifier = EcdsaP256Verifier::from_spki_pem(origin, trimmed)
+                .map_err(|err| bad(err.to_string()))?;
+            return Ok(LogKey {
+                origin: origin.to_owned(),
+                verifier: Box::new(verifier),
+                text: trimmed.to_owned(),
+            });
+        }
+        let verifier = Ed25519Verifier::from_text(trimmed).map_err(|err| bad(err.to_string()))?;
+        Ok(LogKey {
+            origin: origin.unwrap_or(verifier.name()).to_owned(),
+            verifier: Box::new(verifier),
+            text: trimmed.to_owned(),
+        })
+    }
+
+    /// The verifier, as stele-tiles takes it.
+    pub fn verifier(&self) -> &dyn NoteVerifier {
+        &*self.verifier
+    }
+}
+
+/// Reads a witness verifier key (`<name>+<id>+<base64(0x04 || key)>`).
+pub fn witness_key(value: &str) -> Result<CosignatureVerifier> {
+    let (text, location) = text_or_file(value)?;
+    CosignatureVerifier::from_text(text.trim()).map_err(|err| Error::Key {
+        location,
+        reason: err.to_string(),
+    })
+}
+
+/// Builds the witness policy: `threshold` of `keys` (all of them if no
+/// threshold is given).
+pub fn witness_policy(keys: &[String], threshold: Option<usize>) -> Result<WitnessPolicy> {
+    let witnesses = keys
+        .iter()
+        .map(|key| witness_key(key))
+        .collect::<Result<Vec<_>>>()?;
+    let threshold = threshold.unwrap_or(witnesses.len());
+    WitnessPolicy::new(witnesses, threshold).map_err(|err| Error::Usage(err.to_string()))
+}
