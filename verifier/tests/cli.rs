@@ -1,0 +1,299 @@
+//! The `stele-verify` binary: exit statuses, and every command against a
+//! log written by the real sequencer (`stele serve`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::FolderLog;
+
+fn verify(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stele-verify"))
+        .args(args)
+        .env(
+            "STELE_VERIFY_CACHE",
+            std::env::temp_dir().join("stele-verify-test-cache"),
+        )
+        .output()
+        .expect("run stele-verify")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn exit_statuses_and_messages() {
+    let temp = tempfile::tempdir().expect("temp");
+    let mut log = FolderLog::new(&temp.path().join("log"), "a");
+    let old = log.grow(300);
+    log.grow(20);
+    let dir = log.dir.display().to_string();
+    let vkey = common::vkey();
+    let old_file = temp.path().join("old");
+    std::fs::write(&old_file, &old).expect("write");
+
+    let ok = verify(&["checkpoint", "--log", &dir, "--vkey", &vkey]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    let ok = verify(&[
+        "consistency",
+        "--log",
+        &dir,
+        "--vkey",
+        &vkey,
+        "--old",
+        &old_file.display().to_string(),
+        "--json",
+    ]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    let json: serde_json::Value = serde_json::from_slice(&ok.stdout).expect("json");
+    assert_eq!(json["result"]["new"]["size"], 320);
+
+    // A usage error: 2.
+    let usage = verify(&["inclusion", "--log", &dir, "--vkey", &vkey]);
+    assert_eq!(usage.status.code(), Some(2), "{}", text(&usage));
+    let usage = verify(&["checkpoint", "--log", &dir]);
+    assert_eq!(usage.status.code(), Some(2), "{}", text(&usage));
+
+    // A failed check: 1, naming the evidence.
+    let wrong = temp.path().join("wrong-entry");
+    std::fs::write(&wrong, common::entry(6, "a")).expect("write");
+    let fail = verify(&[
+        "inclusion",
+        "--log",
+        &dir,
+        "--vkey",
+        &vkey,
+        "--index",
+        "5",
+        "--entry",
+        &wrong.display().to_string(),
+    ]);
+    assert_eq!(fail.status.code(), Some(1), "{}", text(&fail));
+    assert!(
+        text(&fail).contains("the log holds leaf hash"),
+        "{}",
+        text(&fail)
+    );
+    let path = log.dir.join("tile/0/000");
+    let mut data = std::fs::read(&path).expect("read");
+    data[0] ^= 1;
+    std::fs::write(&path, data).expect("write");
+    let fail = verify(&["get", "3", "--log", &dir, "--vkey", &vkey]);
+    assert_eq!(fail.status.code(), Some(1), "{}", text(&fail));
+    assert!(
+        text(&fail).contains("tile/0/000 hashes to"),
+        "{}",
+        text(&fail)
+    );
+}
+
+#[test]
+fn cosigner_keygen_writes_a_usable_key() {
+    let temp = tempfile::tempdir().expect("temp");
+    let out = temp.path().join("witness.key");
+    let made = verify(&[
+        "cosigner",
+        "keygen",
+        "--name",
+        "witness.example/w9",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made));
+    let key = std::fs::read_to_string(&out).expect("key");
+    let signer = stele_tiles::cosignature::CosignatureSigner::from_private_key_text(key.trim())
+        .expect("key");
+    let vkey = std::fs::read_to_string(out.with_extension("pub")).expect("pub");
+    assert_eq!(vkey.trim(), signer.verifier().to_text());
+    // Never overwrites.
+    let again = verify(&[
+        "cosigner",
+        "keygen",
+        "--name",
+        "witness.example/w9",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+}
+
+/// The sequencer binary: `$STELE_BIN`, or the workspace's debug build.
+fn stele_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("STELE_BIN") {
+        return Some(PathBuf::from(path));
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut candidates = vec![root.join("target/debug/stele")];
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        candidates.insert(0, PathBuf::from(dir).join("debug/stele"));
+    }
+    candidates.into_iter().find(|path| path.is_file())
+}
+
+struct Sequencer(Child);
+
+impl Drop for Sequencer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn against_the_real_sequencer() {
+    let Some(binary) = stele_binary() else {
+        // Build it with `cargo build -p stele-sequencer --bin stele` (or set
+        // STELE_BIN); without it this test has nothing to run against.
+        eprintln!("SKIPPED: no stele binary (set STELE_BIN or build stele-sequencer)");
+        return;
+    };
+    let temp = tempfile::tempdir().expect("temp");
+    let data = temp.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _sequencer = Sequencer(
+        Command::new(&binary)
+            .args(["serve", "--data", &data.display().to_string()])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--origin", "example.com/sequenced"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start stele serve"),
+    );
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if client.get(format!("{url}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "stele serve did not start");
+
+    let submit = |body: Vec<u8>| {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let response = client
+                .post(format!("{url}/add"))
+                .header("content-type", "application/octet-stream")
+                .body(body)
+                .send()
+                .await
+                .expect("post");
+            assert!(response.status().is_success(), "{}", response.status());
+            response.bytes().await.expect("receipt").to_vec()
+        }
+    };
+    let mut receipts = Vec::new();
+    for chunk in 0..6u64 {
+        let batch = (chunk * 50..chunk * 50 + 50).map(|i| submit(common::entry(i, "seq")));
+        receipts.extend(futures::future::join_all(batch).await);
+    }
+    // Submitted concurrently, entries are logged in any order: the receipt
+    // says where each went.
+    let logged_at_200 = receipts
+        .iter()
+        .position(|receipt| {
+            stele_tiles::receipt::Receipt::parse(receipt)
+                .expect("receipt")
+                .index
+                == 200
+        })
+        .expect("an entry at index 200") as u64;
+    let vkey = std::fs::read_to_string(data.join("log.vkey")).expect("log.vkey");
+    let vkey = vkey.trim();
+    let dir = data.display().to_string();
+    let state = temp.path().join("monitor");
+    let state = state.display().to_string();
+    let old_file = temp.path().join("old-checkpoint");
+    std::fs::copy(data.join("checkpoint"), &old_file).expect("copy");
+
+    for log in [url.as_str(), dir.as_str()] {
+        let output = verify(&["checkpoint", "--log", log, "--vkey", vkey, "--json"]);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+        assert_eq!(json["result"]["size"], 300);
+
+        let entry = temp.path().join("entry");
+        std::fs::write(&entry, common::entry(123, "seq")).expect("write");
+        let output = verify(&[
+            "inclusion",
+            "--log",
+            log,
+            "--vkey",
+            vkey,
+            "--entry",
+            &entry.display().to_string(),
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+
+        let output = verify(&["get", "200", "--log", log, "--vkey", vkey]);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains(
+                &String::from_utf8_lossy(&common::entry(logged_at_200, "seq")).to_string()
+            ),
+            "{}",
+            text(&output)
+        );
+    }
+
+    // Receipts from POST /add verify offline, for their own entry only.
+    for (index, receipt) in [(0usize, &receipts[0]), (299, &receipts[299])] {
+        let file = temp.path().join(format!("receipt-{index}"));
+        std::fs::write(&file, receipt).expect("write");
+        let entry = temp.path().join("receipt-entry");
+        std::fs::write(&entry, common::entry(index as u64, "seq")).expect("write");
+        let args = [
+            "receipt",
+            &file.display().to_string(),
+            "--vkey",
+            vkey,
+            "--entry",
+            &entry.display().to_string(),
+        ];
+        let output = verify(&args);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        std::fs::write(&entry, b"another entry").expect("write");
+        let output = verify(&args);
+        assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    }
+
+    let output = verify(&[
+        "monitor", "--log", &url, "--vkey", vkey, "--state", &state, "--once",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let more = (300..340).map(|i| submit(common::entry(i, "seq")));
+    futures::future::join_all(more).await;
+    let output = verify(&[
+        "monitor", "--log", &url, "--vkey", vkey, "--state", &state, "--once", "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(json["result"]["old_size"], 300);
+    assert_eq!(json["result"]["new_size"], 340);
+    let output = verify(&[
+        "consistency",
+        "--log",
+        &url,
+        "--vkey",
+        vkey,
+        "--old",
+        &old_file.display().to_string(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}
