@@ -178,6 +178,19 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Printf("gointerop verify: ok (%d keys, %d notes, %d trees)\n", len(file.Keys), len(file.Notes), len(file.Trees))
+	case "writelog":
+		flags := flag.NewFlagSet("writelog", flag.ExitOnError)
+		dir := flags.String("dir", "", "folder to write the log to")
+		seed := flags.Int64("seed", 1, "seed of the log key")
+		oldSize := flags.Int64("old", 0, "tree size of checkpoint.old")
+		size := flags.Int64("size", 1000, "tree size of checkpoint")
+		flags.Parse(os.Args[2:])
+		if *dir == "" || *oldSize > *size {
+			fatalf("writelog: -dir is required and -old may not exceed -size")
+		}
+		if err := writeLog(*dir, *seed, *oldSize, *size); err != nil {
+			fatalf("writelog: %v", err)
+		}
 	default:
 		fatalf("unknown subcommand %q", os.Args[1])
 	}
@@ -866,4 +879,81 @@ func verifyCheckpoint(v *verifier, name string, cp *checkpointCase, root tlog.Ha
 	if got := lines[3:]; strings.Join(got, "\n") != strings.Join(cp.Extensions, "\n") {
 		v.failf("%s: extension lines %q, want %q", what, got, cp.Extensions)
 	}
+}
+
+// writeLog writes a tlog-tiles folder of entries "go entry <i>" for tree
+// sizes old and then size; see the package comment.
+func writeLog(dir string, seed, old, size int64) error {
+	rng := rand.New(rand.NewSource(seed))
+	name := "go.example/interop-log"
+	skey, vkey, err := note.GenerateKey(rng, name)
+	if err != nil {
+		return err
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return err
+	}
+	entries := make([][]byte, size)
+	var listing strings.Builder
+	for i := range entries {
+		entries[i] = []byte(fmt.Sprintf("go entry %d %s", i, strings.Repeat("g", i%5)))
+		listing.Write(entries[i])
+		listing.WriteByte('\n')
+	}
+	write := func(path string, data []byte) error {
+		full := dir + "/" + path
+		if err := os.MkdirAll(full[:strings.LastIndex(full, "/")], 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(full, data, 0o644)
+	}
+	for _, step := range []struct {
+		from, to int64
+		file     string
+	}{{0, old, "checkpoint.old"}, {old, size, "checkpoint"}} {
+		store, err := buildStore(entries[:step.to])
+		if err != nil {
+			return err
+		}
+		for _, tile := range tlog.NewTiles(tileHeight, step.from, step.to) {
+			data, err := tlog.ReadTileData(tile, store)
+			if err != nil {
+				return err
+			}
+			if err := write(c2spPath(tile.Path()), data); err != nil {
+				return err
+			}
+			if tile.L != 0 {
+				continue
+			}
+			// The entry bundle beside each level-0 tile.
+			var bundle []byte
+			start := tile.N << tileHeight
+			for _, entry := range entries[start : start+int64(tile.W)] {
+				bundle = binary.BigEndian.AppendUint16(bundle, uint16(len(entry)))
+				bundle = append(bundle, entry...)
+			}
+			path := strings.Replace(c2spPath(tile.Path()), "tile/0/", "tile/entries/", 1)
+			if err := write(path, bundle); err != nil {
+				return err
+			}
+		}
+		root, err := rfcTreeHash(step.to, store)
+		if err != nil {
+			return err
+		}
+		text := fmt.Sprintf("%s\n%d\n%s\n", name, step.to, b64(root[:]))
+		signed, err := note.Sign(&note.Note{Text: text}, signer)
+		if err != nil {
+			return err
+		}
+		if err := write(step.file, signed); err != nil {
+			return err
+		}
+	}
+	if err := write("vkey", []byte(vkey+"\n")); err != nil {
+		return err
+	}
+	return write("entries.txt", []byte(listing.String()))
 }
