@@ -647,7 +647,9 @@ async fn artifact(cli: &Cli, file: &Path, args: &LogArgs) -> Result<Report> {
     let log = open_log(cli, args)?;
     let path = index::path(&digest);
     let location = log.fetcher.location(&path);
-    let data = match log.fetcher.get(&path, MAX_INDEX_BYTES).await {
+    // The index and the checkpoint are independent: one round trip for both.
+    let (data, latest) = tokio::join!(log.fetcher.get(&path, MAX_INDEX_BYTES), log.checkpoint());
+    let data = match data {
         Ok(data) => data,
         Err(Error::NotFound { .. }) => {
             return Err(Error::NotFound {
@@ -657,7 +659,7 @@ async fn artifact(cli: &Cli, file: &Path, args: &LogArgs) -> Result<Report> {
         Err(err) => return Err(err),
     };
     let indices = index::parse(&location, &data)?;
-    let latest = log.checkpoint().await?;
+    let latest = latest?;
     let mut reader = log.reader(&latest.checkpoint);
     let mut entries = Vec::new();
     let mut text = format!("artifact {} sha256:{}", file.display(), hex::encode(digest));
