@@ -24,7 +24,7 @@ use futures::{StreamExt, TryStreamExt};
 use stele_tiles::checkpoint::{Checkpoint, open_checkpoint, sign_checkpoint};
 use stele_tiles::integrate::{Integration, RightEdge};
 use stele_tiles::note::{NoteSigner, NoteVerifier};
-use stele_tiles::proof::{TileSet, inclusion_plan, tiles_for_nodes};
+use stele_tiles::proof::{ProofPlan, TileSet, consistency_plan, inclusion_plan, tiles_for_nodes};
 use stele_tiles::tile::{TILE_HEIGHT, TILE_WIDTH, Tile, TileKind};
 use stele_tiles::{Hash, bundle};
 use tracing::{debug, info, warn};
@@ -33,6 +33,7 @@ use crate::error::Error;
 use crate::log::Published;
 use crate::metrics::Metrics;
 use crate::staging::{STAGING_PREFIX, Staged, staging_key};
+use crate::witness::Witnesses;
 use crate::storage::{
     CONTENT_TYPE_TEXT, Condition, ETag, Key, KeyPrefix, PutOptions, Storage, StorageError,
 };
@@ -80,6 +81,7 @@ pub async fn commit_batch(
     origin: &str,
     signer: &dyn NoteSigner,
     delete_partials: bool,
+    witnesses: Option<&Witnesses>,
     metrics: &Metrics,
 ) -> Result<Committed, Error> {
     let phase = |name: &str, started: Instant| {
@@ -148,6 +150,13 @@ pub async fn commit_batch(
     publish_objects(storage, &staged.objects).await?;
     phase("publish_tiles", started);
 
+    // Witnesses cosign the committed checkpoint; the tiles they may need
+    // for nothing but the proof are public by now. Too few cosignatures
+    // fail the batch here, committed but unpublished: recovery retries.
+    let started = Instant::now();
+    let note = cosign(storage, witnesses, note, &checkpoint).await?;
+    phase("witness", started);
+
     // Step 5, publish the checkpoint. Crash after this: recovery sees the
     // public checkpoint is current and only cleans up.
     let started = Instant::now();
@@ -167,6 +176,22 @@ pub async fn commit_batch(
         delete_stale_partials(storage, &integration).await;
     }
     Ok(Committed { integration })
+}
+
+/// Adds the witnesses' cosignatures to a log-signed checkpoint, if the log
+/// has witnesses.
+async fn cosign(
+    storage: &dyn Storage,
+    witnesses: Option<&Witnesses>,
+    note: Vec<u8>,
+    checkpoint: &Checkpoint,
+) -> Result<Vec<u8>, Error> {
+    match witnesses {
+        Some(witnesses) if !witnesses.is_empty() => {
+            witnesses.cosign(storage, &note, checkpoint).await
+        }
+        _ => Ok(note),
+    }
 }
 
 /// Step 3: replace the lock object if it is still the version we hold.
@@ -318,11 +343,12 @@ pub async fn recover(
     origin: &str,
     signer: &dyn NoteSigner,
     verifier: &dyn NoteVerifier,
+    witnesses: Option<&Witnesses>,
 ) -> Result<LogState, Error> {
     let lock = key(LOCK_KEY)?;
     let public = key(CHECKPOINT_KEY)?;
     let Some(locked) = storage.get(&lock).await? else {
-        return create_log(storage, origin, signer).await;
+        return create_log(storage, origin, signer, witnesses).await;
     };
     let (checkpoint, _) = open_checkpoint(&locked.bytes, origin, verifier)
         .map_err(|err| Error::corrupt("lock object", err))?;
@@ -345,9 +371,10 @@ pub async fn recover(
         publish_objects(storage, &staged.objects).await?;
     }
 
-    // Finish step 5.
-    let public_etag = match storage.get(&public).await? {
-        Some(current) if current.bytes == locked.bytes => Some(current.etag),
+    // Finish step 5. A public checkpoint of the same tree (the committed
+    // one with cosignatures) is current; an older one is replaced by the
+    // committed checkpoint, cosigned first if the log has witnesses.
+    let (public_etag, public_note) = match storage.get(&public).await? {
         Some(current) => {
             let (published, _) = open_checkpoint(&current.bytes, origin, verifier)
                 .map_err(|err| Error::corrupt("public checkpoint", err))?;
@@ -362,9 +389,20 @@ pub async fn recover(
                     ),
                 ));
             }
-            publish_checkpoint(storage, Some(current.etag), &checkpoint, &locked.bytes).await?
+            if published.size == checkpoint.size {
+                (Some(current.etag), current.bytes.to_vec())
+            } else {
+                let note = cosign(storage, witnesses, locked.bytes.to_vec(), &checkpoint).await?;
+                let etag =
+                    publish_checkpoint(storage, Some(current.etag), &checkpoint, &note).await?;
+                (etag, note)
+            }
         }
-        None => publish_checkpoint(storage, None, &checkpoint, &locked.bytes).await?,
+        None => {
+            let note = cosign(storage, witnesses, locked.bytes.to_vec(), &checkpoint).await?;
+            let etag = publish_checkpoint(storage, None, &checkpoint, &note).await?;
+            (etag, note)
+        }
     };
 
     // Clean up every staging object: the committed one is published, any
@@ -390,7 +428,7 @@ pub async fn recover(
         edge,
         lock_etag: locked.etag,
         published: Published {
-            note: Arc::new(locked.bytes.to_vec()),
+            note: Arc::new(public_note),
             checkpoint,
         },
         public_etag,
@@ -404,6 +442,7 @@ async fn create_log(
     storage: &dyn Storage,
     origin: &str,
     signer: &dyn NoteSigner,
+    witnesses: Option<&Witnesses>,
 ) -> Result<LogState, Error> {
     let public = key(CHECKPOINT_KEY)?;
     if storage.get(&public).await?.is_some() {
@@ -438,6 +477,7 @@ async fn create_log(
         }
         Err(err) => return Err(err.into()),
     };
+    let note = cosign(storage, witnesses, note, &checkpoint).await?;
     let public_etag = publish_checkpoint(storage, None, &checkpoint, &note).await?;
     info!(origin, "created a new, empty log");
     Ok(LogState {
@@ -552,7 +592,25 @@ pub async fn prove_from_storage(
     index: u64,
     tree_size: u64,
 ) -> Result<Vec<Hash>, Error> {
-    let plan = inclusion_plan(index, tree_size)?;
+    execute_from_storage(storage, inclusion_plan(index, tree_size)?, tree_size).await
+}
+
+/// Builds the consistency proof from `old_size` to the published tree of
+/// `tree_size` leaves, reading only the tiles the proof needs.
+pub async fn prove_consistency_from_storage(
+    storage: &dyn Storage,
+    old_size: u64,
+    tree_size: u64,
+) -> Result<Vec<Hash>, Error> {
+    execute_from_storage(storage, consistency_plan(old_size, tree_size)?, tree_size).await
+}
+
+/// Fetches the tiles a plan needs from the published tree and combines.
+async fn execute_from_storage(
+    storage: &dyn Storage,
+    plan: ProofPlan,
+    tree_size: u64,
+) -> Result<Vec<Hash>, Error> {
     let tiles = tiles_for_nodes(TILE_HEIGHT, tree_size, &plan.nodes);
     let fetched: Vec<(Tile, Vec<Hash>)> =
         futures::stream::iter(tiles.into_iter().map(|tile| async move {

@@ -248,6 +248,7 @@ impl Config {
             batch_interval: self.batch_interval,
             pool_size: self.pool_size,
             delete_partials: self.delete_partials,
+            witnesses: None,
         }
     }
 }

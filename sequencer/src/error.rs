@@ -30,6 +30,11 @@ pub enum Error {
     #[error("log state in storage is inconsistent: {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
 
+    /// Fewer witnesses cosigned the checkpoint than the policy needs; the
+    /// batch is committed and is published once enough witnesses answer.
+    #[error("only {got} of the {needed} witness cosignatures the policy needs")]
+    Witnesses { got: usize, needed: usize },
+
     /// Bad configuration or key material.
     #[error("configuration: {0}")]
     Config(String),
@@ -42,6 +47,7 @@ impl Error {
             Error::Storage(err) => !err.is_retryable(),
             Error::Format(_) | Error::TakenOver { .. } | Error::Corrupt { .. } => true,
             Error::Config(_) => true,
+            Error::Witnesses { .. } => false,
         }
     }
 

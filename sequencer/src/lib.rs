@@ -11,6 +11,7 @@ pub mod metered;
 pub mod metrics;
 pub mod staging;
 pub mod storage;
+pub mod witness;
 
 pub use error::Error;
 pub use log::{Accepted, Log, LogConfig, Published, Sequencer, SubmitError};

@@ -25,6 +25,7 @@ use crate::commit::{self, Committed, LogState};
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 use crate::error::Error;
 use crate::metrics::Metrics;
+use crate::witness::Witnesses;
 use crate::storage::Storage;
 
 /// Largest entry the log can hold (an entry bundle's uint16 length prefix).
@@ -44,6 +45,8 @@ pub struct LogConfig {
     pub pool_size: usize,
     /// Delete partial tiles and bundles once the full tile is published.
     pub delete_partials: bool,
+    /// Witnesses that cosign each checkpoint before it is published.
+    pub witnesses: Option<Arc<Witnesses>>,
 }
 
 impl Default for LogConfig {
@@ -54,6 +57,7 @@ impl Default for LogConfig {
             batch_interval: Duration::from_millis(50),
             pool_size: 65536,
             delete_partials: false,
+            witnesses: None,
         }
     }
 }
@@ -189,6 +193,7 @@ impl Log {
             &config.origin,
             signer.as_ref(),
             verifier.as_ref(),
+            config.witnesses.as_deref(),
         )
         .await?;
         let started = Instant::now();
@@ -393,9 +398,20 @@ impl Sequencer {
                 if draining {
                     break;
                 }
-                match tokio::time::timeout_at(deadline, self.requests.recv()).await {
-                    Ok(Some(request)) => batch.push(request),
-                    Ok(None) | Err(_) => break,
+                tokio::select! {
+                    request = tokio::time::timeout_at(deadline, self.requests.recv()) => {
+                        match request {
+                            Ok(Some(request)) => batch.push(request),
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                    () = self.shutdown.notified() => {
+                        // Stop waiting for the interval: take what is queued
+                        // and sequence it now.
+                        info!("shutting down: sequencing what is pending");
+                        self.requests.close();
+                        draining = true;
+                    }
                 }
             }
             self.metrics.pool_depth.set(self.requests.len() as i64);
@@ -427,6 +443,7 @@ impl Sequencer {
                 &self.config.origin,
                 self.signer.as_ref(),
                 self.verifier.as_ref(),
+                self.config.witnesses.as_deref(),
             ));
             match recovery.await {
                 Ok(state) => {
@@ -511,6 +528,7 @@ impl Sequencer {
             &self.config.origin,
             self.signer.as_ref(),
             self.config.delete_partials,
+            self.config.witnesses.as_deref(),
             &self.metrics,
         ));
         let result = commit.await;

@@ -43,6 +43,7 @@ fn config() -> LogConfig {
         batch_interval: Duration::from_millis(2),
         pool_size: 1000,
         delete_partials: false,
+        witnesses: None,
     }
 }
 

@@ -1,0 +1,245 @@
+//! Cosigning by witnesses (c2sp.org/tlog-witness): before a checkpoint is
+//! published, the sequencer sends it with a consistency proof to each
+//! configured witness and adds the cosignatures it gets back. The policy
+//! (K of N) decides whether the checkpoint may be published: with fewer
+//! than K cosignatures the batch stays committed but unpublished, and the
+//! sequencer retries until enough witnesses answer.
+//!
+//! A witness that is down or slow costs at most `timeout` per batch; the
+//! others are asked concurrently.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use stele_tiles::Hash;
+use stele_tiles::checkpoint::Checkpoint;
+use stele_tiles::cosignature::CosignatureVerifier;
+use stele_tiles::note::{Note, NoteSignature, NoteVerifier};
+use tracing::{debug, warn};
+
+use crate::error::Error;
+use crate::storage::Storage;
+
+/// One configured witness.
+#[derive(Debug)]
+struct Witness {
+    /// Submission prefix; requests go to `<url>/add-checkpoint`.
+    url: String,
+    verifier: CosignatureVerifier,
+    /// The tree size this witness last cosigned, as far as we know.
+    known_size: Mutex<Option<u64>>,
+}
+
+/// The witnesses of a log and how many cosignatures a checkpoint needs.
+#[derive(Debug)]
+pub struct Witnesses {
+    witnesses: Vec<Witness>,
+    threshold: usize,
+    timeout: Duration,
+    client: reqwest::Client,
+}
+
+/// Parses a `URL=VERIFIER_KEY` witness setting.
+pub fn parse_witness_setting(setting: &str) -> Result<(String, CosignatureVerifier), Error> {
+    let (url, key) = setting.split_once('=').ok_or_else(|| {
+        Error::Config(format!(
+            "witness {setting:?} must be written URL=VERIFIER_KEY (name+id+base64)"
+        ))
+    })?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(Error::Config(format!(
+            "witness URL {url:?} must start with http:// or https://"
+        )));
+    }
+    let verifier = CosignatureVerifier::from_text(key.trim())
+        .map_err(|err| Error::Config(format!("witness key for {url}: {err}")))?;
+    Ok((url.trim_end_matches('/').to_owned(), verifier))
+}
+
+impl Witnesses {
+    /// Witnesses at `url` with cosignature keys; `threshold` of them must
+    /// cosign each checkpoint.
+    pub fn new(
+        witnesses: Vec<(String, CosignatureVerifier)>,
+        threshold: usize,
+        timeout: Duration,
+    ) -> Result<Witnesses, Error> {
+        if threshold > witnesses.len() {
+            return Err(Error::Config(format!(
+                "witness threshold {threshold} is more than the {} witnesses configured",
+                witnesses.len()
+            )));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|err| Error::Config(format!("HTTP client for witnesses: {err}")))?;
+        Ok(Witnesses {
+            witnesses: witnesses
+                .into_iter()
+                .map(|(url, verifier)| Witness {
+                    url,
+                    verifier,
+                    known_size: Mutex::new(None),
+                })
+                .collect(),
+            threshold,
+            timeout,
+            client,
+        })
+    }
+
+    /// Whether any witness is configured.
+    pub fn is_empty(&self) -> bool {
+        self.witnesses.is_empty()
+    }
+
+    /// Asks every witness to cosign `note` (the log-signed checkpoint of
+    /// `checkpoint`) and returns the note with the cosignatures added, or an
+    /// error if fewer than the threshold answered.
+    pub async fn cosign(
+        &self,
+        storage: &dyn Storage,
+        note: &[u8],
+        checkpoint: &Checkpoint,
+    ) -> Result<Vec<u8>, Error> {
+        let mut signed = Note::parse(note)?;
+        let requests = self
+            .witnesses
+            .iter()
+            .map(|witness| self.ask(witness, storage, note, checkpoint));
+        let answers = futures::future::join_all(requests).await;
+        let mut cosigned = 0;
+        for (witness, answer) in self.witnesses.iter().zip(answers) {
+            match answer {
+                Ok(signature) => {
+                    signed.add_signature(signature)?;
+                    cosigned += 1;
+                }
+                Err(err) => warn!(witness = %witness.url, %err, "no cosignature"),
+            }
+        }
+        if cosigned < self.threshold {
+            return Err(Error::Witnesses {
+                got: cosigned,
+                needed: self.threshold,
+            });
+        }
+        Ok(signed.to_bytes())
+    }
+
+    /// One witness, following 409 answers to the size it holds.
+    async fn ask(
+        &self,
+        witness: &Witness,
+        storage: &dyn Storage,
+        note: &[u8],
+        checkpoint: &Checkpoint,
+    ) -> Result<NoteSignature, String> {
+        let attempt = async {
+            for _ in 0..3 {
+                let old_size = witness
+                    .known_size
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .unwrap_or(0)
+                    .min(checkpoint.size);
+                let proof = if old_size == 0 {
+                    Vec::new()
+                } else {
+                    crate::commit::prove_consistency_from_storage(storage, old_size, checkpoint.size)
+                        .await
+                        .map_err(|err| format!("consistency proof from {old_size}: {err}"))?
+                };
+                let body = request_body(old_size, &proof, note);
+                let response = self
+                    .client
+                    .post(format!("{}/add-checkpoint", witness.url))
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|err| err.to_string())?;
+                let status = response.status();
+                let text = response.text().await.map_err(|err| err.to_string())?;
+                match status.as_u16() {
+                    200 => {
+                        let signature = find_cosignature(&witness.verifier, note, &text)?;
+                        *witness
+                            .known_size
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                            Some(checkpoint.size);
+                        return Ok(signature);
+                    }
+                    409 => {
+                        let held: u64 = text.trim().parse().map_err(|_| {
+                            format!("409 without a tree size: {}", truncate(&text))
+                        })?;
+                        debug!(witness = %witness.url, held, "witness holds another size");
+                        if held > checkpoint.size {
+                            return Err(format!(
+                                "witness holds size {held}, ahead of this log's {}",
+                                checkpoint.size
+                            ));
+                        }
+                        if Some(held) == *witness.known_size.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+                            return Err(format!("witness refuses size {held}: {}", truncate(&text)));
+                        }
+                        *witness
+                            .known_size
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(held);
+                    }
+                    code => return Err(format!("HTTP {code}: {}", truncate(&text))),
+                }
+            }
+            Err("witness kept answering 409".to_owned())
+        };
+        tokio::time::timeout(self.timeout, attempt)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {:?}", self.timeout)))
+    }
+}
+
+/// The add-checkpoint request body: old size, proof lines, blank line,
+/// checkpoint.
+fn request_body(old_size: u64, proof: &[Hash], note: &[u8]) -> Vec<u8> {
+    let mut body = format!("old {old_size}\n").into_bytes();
+    for hash in proof {
+        body.extend_from_slice(hash.to_base64().as_bytes());
+        body.push(b'\n');
+    }
+    body.push(b'\n');
+    body.extend_from_slice(note);
+    body
+}
+
+/// Finds and verifies the witness's cosignature among the response's
+/// signature lines; lines from other keys are ignored, as the spec asks.
+fn find_cosignature(
+    verifier: &CosignatureVerifier,
+    note: &[u8],
+    response: &str,
+) -> Result<NoteSignature, String> {
+    // Appending the lines to the checkpoint gives a note to parse.
+    let mut combined = note.to_vec();
+    combined.extend_from_slice(response.as_bytes());
+    let parsed =
+        Note::parse(&combined).map_err(|err| format!("malformed cosignature lines: {err}"))?;
+    parsed
+        .signatures
+        .into_iter()
+        .find(|signature| {
+            signature.is_from(verifier.name(), verifier.key_id())
+                && verifier.verify(parsed.text.as_bytes(), &signature.signature)
+        })
+        .ok_or_else(|| "no valid cosignature from the configured key".to_owned())
+}
+
+fn truncate(text: &str) -> &str {
+    let mut end = text.len().min(200);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
