@@ -155,23 +155,28 @@ impl<'a> Monitor<'a> {
         if total > 0 {
             let first_tile = old.size >> TILE_HEIGHT;
             let last_tile = (new.size - 1) >> TILE_HEIGHT;
-            for tile_index in first_tile..=last_tile {
-                let entries = reader.bundle(tile_index).await?;
-                let base = tile_index * width;
-                for (position, entry) in entries.iter().enumerate() {
-                    let index = base + position as u64;
-                    if index < old.size {
-                        continue;
+            // Bundles are read in chunks: their level-0 tiles authenticated
+            // in one batch, the bundles fetched concurrently.
+            const CHUNK: u64 = 32;
+            let mut chunk_start = first_tile;
+            while chunk_start <= last_tile {
+                let chunk_end = (chunk_start + CHUNK).min(last_tile + 1);
+                let bundles = reader.bundles(chunk_start..chunk_end).await?;
+                for (tile_index, entries) in (chunk_start..chunk_end).zip(&bundles) {
+                    let base = tile_index * width;
+                    for (position, entry) in entries.iter().enumerate() {
+                        let index = base + position as u64;
+                        if index >= old.size {
+                            findings.extend(self.look_at(index, entry));
+                        }
                     }
-                    findings.extend(self.look_at(index, entry));
+                    progress(
+                        (base + entries.len() as u64).saturating_sub(old.size),
+                        total,
+                    );
                 }
-                progress(
-                    (base + entries.len() as u64).saturating_sub(old.size),
-                    total,
-                );
-                if tile_index % 64 == 63 {
-                    reader.forget_leaves();
-                }
+                reader.forget_leaves();
+                chunk_start = chunk_end;
             }
         }
         self.save(&latest.bytes)?;

@@ -334,73 +334,69 @@ impl TileReader<'_> {
     /// The entries of bundle `tile_index`, each checked against its leaf
     /// hash in the authenticated level-0 tile.
     pub async fn bundle(&mut self, tile_index: u64) -> Result<Vec<Vec<u8>>> {
-        let width = tile_width(TILE_HEIGHT, 0, tile_index, self.tree_size);
-        if width == 0 {
-            return Ok(Vec::new());
-        }
-        let leaves = self.leaf_hashes(tile_index).await?;
+        let mut bundles = self.bundles(tile_index..tile_index + 1).await?;
+        Ok(bundles.pop().unwrap_or_default())
+    }
+
+    /// The entries of the bundles `tiles` (those in the tree), fetched
+    /// concurrently after their level-0 tiles were authenticated in one
+    /// batch, each entry checked against its leaf hash.
+    pub async fn bundles(&mut self, tiles: std::ops::Range<u64>) -> Result<Vec<Vec<Vec<u8>>>> {
+        let end = tiles
+            .end
+            .min(self.tree_size.div_ceil(u64::from(TILE_WIDTH)));
+        let tiles = tiles.start..end.max(tiles.start);
+        let nodes: Vec<Node> = tiles
+            .clone()
+            .map(|tile_index| Node::leaf(tile_index << TILE_HEIGHT))
+            .collect();
+        self.authenticate(&nodes).await?;
         let fetcher = &self.log.fetcher;
-        let tile = Tile::entries(tile_index, width);
-        let full = tile.full();
-        let mut from_cache = false;
-        let (path, data, take) = if tile.is_partial() {
-            match fetcher.get(&tile.path(), MAX_BUNDLE_BYTES).await {
-                Ok(data) => (tile.path(), data, None),
-                Err(Error::NotFound { .. }) => (
-                    full.path(),
-                    fetcher.get(&full.path(), MAX_BUNDLE_BYTES).await?,
-                    Some(width as usize),
-                ),
-                Err(err) => return Err(err),
-            }
-        } else if let Some(data) = fetcher.cached(&full.path()).await {
-            from_cache = true;
-            (full.path(), data, None)
-        } else {
-            (
-                full.path(),
-                fetcher.get(&full.path(), MAX_BUNDLE_BYTES).await?,
-                None,
-            )
-        };
-        let result = check_bundle(
-            &fetcher.location(&path),
-            &tile,
-            &data,
-            take,
-            &leaves,
-            tile_index,
-        );
-        match result {
-            Ok(entries) => {
-                if from_cache {
-                    self.stats.bundles_cached += 1;
-                } else {
-                    self.stats.bundles_fetched += 1;
-                    if !tile.is_partial() {
-                        fetcher.store(&path, &data).await;
+        let tree_size = self.tree_size;
+        let raws: Vec<Result<RawBundle>> = futures::stream::iter(tiles.clone())
+            .map(|tile_index| fetch_bundle(fetcher, tile_index, tree_size))
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut out = Vec::with_capacity(raws.len());
+        for (tile_index, raw) in tiles.zip(raws) {
+            let raw = raw?;
+            let leaves = self
+                .tiles
+                .get(&(0, tile_index))
+                .cloned()
+                .unwrap_or_default();
+            let location = fetcher.location(&raw.path);
+            let result = check_bundle(
+                &location, &raw.tile, &raw.data, raw.take, &leaves, tile_index,
+            );
+            let entries = match result {
+                Ok(entries) => {
+                    if raw.from_cache {
+                        self.stats.bundles_cached += 1;
+                    } else {
+                        self.stats.bundles_fetched += 1;
+                        if !raw.tile.is_partial() {
+                            fetcher.store(&raw.path, &raw.data).await;
+                        }
                     }
+                    entries
                 }
-                Ok(entries)
-            }
-            Err(_) if from_cache => {
-                // The cache was damaged: drop it and read the log itself.
-                fetcher.evict(&path).await;
-                let data = fetcher.get(&path, MAX_BUNDLE_BYTES).await?;
-                self.stats.bundles_fetched += 1;
-                let entries = check_bundle(
-                    &fetcher.location(&path),
-                    &tile,
-                    &data,
-                    None,
-                    &leaves,
-                    tile_index,
-                )?;
-                fetcher.store(&path, &data).await;
-                Ok(entries)
-            }
-            Err(err) => Err(err),
+                Err(_) if raw.from_cache => {
+                    // The cache was damaged: drop it and read the log itself.
+                    fetcher.evict(&raw.path).await;
+                    let data = fetcher.get(&raw.path, MAX_BUNDLE_BYTES).await?;
+                    self.stats.bundles_fetched += 1;
+                    let entries =
+                        check_bundle(&location, &raw.tile, &data, None, &leaves, tile_index)?;
+                    fetcher.store(&raw.path, &data).await;
+                    entries
+                }
+                Err(err) => return Err(err),
+            };
+            out.push(entries);
         }
+        Ok(out)
     }
 
     /// The entry at `index`, checked against its authenticated leaf hash.
@@ -624,6 +620,47 @@ async fn fetch_tile(fetcher: &Fetcher, tile: Tile, use_cache: bool) -> Result<Fe
         }
         Err(err) => Err(err),
     }
+}
+
+/// An entry bundle as read, not yet checked.
+struct RawBundle {
+    tile: Tile,
+    path: String,
+    data: Bytes,
+    /// Set when a full bundle stands in for a missing partial one: how many
+    /// entries to keep.
+    take: Option<usize>,
+    from_cache: bool,
+}
+
+/// Reads bundle `tile_index` of a tree of `tree_size`: a full bundle from
+/// the cache if there, a missing partial bundle as the prefix of the full.
+async fn fetch_bundle(fetcher: &Fetcher, tile_index: u64, tree_size: u64) -> Result<RawBundle> {
+    let width = tile_width(TILE_HEIGHT, 0, tile_index, tree_size);
+    let tile = Tile::entries(tile_index, width);
+    let full = tile.full();
+    let raw = |path: String, data: Bytes, take: Option<usize>, from_cache: bool| RawBundle {
+        tile,
+        path,
+        data,
+        take,
+        from_cache,
+    };
+    if tile.is_partial() {
+        return match fetcher.get(&tile.path(), MAX_BUNDLE_BYTES).await {
+            Ok(data) => Ok(raw(tile.path(), data, None, false)),
+            Err(Error::NotFound { .. }) => {
+                let data = fetcher.get(&full.path(), MAX_BUNDLE_BYTES).await?;
+                Ok(raw(full.path(), data, Some(width as usize), false))
+            }
+            Err(err) => Err(err),
+        };
+    }
+    if let Some(data) = fetcher.cached(&full.path()).await {
+        return Ok(raw(full.path(), data, None, true));
+    }
+    let data = fetcher.get(&full.path(), MAX_BUNDLE_BYTES).await?;
+    Ok(raw(full.path(), data, None, false))
 }
 
 fn check_bundle(
