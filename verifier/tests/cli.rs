@@ -297,3 +297,42 @@ async fn against_the_real_sequencer() {
     ]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
 }
+
+#[test]
+fn monitor_exits_1_with_evidence_on_a_fork() {
+    let temp = tempfile::tempdir().expect("temp");
+    let mut honest = FolderLog::new(&temp.path().join("a"), "a");
+    let mut fork = FolderLog::new(&temp.path().join("b"), "b");
+    honest.grow(300);
+    fork.grow(310);
+    let vkey = common::vkey();
+    let state = temp.path().join("state").display().to_string();
+    let run = |log: &FolderLog| {
+        verify(&[
+            "monitor",
+            "--log",
+            &log.dir.display().to_string(),
+            "--vkey",
+            &vkey,
+            "--state",
+            &state,
+            "--once",
+        ])
+    };
+    let ok = run(&honest);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    assert!(text(&ok).contains("300 entries checked"), "{}", text(&ok));
+    let fail = run(&fork);
+    assert_eq!(fail.status.code(), Some(1), "{}", text(&fail));
+    let message = text(&fail);
+    assert!(
+        message.contains("is not consistent with checkpoint of size 300")
+            && message.contains("evidence written to"),
+        "{message}"
+    );
+    // The state still holds the honest checkpoint.
+    assert_eq!(
+        std::fs::read(temp.path().join("state/checkpoint")).expect("state"),
+        honest.read("checkpoint")
+    );
+}

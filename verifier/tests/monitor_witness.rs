@@ -268,3 +268,66 @@ async fn witness_over_http() {
     assert_eq!(response.status(), 405);
     task.abort();
 }
+
+#[tokio::test]
+async fn witness_policy_and_ecdsa_log_keys() {
+    use stele_tiles::note::{EcdsaP256Signer, NoteSigner};
+    use stele_verifier::Error;
+    use stele_verifier::fetch::{Fetcher, HttpOptions};
+    use stele_verifier::reader::Log;
+
+    let temp = tempfile::tempdir().expect("temp");
+    let (witness, witness_key) = witness_at(&temp.path().join("witness"));
+    let mut log = FolderLog::new(&temp.path().join("log"), "a");
+    let plain = log.grow(20);
+    let with_policy = |threshold| Log {
+        fetcher: Fetcher::new(&log.dir.display().to_string(), HttpOptions::default()).expect("dir"),
+        key: LogKey::parse(&common::vkey(), None).expect("key"),
+        policy: WitnessPolicy::new(vec![witness_key.verifier()], threshold).expect("policy"),
+    };
+    let err = with_policy(1).checkpoint().await.expect_err("not cosigned");
+    assert!(
+        matches!(
+            &err,
+            Error::WitnessPolicy {
+                source: stele_tiles::Error::WitnessThreshold {
+                    required: 1,
+                    verified: 0,
+                    ..
+                },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let answer = witness.add_checkpoint(&request(0, &[], &plain), 1_700_000_000);
+    assert_eq!(answer.status, 200);
+    let mut cosigned = plain.clone();
+    cosigned.extend_from_slice(answer.body.as_bytes());
+    log.write("checkpoint", &cosigned);
+    let latest = with_policy(1).checkpoint().await.expect("cosigned");
+    assert_eq!(
+        latest.cosigners,
+        vec![("witness.example/w1".to_owned(), 1_700_000_000)]
+    );
+
+    // A Rekor-v2-style log: ECDSA P-256 key in PEM, named by --origin.
+    let ecdsa = EcdsaP256Signer::generate(ORIGIN, &mut rand_core::OsRng).expect("key");
+    let pem = ecdsa.verifier().to_spki_pem().expect("pem");
+    let text = Note::parse(&plain).expect("note").text;
+    let note = Note::sign(&text, &[&ecdsa as &dyn NoteSigner]).expect("sign");
+    log.write("checkpoint", &note.to_bytes());
+    let ecdsa_log = Log {
+        fetcher: Fetcher::new(&log.dir.display().to_string(), HttpOptions::default()).expect("dir"),
+        key: LogKey::parse(&pem, Some(ORIGIN)).expect("pem key"),
+        policy: WitnessPolicy::new(vec![], 0).expect("policy"),
+    };
+    ecdsa_log
+        .checkpoint()
+        .await
+        .expect("ECDSA-signed checkpoint");
+    assert!(matches!(
+        LogKey::parse(&pem, None),
+        Err(Error::Usage(message)) if message.contains("--origin")
+    ));
+}
