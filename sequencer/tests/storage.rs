@@ -81,8 +81,17 @@ macro_rules! contract_suite {
     };
 }
 
+async fn s3_fixture() -> Option<Fixture> {
+    let server = common::seaweed::shared()?;
+    Some(Fixture {
+        store: Arc::new(server.fresh_store("contract").await),
+        _keep: Box::new(()),
+    })
+}
+
 contract_suite!(memory, memory_fixture);
 contract_suite!(fs, fs_fixture);
+contract_suite!(s3, s3_fixture);
 
 mod fs_backend {
     use super::*;
@@ -370,5 +379,167 @@ mod memory_faults {
             journal[0].cache_control,
             "public, max-age=31536000, immutable"
         );
+    }
+}
+
+mod s3_backend {
+    use super::*;
+    use stele_sequencer::storage::s3::{S3Config, S3Storage};
+    use stele_sequencer::storage::{CACHE_IMMUTABLE, CACHE_PRIVATE, CONTENT_TYPE_TEXT};
+
+    /// A plain SDK client, independent of the backend under test.
+    async fn raw_client(config: &S3Config) -> aws_sdk_s3::Client {
+        let credentials = config.credentials.as_ref().expect("test credentials");
+        let sdk = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new(config.region.clone()))
+            .endpoint_url(config.endpoint_url.clone().expect("test endpoint"))
+            .force_path_style(true)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                credentials.access_key_id.clone(),
+                credentials.secret_access_key.clone(),
+                None,
+                None,
+                "test",
+            ))
+            .build();
+        aws_sdk_s3::Client::from_conf(sdk)
+    }
+
+    #[tokio::test]
+    async fn startup_check_passes_on_seaweedfs() {
+        let Some(server) = common::seaweed::shared() else {
+            return;
+        };
+        let store = server.fresh_store("check").await;
+        store
+            .check_conditional_writes()
+            .await
+            .expect("SeaweedFS enforces If-None-Match and If-Match");
+        let left = store
+            .list(&KeyPrefix::new("").expect("valid prefix"))
+            .await
+            .expect("list");
+        assert!(left.is_empty(), "the probe is cleaned up: {left:?}");
+    }
+
+    #[tokio::test]
+    async fn objects_carry_their_headers() {
+        let Some(server) = common::seaweed::shared() else {
+            return;
+        };
+        let store = server.fresh_store("headers").await;
+        let client = raw_client(store.config()).await;
+        let cases = [
+            (
+                "tile/0/000",
+                PutOptions::immutable(),
+                "application/octet-stream",
+                CACHE_IMMUTABLE,
+            ),
+            (
+                "checkpoint",
+                PutOptions::new(Condition::None, CONTENT_TYPE_TEXT, "public, max-age=5"),
+                CONTENT_TYPE_TEXT,
+                "public, max-age=5",
+            ),
+            (
+                ".stele/lock",
+                PutOptions::private(Condition::CreateOnly),
+                "application/octet-stream",
+                CACHE_PRIVATE,
+            ),
+        ];
+        for (name, options, content_type, cache_control) in cases {
+            store
+                .put(&key(name), Bytes::from_static(b"x"), options)
+                .await
+                .expect("put");
+            let object_key = format!("{}{name}", store.config().key_prefix);
+            let head = client
+                .head_object()
+                .bucket(&store.config().bucket)
+                .key(&object_key)
+                .send()
+                .await
+                .expect("HEAD the object");
+            assert_eq!(head.content_type(), Some(content_type), "{name}");
+            assert_eq!(head.cache_control(), Some(cache_control), "{name}");
+            let get = client
+                .get_object()
+                .bucket(&store.config().bucket)
+                .key(&object_key)
+                .send()
+                .await
+                .expect("GET the object");
+            assert_eq!(get.content_type(), Some(content_type), "{name}");
+            assert_eq!(get.cache_control(), Some(cache_control), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn key_prefix_scopes_every_operation() {
+        let Some(server) = common::seaweed::shared() else {
+            return;
+        };
+        let first = server.fresh_store("scope").await;
+        let second = server.fresh_store("scope").await;
+        first
+            .put(
+                &key("checkpoint"),
+                Bytes::from_static(b"one"),
+                PutOptions::immutable(),
+            )
+            .await
+            .expect("put");
+        assert_eq!(second.get(&key("checkpoint")).await.expect("get"), None);
+        let listed = first
+            .list(&KeyPrefix::new("").expect("valid prefix"))
+            .await
+            .expect("list");
+        assert_eq!(listed, vec![key("checkpoint")]);
+    }
+
+    #[tokio::test]
+    async fn unreachable_endpoint_is_a_transient_error_after_bounded_retries() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let mut config = S3Config::new("nowhere");
+        config.endpoint_url = Some(format!("http://127.0.0.1:{port}"));
+        config.force_path_style = true;
+        config.max_attempts = 3;
+        config.initial_backoff = std::time::Duration::from_millis(1);
+        config.credentials = Some(stele_sequencer::storage::s3::StaticCredentials {
+            access_key_id: "a".into(),
+            secret_access_key: "b".into(),
+        });
+        let store = S3Storage::connect(config).await;
+        match store.get(&key("checkpoint")).await {
+            Err(error @ StorageError::Transient { .. }) => {
+                assert!(error.is_retryable());
+                assert!(
+                    error.to_string().contains("gave up after 3 attempts"),
+                    "{error}"
+                );
+            }
+            other => panic!("expected a transient error, got {other:?}"),
+        }
+    }
+
+    /// SeaweedFS must serialise conditional writes: many racers on one key,
+    /// over separate connections, and exactly one wins, round after round.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn seaweedfs_conditional_writes_are_atomic_under_races() {
+        let Some(server) = common::seaweed::shared() else {
+            return;
+        };
+        for round in 0..3 {
+            let store: Arc<dyn Storage> =
+                Arc::new(server.fresh_store(&format!("race-{round}")).await);
+            contract::create_only_race_has_one_winner(Arc::clone(&store)).await;
+            contract::if_match_race_has_one_winner(store).await;
+        }
     }
 }

@@ -30,6 +30,8 @@ use sha2::{Digest, Sha256};
 
 pub mod fs;
 pub mod memory;
+pub mod s3;
+
 /// `Content-Type` of tiles, entry bundles and private objects.
 pub const CONTENT_TYPE_BINARY: &str = "application/octet-stream";
 /// `Content-Type` of the checkpoint and other text objects.
