@@ -210,6 +210,28 @@ async fn serve(root: PathBuf, delay: Duration) -> Result<String, Failure> {
     Ok(format!("http://{address}/"))
 }
 
+async fn monitor_http_figures(root: &Path, entries: u64) -> Result<(), Failure> {
+    println!("## Monitor throughput over HTTP (local server, simulated round trip)\n");
+    println!("| round trip | entries | time | entries/s |");
+    println!("|---|---|---|---|");
+    for delay in [0u64, 20] {
+        let url = serve(root.to_owned(), Duration::from_millis(delay)).await?;
+        let log = open_log(&url)?;
+        let state = tempfile::tempdir()?;
+        let monitor = Monitor::new(&log, state.path(), vec![])?;
+        let started = Instant::now();
+        let report = monitor.step(&|_, _| {}).await?;
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "| {delay} ms | {} | {seconds:.2}s | {:.0} |",
+            report.entries_checked,
+            entries as f64 / seconds
+        );
+    }
+    println!();
+    Ok(())
+}
+
 async fn artifact_figures(root: &Path, artifact: &Path) -> Result<(), Failure> {
     let binary = std::env::current_exe()?
         .parent()
@@ -271,6 +293,7 @@ async fn main() -> Result<(), Failure> {
         started.elapsed().as_secs_f64()
     );
     monitor_figures(&root, entries).await?;
+    monitor_http_figures(&root, entries).await?;
     artifact_figures(&root, &artifact).await?;
     Ok(())
 }
