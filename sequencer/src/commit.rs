@@ -33,10 +33,10 @@ use crate::error::Error;
 use crate::log::Published;
 use crate::metrics::Metrics;
 use crate::staging::{STAGING_PREFIX, Staged, staging_key};
-use crate::witness::Witnesses;
 use crate::storage::{
     CONTENT_TYPE_TEXT, Condition, ETag, Key, KeyPrefix, PutOptions, Storage, StorageError,
 };
+use crate::witness::Witnesses;
 
 /// The private lock object: the latest committed signed checkpoint.
 pub const LOCK_KEY: &str = ".stele/lock";
@@ -71,19 +71,45 @@ fn key(text: &str) -> Result<Key, Error> {
     Ok(Key::new(text)?)
 }
 
+/// What every batch is committed with: the store, the log's identity and
+/// the publication options.
+#[derive(Clone, Copy)]
+pub struct Publisher<'a> {
+    pub storage: &'a dyn Storage,
+    pub origin: &'a str,
+    pub signer: &'a dyn NoteSigner,
+    pub witnesses: Option<&'a Witnesses>,
+    pub delete_partials: bool,
+    pub metrics: &'a Metrics,
+}
+
+impl std::fmt::Debug for Publisher<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("storage", &self.storage)
+            .field("origin", &self.origin)
+            .field("witnesses", &self.witnesses)
+            .field("delete_partials", &self.delete_partials)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Runs one batch through steps 1 to 5. On success `state` describes the new
-/// tree; on error `state` is unchanged and the caller must [`recover`],
-/// because the batch may or may not have been committed.
+/// tree; on error the caller must [`recover`], because the batch may or may
+/// not have been committed.
 pub async fn commit_batch(
-    storage: &dyn Storage,
+    publisher: Publisher<'_>,
     state: &mut LogState,
     entries: &[Vec<u8>],
-    origin: &str,
-    signer: &dyn NoteSigner,
-    delete_partials: bool,
-    witnesses: Option<&Witnesses>,
-    metrics: &Metrics,
 ) -> Result<Committed, Error> {
+    let Publisher {
+        storage,
+        origin,
+        signer,
+        witnesses,
+        delete_partials,
+        metrics,
+    } = publisher;
     let phase = |name: &str, started: Instant| {
         metrics
             .batch_phase_seconds

@@ -87,6 +87,16 @@ pub struct Config {
     pub s3_path_style: bool,
     /// Key prefix of the log inside the bucket.
     pub s3_prefix: Option<String>,
+    /// Witnesses that cosign each checkpoint, as `URL=VERIFIER_KEY`
+    /// (c2sp.org/tlog-witness submission prefix and cosignature/v1 key).
+    pub witnesses: Vec<String>,
+    /// How many witness cosignatures a checkpoint needs before it is
+    /// published (K of the N witnesses). 0: witnesses are asked, but the
+    /// log publishes without them when they do not answer.
+    pub witness_threshold: usize,
+    /// Longest wait for a witness per checkpoint.
+    #[serde(deserialize_with = "human_duration")]
+    pub witness_timeout: Duration,
 }
 
 impl Default for Config {
@@ -114,6 +124,9 @@ impl Default for Config {
             s3_region: None,
             s3_path_style: false,
             s3_prefix: None,
+            witnesses: Vec::new(),
+            witness_threshold: 0,
+            witness_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -185,7 +198,21 @@ impl Config {
                 ),
             );
         }
+        if self.witness_threshold > self.witnesses.len() {
+            return bad(
+                "witness_threshold",
+                format!(
+                    "{} is more than the {} witnesses configured",
+                    self.witness_threshold,
+                    self.witnesses.len()
+                ),
+            );
+        }
+        for setting in &self.witnesses {
+            crate::witness::parse_witness_setting(setting)?;
+        }
         for (option, value) in [
+            ("witness_timeout", self.witness_timeout),
             ("header_timeout", self.header_timeout),
             ("body_timeout", self.body_timeout),
             ("request_timeout", self.request_timeout),
@@ -241,15 +268,29 @@ impl Config {
     }
 
     /// The log's batching options, for `origin` (resolved with the key).
-    pub fn log_config(&self, origin: String) -> LogConfig {
-        LogConfig {
+    pub fn log_config(&self, origin: String) -> Result<LogConfig, Error> {
+        let witnesses = if self.witnesses.is_empty() {
+            None
+        } else {
+            let parsed = self
+                .witnesses
+                .iter()
+                .map(|setting| crate::witness::parse_witness_setting(setting))
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(std::sync::Arc::new(crate::witness::Witnesses::new(
+                parsed,
+                self.witness_threshold,
+                self.witness_timeout,
+            )?))
+        };
+        Ok(LogConfig {
             origin,
             max_batch: self.max_batch,
             batch_interval: self.batch_interval,
             pool_size: self.pool_size,
             delete_partials: self.delete_partials,
-            witnesses: None,
-        }
+            witnesses,
+        })
     }
 }
 
@@ -383,6 +424,28 @@ pub struct ServeArgs {
     /// Key prefix of the log inside the bucket, e.g. logs/main.
     #[arg(long, env = "STELE_S3_PREFIX", value_name = "PREFIX")]
     pub s3_prefix: Option<String>,
+
+    /// A witness that cosigns each checkpoint, as URL=VERIFIER_KEY (its
+    /// c2sp.org/tlog-witness submission prefix and its cosignature/v1
+    /// key). Repeat for several; the environment variable takes a
+    /// comma-separated list.
+    #[arg(
+        long = "witness",
+        env = "STELE_WITNESSES",
+        value_name = "URL=KEY",
+        value_delimiter = ','
+    )]
+    pub witnesses: Option<Vec<String>>,
+
+    /// Cosignatures a checkpoint needs before it is published (K of the N
+    /// witnesses); with fewer, the log waits for the witnesses. 0 asks the
+    /// witnesses but publishes without them. [default: 0]
+    #[arg(long, env = "STELE_WITNESS_THRESHOLD", value_name = "K")]
+    pub witness_threshold: Option<usize>,
+
+    /// Longest wait for a witness per checkpoint. [default: 5s]
+    #[arg(long, env = "STELE_WITNESS_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub witness_timeout: Option<Duration>,
 }
 
 impl ServeArgs {
@@ -431,6 +494,9 @@ impl ServeArgs {
         set_some(&mut config.s3_region, &self.s3_region);
         set(&mut config.s3_path_style, &self.s3_path_style);
         set_some(&mut config.s3_prefix, &self.s3_prefix);
+        set(&mut config.witnesses, &self.witnesses);
+        set(&mut config.witness_threshold, &self.witness_threshold);
+        set(&mut config.witness_timeout, &self.witness_timeout);
         config
     }
 }

@@ -25,8 +25,8 @@ use crate::commit::{self, Committed, LogState};
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::witness::Witnesses;
 use crate::storage::Storage;
+use crate::witness::Witnesses;
 
 /// Largest entry the log can hold (an entry bundle's uint16 length prefix).
 pub const MAX_ENTRY_SIZE: usize = stele_tiles::bundle::MAX_ENTRY_SIZE;
@@ -521,15 +521,18 @@ impl Sequencer {
             return Ok(());
         }
         self.metrics.batch_size.observe(new_entries.len() as f64);
+        let publisher = commit::Publisher {
+            storage: self.storage.as_ref(),
+            origin: &self.config.origin,
+            signer: self.signer.as_ref(),
+            witnesses: self.config.witnesses.as_deref(),
+            delete_partials: self.config.delete_partials,
+            metrics: &self.metrics,
+        };
         let commit: BoxFuture<'_, Result<Committed, Error>> = Box::pin(commit::commit_batch(
-            self.storage.as_ref(),
+            publisher,
             &mut self.state,
             &new_entries,
-            &self.config.origin,
-            self.signer.as_ref(),
-            self.config.delete_partials,
-            self.config.witnesses.as_deref(),
-            &self.metrics,
         ));
         let result = commit.await;
         let committed: Committed = match result {

@@ -147,9 +147,13 @@ impl Witnesses {
                 let proof = if old_size == 0 {
                     Vec::new()
                 } else {
-                    crate::commit::prove_consistency_from_storage(storage, old_size, checkpoint.size)
-                        .await
-                        .map_err(|err| format!("consistency proof from {old_size}: {err}"))?
+                    crate::commit::prove_consistency_from_storage(
+                        storage,
+                        old_size,
+                        checkpoint.size,
+                    )
+                    .await
+                    .map_err(|err| format!("consistency proof from {old_size}: {err}"))?
                 };
                 let body = request_body(old_size, &proof, note);
                 let response = self
@@ -172,9 +176,10 @@ impl Witnesses {
                         return Ok(signature);
                     }
                     409 => {
-                        let held: u64 = text.trim().parse().map_err(|_| {
-                            format!("409 without a tree size: {}", truncate(&text))
-                        })?;
+                        let held: u64 = text
+                            .trim()
+                            .parse()
+                            .map_err(|_| format!("409 without a tree size: {}", truncate(&text)))?;
                         debug!(witness = %witness.url, held, "witness holds another size");
                         if held > checkpoint.size {
                             return Err(format!(
@@ -182,8 +187,16 @@ impl Witnesses {
                                 checkpoint.size
                             ));
                         }
-                        if Some(held) == *witness.known_size.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
-                            return Err(format!("witness refuses size {held}: {}", truncate(&text)));
+                        if Some(held)
+                            == *witness
+                                .known_size
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        {
+                            return Err(format!(
+                                "witness refuses size {held}: {}",
+                                truncate(&text)
+                            ));
                         }
                         *witness
                             .known_size

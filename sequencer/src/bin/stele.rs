@@ -171,7 +171,7 @@ async fn serve(config: Config) -> Result<(), Error> {
         storage,
         Arc::new(key.signer.clone()),
         Arc::new(verifier.clone()),
-        config.log_config(origin),
+        config.log_config(origin)?,
         metrics.clone(),
     )
     .await?;
