@@ -1,0 +1,357 @@
+//! Shared helpers of the end-to-end tests: the real `stele` binary as a
+//! child process, SeaweedFS, the two storage backends, and a checkpoint
+//! poller.
+#![allow(dead_code, unreachable_pub)] // each test binary uses a subset
+
+pub mod seaweed;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use stele_e2e::audit::{LogKey, PublicLog};
+use stele_e2e::client::Client;
+
+pub use seaweed::SeaweedFs;
+
+/// The `stele` binary of the same build profile as this test: the test
+/// executable is `target/<profile>/deps/<name>-<hash>`, the binary
+/// `target/<profile>/stele`.
+pub fn stele_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("path of the test executable");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test executable lives in target/<profile>/deps");
+    let binary = profile_dir.join("stele");
+    if !binary.is_file() {
+        panic!(
+            "{} is missing: the end-to-end tests run the real binary; build it first with \
+             `cargo build -p stele-sequencer --bin stele` (same profile as the tests)",
+            binary.display()
+        );
+    }
+    binary
+}
+
+/// The seed of a test's random choices: `STELE_E2E_SEED` if set (to replay
+/// a failure), else from the clock. Printed so that a failure can be
+/// replayed.
+pub fn seed(test: &str) -> u64 {
+    let seed = std::env::var("STELE_E2E_SEED")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|elapsed| elapsed.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    eprintln!("{test}: seed {seed} (set STELE_E2E_SEED={seed} to replay)");
+    seed
+}
+
+/// Where a log lives, and how `stele serve` is told so.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// The data folder; the read paths are served by `stele serve` itself.
+    Filesystem,
+    /// A prefix in SeaweedFS's bucket; the read paths are the bucket's,
+    /// read anonymously over SeaweedFS's S3 HTTP endpoint.
+    S3 {
+        server: &'static SeaweedFs,
+        prefix: String,
+    },
+}
+
+impl Backend {
+    /// A fresh prefix in `server`'s bucket.
+    pub fn s3(server: &'static SeaweedFs, test: &str) -> Backend {
+        Backend::S3 {
+            server,
+            prefix: format!("{test}-{:08x}", fastrand::u32(..)),
+        }
+    }
+
+    fn configure(&self, command: &mut Command) {
+        if let Backend::S3 { server, prefix } = self {
+            command
+                .args(["--s3-bucket", seaweed::BUCKET])
+                .args(["--s3-endpoint", &server.endpoint])
+                .args(["--s3-region", "us-east-1"])
+                .arg("--s3-path-style=true")
+                .args(["--s3-prefix", prefix])
+                .env("AWS_ACCESS_KEY_ID", seaweed::ACCESS_KEY_ID)
+                .env("AWS_SECRET_ACCESS_KEY", &server.secret_access_key)
+                .env("AWS_REGION", "us-east-1");
+        }
+    }
+
+    /// The base URL of the log's public objects: the sequencer's own read
+    /// paths (filesystem), or the bucket prefix (S3).
+    pub fn public_base(&self, stele_url: Option<&str>) -> Option<String> {
+        match self {
+            Backend::Filesystem => stele_url.map(str::to_owned),
+            Backend::S3 { server, prefix } => {
+                Some(format!("{}/{}/{prefix}", server.endpoint, seaweed::BUCKET))
+            }
+        }
+    }
+}
+
+/// Options of one `stele serve` process.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub data: PathBuf,
+    pub backend: Backend,
+    pub max_batch: usize,
+    pub batch_interval: &'static str,
+    /// A key file shared with other processes; `None`: `DATA/log.key`.
+    pub key: Option<PathBuf>,
+    pub origin: Option<String>,
+}
+
+/// A `stele serve` that exited before it listened.
+#[derive(Debug)]
+pub struct StartFailed {
+    pub status: ExitStatus,
+    pub stderr: String,
+    pub stderr_tail: String,
+}
+
+/// A running `stele serve`. Dropping it kills the process.
+#[derive(Debug)]
+pub struct Stele {
+    child: Child,
+    /// `http://127.0.0.1:PORT` of its API.
+    pub url: String,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    exit: Option<ExitStatus>,
+}
+
+impl Stele {
+    /// Starts `stele serve` on a free port and waits until it listens.
+    /// `name` distinguishes the output files of several runs in one folder.
+    /// Panics, with its stderr, if it exits first.
+    pub fn start(options: &ServeOptions, name: &str) -> Stele {
+        match Stele::try_start(options, name) {
+            Ok(stele) => stele,
+            Err(failed) => panic!(
+                "stele serve exited with {} before listening; its stderr:\n{}",
+                failed.status, failed.stderr_tail
+            ),
+        }
+    }
+
+    /// As [`Stele::start`], but a process that exits before listening is
+    /// returned as an error.
+    pub fn try_start(options: &ServeOptions, name: &str) -> Result<Stele, StartFailed> {
+        let logs = options.data.join("e2e-logs");
+        std::fs::create_dir_all(&logs).expect("folder for the process output");
+        let stdout = logs.join(format!("{name}.out"));
+        let stderr = logs.join(format!("{name}.err"));
+        let mut command = Command::new(stele_binary());
+        command
+            .arg("serve")
+            .arg("--data")
+            .arg(&options.data)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--max-batch", &options.max_batch.to_string()])
+            .args(["--batch-interval", options.batch_interval])
+            .args(["--log-level", "warn,stele=info"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"));
+        if let Some(key) = &options.key {
+            command.arg("--key").arg(key);
+        }
+        if let Some(origin) = &options.origin {
+            command.args(["--origin", origin]);
+        }
+        options.backend.configure(&mut command);
+        let child = command.spawn().expect("spawn stele serve");
+        let mut stele = Stele {
+            child,
+            url: String::new(),
+            stdout,
+            stderr,
+            exit: None,
+        };
+        stele.url = stele.wait_for_listening(Duration::from_secs(60))?;
+        Ok(stele)
+    }
+
+    fn wait_for_listening(&mut self, limit: Duration) -> Result<String, StartFailed> {
+        let started = Instant::now();
+        loop {
+            let out = std::fs::read_to_string(&self.stdout).unwrap_or_default();
+            if let Some(rest) = out.split("listening on ").nth(1) {
+                if let Some(url) = rest.split_whitespace().next() {
+                    return Ok(url.to_owned());
+                }
+            }
+            if let Some(status) = self.try_exit() {
+                return Err(StartFailed {
+                    status,
+                    stderr: self.stderr(),
+                    stderr_tail: self.stderr_tail(30),
+                });
+            }
+            if started.elapsed() > limit {
+                panic!(
+                    "stele serve did not listen within {limit:?}; its stderr:\n{}",
+                    self.stderr_tail(30)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill9(&mut self) -> ExitStatus {
+        if let Some(status) = self.try_exit() {
+            return status;
+        }
+        self.child.kill().expect("SIGKILL stele");
+        let status = self.child.wait().expect("wait for stele");
+        self.exit = Some(status);
+        status
+    }
+
+    /// SIGTERM (a graceful shutdown), then waits up to `limit` for the exit.
+    pub fn terminate(&mut self, limit: Duration) -> Option<ExitStatus> {
+        if let Some(status) = self.try_exit() {
+            return Some(status);
+        }
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill -TERM");
+        assert!(sent.success(), "kill -TERM {} failed", self.child.id());
+        self.wait_exit(limit)
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none() {
+            self.exit = self.child.try_wait().expect("poll stele");
+        }
+        self.exit
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.try_exit() {
+                return Some(status);
+            }
+            if started.elapsed() > limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// The last `lines` lines of stderr.
+    pub fn stderr_tail(&self, lines: usize) -> String {
+        let text = self.stderr();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Stele {
+    fn drop(&mut self) {
+        if self.try_exit().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The log's verifier key, as `stele serve` wrote it to `DATA/log.vkey`.
+pub fn log_key(data: &Path) -> LogKey {
+    let text = std::fs::read_to_string(data.join("log.vkey")).expect("read DATA/log.vkey");
+    LogKey::from_text(&text).expect("a valid verifier key in DATA/log.vkey")
+}
+
+/// Polls a log's public checkpoint in the background and keeps every
+/// distinct one it sees, in the order seen.
+#[derive(Debug)]
+pub struct CheckpointPoller {
+    seen: Arc<Mutex<Vec<Bytes>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CheckpointPoller {
+    /// Polls `base()` (`None` while the log has no public endpoint, such as
+    /// while a filesystem-backed sequencer is down) every `every`.
+    pub fn start(
+        client: Client,
+        base: impl Fn() -> Option<String> + Send + 'static,
+        every: Duration,
+    ) -> CheckpointPoller {
+        let seen: Arc<Mutex<Vec<Bytes>>> = Arc::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = tokio::spawn({
+            let seen = seen.clone();
+            let stop = stop.clone();
+            async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Some(base) = base() {
+                        let log = PublicLog::new(client.clone(), &base);
+                        if let Ok(Some(bytes)) = log.checkpoint_bytes().await {
+                            let mut seen = seen.lock().expect("poller lock");
+                            if seen.last() != Some(&bytes) {
+                                seen.push(bytes);
+                            }
+                        }
+                    }
+                    tokio::time::sleep(every).await;
+                }
+            }
+        });
+        CheckpointPoller { seen, stop, task }
+    }
+
+    /// Stops polling and returns what was seen.
+    pub async fn finish(self) -> Vec<Bytes> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.task.await;
+        let seen = self.seen.lock().expect("poller lock");
+        seen.clone()
+    }
+}
+
+/// Checks that the checkpoints a poller saw, in order, never shrink: a
+/// published checkpoint is never replaced by an older one.
+pub fn assert_never_rolled_back(key: &LogKey, seen: &[Bytes]) {
+    let mut previous = 0;
+    for bytes in seen {
+        let checkpoint = key
+            .open_checkpoint(bytes)
+            .expect("polled checkpoint verifies");
+        assert!(
+            checkpoint.size >= previous,
+            "the public checkpoint went back from size {previous} to {}",
+            checkpoint.size
+        );
+        previous = checkpoint.size;
+    }
+}

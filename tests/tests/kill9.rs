@@ -1,0 +1,323 @@
+//! The real `stele serve` under load, killed with SIGKILL at random moments
+//! and restarted on the same data, many times, on the filesystem backend and
+//! on S3 (SeaweedFS). Nothing acknowledged may be lost:
+//!
+//! - after each restart, the log's public checkpoint covers every entry
+//!   acknowledged so far, and acknowledged entries submitted again get their
+//!   original index (deduplication survives the crash);
+//! - at the end, the whole log is read back over HTTP (checkpoint, every
+//!   bundle, every tile) and recomputed: every acknowledged entry is at its
+//!   acknowledged index, every receipt verifies offline, no entry appears
+//!   twice (submitters resend what was in flight at a kill), and every
+//!   checkpoint seen on the way, polled or in a receipt, is a prefix of the
+//!   final log, whose public checkpoint never went back;
+//! - a final SIGTERM drains and exits 0.
+//!
+//! The kill moments come from a seeded RNG; the seed is printed, and
+//! `STELE_E2E_SEED` replays it.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Backend, CheckpointPoller, ServeOptions, Stele, assert_never_rolled_back, log_key};
+use stele_e2e::audit::{PublicLog, audit};
+use stele_e2e::client::{Client, Submission};
+use tokio::time::Instant;
+
+/// Submissions in flight at once.
+const WORKERS: usize = 64;
+/// SIGKILLs per test.
+const KILLS: usize = 9;
+/// Acknowledged entries wanted in total; the load runs through all the
+/// kills and then until this many.
+const MIN_ACKED: usize = 3000;
+/// Entries submitted again after each restart, to check deduplication.
+const RESUBMITTED_PER_RESTART: usize = 8;
+const ENTRY_SIZE: usize = 256;
+
+/// An acknowledged submission.
+#[derive(Debug, Clone)]
+struct Acked {
+    index: u64,
+    entry: Bytes,
+    receipt: Bytes,
+}
+
+/// What the workers share with the test.
+#[derive(Debug, Default)]
+struct Load {
+    /// URL of the running sequencer; `None` while it is down.
+    url: RwLock<Option<String>>,
+    acked: Mutex<Vec<Acked>>,
+    acked_count: AtomicU64,
+    /// Transport errors: connections refused or cut by a kill.
+    errors: AtomicU64,
+    busy: AtomicU64,
+    /// Answers other than 200 and 503; a correct log gives none here.
+    refused: Mutex<Vec<String>>,
+    stop: AtomicBool,
+}
+
+impl Load {
+    fn url(&self) -> Option<String> {
+        self.url.read().expect("url lock").clone()
+    }
+
+    fn set_url(&self, url: Option<String>) {
+        *self.url.write().expect("url lock") = url;
+    }
+}
+
+/// Submits random entries one after the other, resending an entry until it
+/// is acknowledged: an entry in flight at a kill may already be logged, and
+/// the restarted sequencer must then answer its original index.
+async fn worker(worker: u64, seed: u64, load: Arc<Load>, client: Client) {
+    let mut rng = fastrand::Rng::with_seed(seed ^ worker.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    while !load.stop.load(Ordering::Relaxed) {
+        let mut entry = vec![0u8; ENTRY_SIZE];
+        rng.fill(&mut entry);
+        let entry = Bytes::from(entry);
+        loop {
+            if load.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let Some(url) = load.url() else {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            };
+            match client.submit(&url, entry.clone()).await {
+                Ok(Submission::Accepted { index, receipt, .. }) => {
+                    load.acked.lock().expect("acked lock").push(Acked {
+                        index,
+                        entry,
+                        receipt,
+                    });
+                    load.acked_count.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Ok(Submission::Busy { retry_after, .. }) => {
+                    load.busy.fetch_add(1, Ordering::Relaxed);
+                    let wait = retry_after.unwrap_or(Duration::from_secs(1));
+                    tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
+                }
+                Ok(Submission::Rejected { status, message }) => {
+                    load.refused
+                        .lock()
+                        .expect("refused lock")
+                        .push(format!("{status}: {message}"));
+                    break;
+                }
+                Err(_) => {
+                    load.errors.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn kill9_under_load(test: &str, backend: Backend) {
+    let seed = common::seed(test);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let folder = tempfile::tempdir().expect("temp folder");
+    let options = ServeOptions {
+        data: folder.path().join("data"),
+        backend: backend.clone(),
+        max_batch: 256,
+        batch_interval: "10ms",
+        key: None,
+        origin: Some(format!("e2e.example/{test}")),
+    };
+    std::fs::create_dir_all(&options.data).expect("data folder");
+    let client = Client::new(WORKERS, Duration::from_secs(30));
+    let started = Instant::now();
+
+    let mut stele = Stele::start(&options, "run-0");
+    let key = log_key(&options.data);
+    let load = Arc::new(Load::default());
+    load.set_url(Some(stele.url.clone()));
+    let poller = CheckpointPoller::start(
+        client.clone(),
+        {
+            let load = load.clone();
+            let backend = backend.clone();
+            move || backend.public_base(load.url().as_deref())
+        },
+        Duration::from_millis(20),
+    );
+    let workers: Vec<_> = (0..WORKERS as u64)
+        .map(|id| tokio::spawn(worker(id, seed, load.clone(), client.clone())))
+        .collect();
+
+    let mut acked_at_kills = Vec::new();
+    for kill in 1..=KILLS {
+        tokio::time::sleep(Duration::from_millis(rng.u64(150..=600))).await;
+        let status = stele.kill9();
+        load.set_url(None);
+        assert!(!status.success(), "a SIGKILLed stele exited with {status}");
+        let acked_so_far: Vec<Acked> = load.acked.lock().expect("acked lock").clone();
+        acked_at_kills.push(acked_so_far.len());
+        tokio::time::sleep(Duration::from_millis(rng.u64(0..=50))).await;
+
+        stele = tokio::task::block_in_place(|| Stele::start(&options, &format!("run-{kill}")));
+        // Recovery happens before the sequencer listens: by now the public
+        // checkpoint covers everything acknowledged before the kill.
+        let public = PublicLog::new(
+            client.clone(),
+            &backend.public_base(Some(&stele.url)).expect("public base"),
+        );
+        let checkpoint = public
+            .checkpoint_bytes()
+            .await
+            .expect("read the checkpoint after a restart")
+            .map(|bytes| key.open_checkpoint(&bytes).expect("checkpoint verifies"));
+        let covered = checkpoint.map_or(0, |checkpoint| checkpoint.size);
+        if let Some(highest) = acked_so_far.iter().map(|acked| acked.index).max() {
+            assert!(
+                highest < covered,
+                "kill {kill}: index {highest} was acknowledged, but after the restart the \
+                 checkpoint covers only {covered} entries"
+            );
+        }
+        // Acknowledged entries submitted again keep their index.
+        for _ in 0..RESUBMITTED_PER_RESTART.min(acked_so_far.len()) {
+            let acked = &acked_so_far[rng.usize(..acked_so_far.len())];
+            match client.submit(&stele.url, acked.entry.clone()).await {
+                Ok(Submission::Accepted {
+                    index, duplicate, ..
+                }) => {
+                    assert_eq!(
+                        index, acked.index,
+                        "kill {kill}: an entry acknowledged at {} was given {index} when \
+                         submitted again after the restart",
+                        acked.index
+                    );
+                    assert!(
+                        duplicate,
+                        "kill {kill}: a resubmission was not marked duplicate"
+                    );
+                }
+                other => panic!(
+                    "kill {kill}: resubmitting the entry acknowledged at {} got {other:?}",
+                    acked.index
+                ),
+            }
+        }
+        load.set_url(Some(stele.url.clone()));
+    }
+
+    let load_deadline = Instant::now() + Duration::from_secs(60);
+    while (load.acked_count.load(Ordering::Relaxed) as usize) < MIN_ACKED
+        && Instant::now() < load_deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    load.stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    let polled = poller.finish().await;
+    let load_time = started.elapsed();
+
+    let acked = load.acked.lock().expect("acked lock").clone();
+    let refused = load.refused.lock().expect("refused lock").clone();
+    assert!(
+        refused.is_empty(),
+        "valid submissions were refused: {refused:?}"
+    );
+    assert!(
+        acked.len() >= MIN_ACKED,
+        "only {} entries acknowledged within the time limit",
+        acked.len()
+    );
+    // The kills must have landed under load, not in idle moments.
+    let mut previous = 0;
+    let mut kills_under_load = 0;
+    for &count in &acked_at_kills {
+        kills_under_load += usize::from(count > previous);
+        previous = count;
+    }
+    assert!(
+        kills_under_load >= KILLS - 1,
+        "acknowledgements before each kill: {acked_at_kills:?}"
+    );
+
+    // The whole log, from the outside, over HTTP.
+    let public = PublicLog::new(
+        client.clone(),
+        &backend.public_base(Some(&stele.url)).expect("public base"),
+    );
+    let audited = audit(&public, &key).await.expect("the final log audits");
+    let mut receipt_checkpoints = HashSet::new();
+    for record in &acked {
+        audited
+            .check_entry(record.index, &record.entry)
+            .unwrap_or_else(|err| panic!("{err}"));
+        let receipt = key
+            .verify_receipt(&record.entry, &record.receipt)
+            .unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(receipt.index, record.index, "receipt index vs X-Log-Index");
+        receipt_checkpoints.insert(Bytes::from(receipt.checkpoint));
+    }
+    let repeats = audited.repeated_entries();
+    assert!(
+        repeats.is_empty(),
+        "{} entries are in the log twice (first, second index): {:?}",
+        repeats.len(),
+        &repeats[..repeats.len().min(10)]
+    );
+    assert_never_rolled_back(&key, &polled);
+    let mut history: Vec<Bytes> = polled.clone();
+    history.extend(receipt_checkpoints.iter().cloned());
+    let report = audited
+        .check_history(&public, &key, &history, true)
+        .await
+        .expect("every checkpoint seen is a prefix of the final log");
+
+    let status = stele
+        .terminate(Duration::from_secs(30))
+        .expect("stele exits after SIGTERM");
+    assert!(
+        status.success(),
+        "SIGTERM: stele exited with {status}; stderr:\n{}",
+        stele.stderr_tail(20)
+    );
+    eprintln!(
+        "{test}: {KILLS} kills, {} acknowledged (so far at each kill: {acked_at_kills:?}), \
+         {} transport errors, {} 503s, final size {}, {} hash tiles and {} bundles compared, \
+         {} earlier sizes and {} partial tiles checked, {} polled checkpoints, load {:.1} s, \
+         total {:.1} s",
+        acked.len(),
+        load.errors.load(Ordering::Relaxed),
+        load.busy.load(Ordering::Relaxed),
+        audited.checkpoint.size,
+        audited.hash_tiles_checked,
+        audited.bundles_checked,
+        report.sizes_checked,
+        report.partial_tiles_checked,
+        polled.len(),
+        load_time.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_under_load_loses_nothing_on_the_filesystem() {
+    kill9_under_load("kill9-fs", Backend::Filesystem).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_under_load_loses_nothing_on_s3() {
+    let Some(server) = tokio::task::spawn_blocking(common::seaweed::shared)
+        .await
+        .expect("start SeaweedFS")
+    else {
+        return;
+    };
+    kill9_under_load("kill9-s3", Backend::s3(server, "kill9")).await;
+}
