@@ -1,0 +1,221 @@
+//! The real binaries together: `stele serve` with `stele-verify witness` as
+//! its witness. The sequencer publishes checkpoints cosigned by the witness,
+//! receipts carry the cosignature and verify under a witness policy with
+//! `stele-verify receipt`, and the witness follows the log across a restart
+//! of the sequencer.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+fn stele_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("STELE_BIN") {
+        return Some(PathBuf::from(path));
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut candidates = vec![root.join("target/debug/stele")];
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        candidates.insert(0, PathBuf::from(dir).join("debug/stele"));
+    }
+    candidates.into_iter().find(|path| path.is_file())
+}
+
+fn verify(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stele-verify"))
+        .args(args)
+        .output()
+        .expect("run stele-verify")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+async fn wait_for(url: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(url).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} never answered");
+}
+
+fn serve(binary: &Path, data: &Path, port: u16, witness: &str) -> Process {
+    Process(
+        Command::new(binary)
+            .args(["serve", "--data", &data.display().to_string()])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--batch-interval", "10ms"])
+            .args(["--witness", witness, "--witness-threshold", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start stele serve"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sequencer_publishes_checkpoints_cosigned_by_the_witness() {
+    let Some(binary) = stele_binary() else {
+        eprintln!("SKIPPED: no stele binary (set STELE_BIN or build stele-sequencer)");
+        return;
+    };
+    let temp = tempfile::tempdir().expect("temp");
+    let data = temp.path().join("data");
+    let origin = "example.com/witnessed";
+
+    // The log's key first: the witness must know it.
+    let keygen = Command::new(&binary)
+        .args([
+            "keygen",
+            "--origin",
+            origin,
+            "--out",
+            &data.display().to_string(),
+        ])
+        .output()
+        .expect("stele keygen");
+    assert!(keygen.status.success(), "{}", text(&keygen));
+    let vkey_file = data.join("log.vkey");
+    let vkey = std::fs::read_to_string(&vkey_file).expect("log.vkey");
+    let vkey = vkey.trim().to_owned();
+
+    let witness_key = temp.path().join("witness.key");
+    let made = verify(&[
+        "cosigner",
+        "keygen",
+        "--name",
+        "witness.example/w1",
+        "--out",
+        &witness_key.display().to_string(),
+    ]);
+    assert!(made.status.success(), "{}", text(&made));
+    let witness_vkey = std::fs::read_to_string(witness_key.with_extension("pub"))
+        .expect("witness verifier key")
+        .trim()
+        .to_owned();
+    let witness_port = free_port();
+    let _witness = Process(
+        Command::new(env!("CARGO_BIN_EXE_stele-verify"))
+            .args(["witness", "--vkey", &vkey])
+            .args(["--key", &witness_key.display().to_string()])
+            .args(["--listen", &format!("127.0.0.1:{witness_port}")])
+            .args([
+                "--state",
+                &temp.path().join("witness-state").display().to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the witness"),
+    );
+    let witness_setting = format!("http://127.0.0.1:{witness_port}={witness_vkey}");
+
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut sequencer = serve(&binary, &data, port, &witness_setting);
+    wait_for(&format!("{url}/healthz")).await;
+
+    let client = reqwest::Client::new();
+    let submit = |body: Vec<u8>| {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let response = client
+                .post(format!("{url}/add"))
+                .header("content-type", "application/octet-stream")
+                .body(body)
+                .send()
+                .await
+                .expect("post");
+            assert!(response.status().is_success(), "{}", response.status());
+            response.bytes().await.expect("receipt").to_vec()
+        }
+    };
+    let receipts =
+        futures::future::join_all((0..20).map(|i| submit(format!("entry {i}").into_bytes()))).await;
+
+    // Each receipt verifies offline under a policy that needs the witness.
+    for (i, receipt) in receipts.iter().enumerate().step_by(7) {
+        let receipt_file = temp.path().join(format!("receipt-{i}"));
+        std::fs::write(&receipt_file, receipt).expect("write");
+        let entry_file = temp.path().join(format!("entry-{i}"));
+        std::fs::write(&entry_file, format!("entry {i}")).expect("write");
+        let output = verify(&[
+            "receipt",
+            &receipt_file.display().to_string(),
+            "--vkey",
+            &vkey,
+            "--entry",
+            &entry_file.display().to_string(),
+            "--witness",
+            &witness_vkey,
+            "--min-witnesses",
+            "1",
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    }
+
+    // The public checkpoint is cosigned too.
+    let output = verify(&[
+        "checkpoint",
+        "--log",
+        &url,
+        "--vkey",
+        &vkey,
+        "--witness",
+        &witness_vkey,
+        "--min-witnesses",
+        "1",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+
+    // A restarted sequencer knows nothing of the witness's state and still
+    // gets cosignatures (the witness answers 409 with the size it holds).
+    drop(sequencer);
+    sequencer = serve(&binary, &data, port, &witness_setting);
+    wait_for(&format!("{url}/healthz")).await;
+    let receipt = submit(b"after restart".to_vec()).await;
+    let receipt_file = temp.path().join("receipt-after");
+    std::fs::write(&receipt_file, &receipt).expect("write");
+    let entry_file = temp.path().join("entry-after");
+    std::fs::write(&entry_file, b"after restart").expect("write");
+    let output = verify(&[
+        "receipt",
+        &receipt_file.display().to_string(),
+        "--vkey",
+        &vkey,
+        "--entry",
+        &entry_file.display().to_string(),
+        "--witness",
+        &witness_vkey,
+        "--min-witnesses",
+        "1",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    drop(sequencer);
+}
