@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Load benchmark of `stele serve`: sustained entries/s and submit-to-receipt
+# latency for 256-byte entries, with the load generator on the same machine,
+# on the filesystem backend and on a local SeaweedFS, for several
+# max_batch / batch_interval settings, each at a light load (below
+# saturation) and at a saturating one. Prints a Markdown table.
+#
+#   scripts/bench-load.sh [fs] [s3]        (default: both)
+#
+# Environment: BENCH_DURATION (per run, default 12s), BENCH_WARMUP (2s),
+# BENCH_LIGHT_WORKERS (64), BENCH_CONFIGS (default
+# "256:10ms:512 1024:50ms:2048 4096:100ms:4096", each
+# max_batch:batch_interval:saturating_workers), BENCH_OUT (folder for the
+# JSON of every run and the servers' logs, default target/bench-load),
+# BENCH_NO_BUILD=1 (use the release binaries already built).
+#
+# Figures from a shared 2-core machine are noisy: compare runs made in the
+# same conditions. Nothing here asserts a timing.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+backends=("$@")
+if [[ ${#backends[@]} -eq 0 ]]; then
+    backends=(fs s3)
+fi
+duration="${BENCH_DURATION:-12s}"
+warmup="${BENCH_WARMUP:-2s}"
+light_workers="${BENCH_LIGHT_WORKERS:-64}"
+configs="${BENCH_CONFIGS:-256:10ms:512 1024:50ms:2048 4096:100ms:4096}"
+out="${BENCH_OUT:-$root/target/bench-load}"
+mkdir -p "$out"
+
+if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
+    echo "bench-load: building release binaries" >&2
+    cargo build --release --locked -p stele-sequencer --bin stele -p stele-e2e --bin stele-load >&2
+fi
+stele="$root/target/release/stele"
+load="$root/target/release/stele-load"
+
+seaweed_dir=""
+stele_pid=""
+cleanup() {
+    if [[ -n "$stele_pid" ]] && kill -0 "$stele_pid" 2>/dev/null; then
+        kill "$stele_pid" 2>/dev/null || true
+        wait "$stele_pid" 2>/dev/null || true
+    fi
+    if [[ -n "$seaweed_dir" ]]; then
+        scripts/stop-seaweedfs.sh "$seaweed_dir" >&2 || true
+    fi
+}
+trap cleanup EXIT
+
+# start_stele BACKEND MAX_BATCH INTERVAL NAME: starts `stele serve` on a
+# fresh log and sets stele_pid and stele_url.
+start_stele() {
+    local backend="$1" max_batch="$2" interval="$3" name="$4"
+    local data="$out/$name"
+    rm -rf "$data"
+    mkdir -p "$data"
+    local args=(serve --data "$data" --listen 127.0.0.1:0 --max-batch "$max_batch"
+        --batch-interval "$interval" --max-connections 16384 --pool-size 262144
+        --log-level warn)
+    if [[ "$backend" == s3 ]]; then
+        args+=(--s3-bucket "$STELE_S3_BUCKET" --s3-endpoint "$STELE_S3_ENDPOINT"
+            --s3-region "${AWS_REGION:-us-east-1}" --s3-path-style=true
+            --s3-prefix "bench-$name-$RANDOM")
+    fi
+    # Only the flags configure it: s3.env's STELE_S3_* must not leak into
+    # the filesystem runs.
+    env -u STELE_S3_BUCKET -u STELE_S3_ENDPOINT "$stele" "${args[@]}" \
+        >"$data/stele.out" 2>"$data/stele.err" &
+    stele_pid=$!
+    stele_url=""
+    for _ in $(seq 1 600); do
+        stele_url="$(grep -o 'listening on http://[0-9.:]*' "$data/stele.out" | cut -d' ' -f3 || true)"
+        if [[ -n "$stele_url" ]]; then
+            return
+        fi
+        if ! kill -0 "$stele_pid" 2>/dev/null; then
+            echo "bench-load: stele exited; its stderr:" >&2
+            tail -20 "$data/stele.err" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    echo "bench-load: stele did not listen within 60 s" >&2
+    exit 1
+}
+
+stop_stele() {
+    kill -TERM "$stele_pid"
+    wait "$stele_pid" || true
+    stele_pid=""
+}
+
+# field JSON NAME: a number from stele-load's JSON.
+field() {
+    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); v=d
+for k in sys.argv[2].split("."): v=v[k]
+print(f"{v:.0f}" if sys.argv[2]=="entries_per_second" else f"{v:.1f}" if isinstance(v,float) else v)' "$1" "$2"
+}
+
+echo "| backend | max_batch | batch_interval | workers | entries/s | p50 ms | p90 ms | p99 ms | max ms | 503s |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+for backend in "${backends[@]}"; do
+    if [[ "$backend" == s3 ]]; then
+        seaweed_dir="$out/seaweedfs"
+        rm -rf "$seaweed_dir"
+        scripts/start-seaweedfs.sh "$seaweed_dir" >&2
+        # shellcheck disable=SC1091
+        source "$seaweed_dir/s3.env"
+        export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
+    fi
+    for config in $configs; do
+        IFS=: read -r max_batch interval saturating <<<"$config"
+        for workers in "$light_workers" "$saturating"; do
+            name="$backend-$max_batch-$interval-$workers"
+            start_stele "$backend" "$max_batch" "$interval" "$name"
+            json="$("$load" --url "$stele_url" --workers "$workers" --duration "$duration" \
+                --warmup "$warmup" --verify 100 --vkey "$out/$name/log.vkey" --json)"
+            stop_stele
+            echo "$json" >"$out/$name.json"
+            echo "| $backend | $max_batch | $interval | $workers | $(field "$json" entries_per_second) \
+| $(field "$json" latency_ms.p50) | $(field "$json" latency_ms.p90) \
+| $(field "$json" latency_ms.p99) | $(field "$json" latency_ms.max) | $(field "$json" busy_503) |"
+        done
+    done
+    if [[ "$backend" == s3 ]]; then
+        scripts/stop-seaweedfs.sh "$seaweed_dir" >&2
+        seaweed_dir=""
+    fi
+done
