@@ -63,6 +63,32 @@ install_seaweedfs() {
     PATH="$(python_scripts_dir):$PATH" weed version | head -n 1
 }
 
+# install_go_protobuf: Go's protobuf runtime, for
+# sequencer/tests/sigstore/goprotojson, which writes hashedrekord entries
+# with protojson as rekor-tiles does (built offline, like install_go's).
+install_go_protobuf() {
+    if [[ ! -d /usr/share/gocode/src/google.golang.org/protobuf/encoding/protojson ]]; then
+        echo "install-test-deps: installing golang-google-protobuf-dev"
+        apt_install golang-google-protobuf-dev
+    fi
+}
+
+# install_python_tools: Python `cryptography` and PyCryptodome, the
+# independent signers of sequencer/tests/sigstore/make_fixtures.py (ECDSA and
+# RSA keys, certificates and signatures; Ed25519ph, which `cryptography`
+# lacks). Without them sequencer/tests/sigstore.rs uses the committed
+# fixtures.
+install_python_tools() {
+    local missing=()
+    python3 -c 'import cryptography' 2>/dev/null || missing+=(cryptography)
+    python3 -c 'import Crypto.Signature.eddsa' 2>/dev/null || missing+=(pycryptodome)
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        echo "install-test-deps: installing ${missing[*]} from PyPI"
+        python3 -m pip install --quiet --disable-pip-version-check "${missing[@]}"
+    fi
+    python3 -c 'import cryptography, Crypto; print("cryptography", cryptography.__version__, "pycryptodome", Crypto.__version__)'
+}
+
 # install_rust_components: rustfmt and clippy for the lint steps.
 install_rust_components() {
     if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
@@ -74,6 +100,8 @@ main() {
     install_rust_components
     install_go
     install_seaweedfs
+    install_go_protobuf
+    install_python_tools
 }
 
 main "$@"

@@ -8,6 +8,8 @@
 //! | `GET`, `HEAD` | `/healthz` | `ok` while the sequencer runs |
 //! | `GET`, `HEAD` | `/metrics` | Prometheus text format |
 //! | `GET`, `HEAD` | `/checkpoint`, `/tile/...` | the log itself (filesystem backend only) |
+//! | `POST` | `/api/v2/log/entries` | a Rekor v2 `CreateEntryRequest` in, a `TransparencyLogEntry` (or, when asked, a c2sp.org/tlog-proof receipt) out; see [`crate::sigstore`] |
+//! | `GET`, `HEAD` | `/index/<sha256\|sha384\|sha512>/<hex>` | the digest index (filesystem backend only); see [`crate::sigstore::index`] |
 //!
 //! The read paths are also served under `/api/v2/`, where some Sigstore
 //! clients read tiles. Only paths that parse strictly as c2sp.org/tlog-tiles
@@ -49,8 +51,12 @@ use tokio::time::Instant;
 use tracing::{Instrument, debug, debug_span, error, info, warn};
 
 use crate::commit::{CACHE_CHECKPOINT, CHECKPOINT_KEY};
-use crate::log::{Log, SubmitError};
+use crate::log::{Accepted, Log, SubmitError};
 use crate::metrics::Metrics;
+use crate::sigstore::{
+    self, SigstoreConfig,
+    response::{Format, TLOG_PROOF_MEDIA_TYPE, transparency_log_entry},
+};
 use crate::storage::{CACHE_IMMUTABLE, CONTENT_TYPE_BINARY, CONTENT_TYPE_TEXT, Key};
 
 /// The response body type of every route.
@@ -110,6 +116,10 @@ pub enum Route {
     Checkpoint,
     /// `GET /tile/...`: a hash tile or an entry bundle.
     Tile(Tile),
+    /// `POST /api/v2/log/entries`: a Rekor v2 hashedrekord entry.
+    RekorV2Entries,
+    /// `GET /index/<algorithm>/<hex>`: a digest index object (its path).
+    Index(String),
 }
 
 /// An answer other than success: status, message and extra headers.
@@ -188,6 +198,7 @@ pub fn route(method: &Method, path: &str, config: &ApiConfig) -> Result<Route, A
         }
         "/healthz" => (Route::Healthz, ALLOW_READ),
         "/metrics" => (Route::Metrics, ALLOW_READ),
+        "/api/v2/log/entries" => (Route::RekorV2Entries, ALLOW_POST),
         _ => (read_route(path, config)?, ALLOW_READ),
     };
     let allowed = match allow {
@@ -213,6 +224,14 @@ fn read_route(path: &str, config: &ApiConfig) -> Result<Route, ApiError> {
         .strip_prefix("/api/v2/")
         .or_else(|| path.strip_prefix('/'))
         .unwrap_or(path);
+    if let Some(index_path) = crate::sigstore::index::parse_request_path(path) {
+        if !config.serve_reads {
+            return Err(ApiError::not_found(
+                "this log is stored in S3: read the digest index from the bucket or its CDN",
+            ));
+        }
+        return Ok(Route::Index(index_path));
+    }
     let is_read_path = relative == CHECKPOINT_KEY || relative.starts_with("tile/");
     if !is_read_path {
         return Err(ApiError::not_found(format!("no such path: {path}")));
@@ -347,16 +366,30 @@ pub struct Api {
     sequencer_running: AtomicBool,
     /// Set when shutdown begins (for `/healthz`).
     shutting_down: AtomicBool,
+    /// The Rekor v2 API, when served.
+    sigstore: Option<SigstoreConfig>,
 }
 
 impl Api {
     pub fn new(log: Log, metrics: Metrics, config: ApiConfig) -> Arc<Api> {
+        Api::with_sigstore(log, metrics, config, None)
+    }
+
+    /// An API that also serves `POST /api/v2/log/entries` when `sigstore`
+    /// is given.
+    pub fn with_sigstore(
+        log: Log,
+        metrics: Metrics,
+        config: ApiConfig,
+        sigstore: Option<SigstoreConfig>,
+    ) -> Arc<Api> {
         Arc::new(Api {
             log,
             metrics,
             config,
             sequencer_running: AtomicBool::new(true),
             shutting_down: AtomicBool::new(false),
+            sigstore,
         })
     }
 
@@ -395,6 +428,15 @@ impl Api {
             Ok(Route::Tile(tile)) => {
                 self.read_object(&tile.path(), CONTENT_TYPE_BINARY, CACHE_IMMUTABLE)
                     .await
+            }
+            Ok(Route::RekorV2Entries) => self.rekor_v2_entries(request).await,
+            Ok(Route::Index(path)) => {
+                self.read_object(
+                    &path,
+                    CONTENT_TYPE_TEXT,
+                    crate::sigstore::index::CACHE_INDEX,
+                )
+                .await
             }
             Err(err) => Err(err),
         };
@@ -543,6 +585,137 @@ impl Api {
         }
         Ok(response)
     }
+}
+
+impl Api {
+    /// `POST /api/v2/log/entries`: checks a Rekor v2 `CreateEntryRequest`
+    /// ([`crate::sigstore::validate`]), logs its canonical entry and answers
+    /// 201 with the `TransparencyLogEntry` JSON, or with the
+    /// c2sp.org/tlog-proof receipt when the client asks for it with
+    /// `Accept: application/x-tlog-proof` or `?format=tlog-proof`. An entry
+    /// already in the log is 409 with `x-log-index`, as in rekor-tiles
+    /// (`internal/server/service.go`); in receipt format its body is the
+    /// receipt. Content type `application/json` (or none), else 415.
+    async fn rekor_v2_entries<B>(
+        &self,
+        request: Request<B>,
+    ) -> Result<Response<ResponseBody>, ApiError>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        let Some(rekor) = &self.sigstore else {
+            return Err(ApiError::not_found(
+                "the Sigstore API (POST /api/v2/log/entries) is turned off on this log",
+            ));
+        };
+        let result = async {
+            let format = Format::negotiate(
+                request
+                    .headers()
+                    .get(header::ACCEPT)
+                    .and_then(|value| value.to_str().ok()),
+                request.uri().query(),
+            );
+            if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
+                if !is_json(content_type) {
+                    return Err(ApiError::new(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        format!(
+                            "Content-Type {content_type:?} is not accepted: send the \
+                             CreateEntryRequest as application/json"
+                        ),
+                    )
+                    .closing());
+                }
+            }
+            let limit = sigstore::MAX_REQUEST_SIZE;
+            if let Some(length) = content_length(request.headers()) {
+                if length > limit as u64 {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!(
+                            "the body of {length} bytes is larger than the limit of {limit} bytes"
+                        ),
+                    )
+                    .closing());
+                }
+            }
+            let deadline = Instant::now() + self.config.body_timeout;
+            let body = read_limited(request.into_body(), limit, deadline).await?;
+            let validated = sigstore::validate(&body).map_err(|err| {
+                let status =
+                    StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                ApiError::new(status, err.to_string())
+            })?;
+            let accepted = self.accept(validated.entry.clone()).await?;
+            let (status, content_type, body) = match (format, accepted.duplicate) {
+                (Format::TransparencyLogEntry, false) => (
+                    StatusCode::CREATED,
+                    "application/json",
+                    transparency_log_entry(&accepted, &rekor.log_id, &validated.entry),
+                ),
+                (Format::TransparencyLogEntry, true) => (
+                    StatusCode::CONFLICT,
+                    CONTENT_TYPE_TEXT,
+                    format!(
+                        "an equivalent entry already exists in the transparency log with index {}\n",
+                        accepted.index
+                    )
+                    .into_bytes(),
+                ),
+                (Format::TlogProof, duplicate) => (
+                    if duplicate {
+                        StatusCode::CONFLICT
+                    } else {
+                        StatusCode::CREATED
+                    },
+                    TLOG_PROOF_MEDIA_TYPE,
+                    accepted.receipt().to_bytes(),
+                ),
+            };
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            *response.status_mut() = status;
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            headers.insert(X_LOG_INDEX, HeaderValue::from(accepted.index));
+            Ok(response)
+        }
+        .await;
+        if result.is_err() {
+            self.metrics
+                .submissions
+                .with_label_values(&["rejected"])
+                .inc();
+        }
+        result
+    }
+
+    /// Logs canonical entry bytes and waits, within `request_timeout`, for
+    /// the receipt.
+    async fn accept(&self, entry: Vec<u8>) -> Result<Accepted, ApiError> {
+        match tokio::time::timeout(self.config.request_timeout, self.log.submit(entry)).await {
+            Err(_) => Err(ApiError::unavailable(
+                format!(
+                    "no receipt within {}; the entry may still be logged: submit it again \
+                     for its receipt",
+                    humantime::format_duration(self.config.request_timeout)
+                ),
+                RETRY_AFTER_UNAVAILABLE,
+            )),
+            Ok(Err(err)) => Err(submit_error(err)),
+            Ok(Ok(accepted)) => Ok(accepted),
+        }
+    }
+}
+
+/// Whether a `Content-Type` is JSON (parameters ignored).
+fn is_json(value: &HeaderValue) -> bool {
+    let Ok(text) = value.to_str() else {
+        return false;
+    };
+    let essence = text.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
 }
 
 fn empty_body() -> ApiError {

@@ -54,6 +54,9 @@ pub struct Config {
     pub max_entry_size: usize,
     /// Turn off the opaque entry kind (`POST /add`).
     pub no_opaque: bool,
+    /// Turn off the Sigstore entry kind (`POST /api/v2/log/entries`) and
+    /// the digest index (`index/...`).
+    pub no_sigstore: bool,
     /// Most open HTTP connections; further ones are answered 503 and closed.
     pub max_connections: usize,
     /// Time a client has to send a request's headers (also the idle
@@ -112,6 +115,7 @@ impl Default for Config {
             pool_size: log.pool_size,
             max_entry_size: MAX_ENTRY_SIZE,
             no_opaque: false,
+            no_sigstore: false,
             max_connections: 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
@@ -365,6 +369,12 @@ pub struct ServeArgs {
           require_equals = true, default_missing_value = "true", value_parser = parse_bool)]
     pub no_opaque: Option<bool>,
 
+    /// Turn off the Sigstore entry kind (POST /api/v2/log/entries answers
+    /// 404) and the digest index.
+    #[arg(long, env = "STELE_NO_SIGSTORE", value_name = "BOOL", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", value_parser = parse_bool)]
+    pub no_sigstore: Option<bool>,
+
     /// Most open HTTP connections; further ones get 503 and are closed.
     /// [default: 1024]
     #[arg(long, env = "STELE_MAX_CONNECTIONS", value_name = "N")]
@@ -482,6 +492,7 @@ impl ServeArgs {
         set(&mut config.pool_size, &self.pool_size);
         set(&mut config.max_entry_size, &self.max_entry_size);
         set(&mut config.no_opaque, &self.no_opaque);
+        set(&mut config.no_sigstore, &self.no_sigstore);
         set(&mut config.max_connections, &self.max_connections);
         set(&mut config.header_timeout, &self.header_timeout);
         set(&mut config.body_timeout, &self.body_timeout);

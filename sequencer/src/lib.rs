@@ -9,6 +9,7 @@ pub mod keyfile;
 pub mod log;
 pub mod metered;
 pub mod metrics;
+pub mod sigstore;
 pub mod staging;
 pub mod storage;
 pub mod witness;

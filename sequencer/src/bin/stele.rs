@@ -20,6 +20,8 @@ use stele_sequencer::commit::LOCK_KEY;
 use stele_sequencer::config::{Config, KEY_FILE, ServeArgs, StorageConfig, VKEY_FILE};
 use stele_sequencer::metered::MeteredStorage;
 use stele_sequencer::metrics::Metrics;
+use stele_sequencer::sigstore::index::{self, Indexer};
+use stele_sequencer::sigstore::{SigstoreConfig, log_id_ed25519};
 use stele_sequencer::storage::fs::FsStorage;
 use stele_sequencer::storage::s3::{self, S3Storage};
 use stele_sequencer::storage::{Key, Storage};
@@ -29,6 +31,9 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
+
+/// How often the digest index looks for a newly published checkpoint.
+const INDEX_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 #[derive(Debug, Parser)]
 #[command(name = "stele", version, about = "A static tiled transparency log")]
@@ -59,6 +64,10 @@ enum Command {
     /// receipt; GET /healthz; GET /metrics; GET /checkpoint, /tile/... and
     /// the same under /api/v2/ (filesystem backend only).
     Serve(Box<ServeArgs>),
+    /// Rebuild the digest index (index/<algorithm>/<hex>) from the log, for
+    /// the log that `stele serve` with the same options would open. Stop
+    /// the server first: the folder lock keeps two writers apart.
+    Reindex(Box<ServeArgs>),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +78,13 @@ fn main() -> ExitCode {
             Ok(config) => {
                 init_tracing(config.log_level.as_deref());
                 run_serve(config)
+            }
+            Err(err) => Err(err),
+        },
+        Command::Reindex(args) => match args.load() {
+            Ok(config) => {
+                init_tracing(config.log_level.as_deref());
+                run_reindex(config)
             }
             Err(err) => Err(err),
         },
@@ -111,6 +127,22 @@ fn run_serve(config: Config) -> Result<(), Error> {
         .build()
         .map_err(|err| Error::Config(format!("cannot start the async runtime: {err}")))?;
     runtime.block_on(serve(config))
+}
+
+fn run_reindex(config: Config) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Error::Config(format!("cannot start the async runtime: {err}")))?;
+    runtime.block_on(async {
+        let storage = open_storage(&config).await?;
+        let report = index::rebuild(storage.as_ref()).await?;
+        println!(
+            "digest index rebuilt: {} entries, {} index objects written, {} removed",
+            report.tree_size, report.objects, report.removed
+        );
+        Ok(())
+    })
 }
 
 async fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, Error> {
@@ -160,6 +192,7 @@ async fn serve(config: Config) -> Result<(), Error> {
     let key = keyfile::load_or_create(&key_path, &config.vkey_path(), config.origin.as_deref())?;
     let verifier = key.signer.verifier();
     let origin = key.signer.name().to_owned();
+    let origin_name = origin.clone();
     if key.created {
         info!(path = %config.key_path().display(), %origin, "created a new log key");
         // The verifier key on stdout, for whoever set the log up.
@@ -185,7 +218,10 @@ async fn serve(config: Config) -> Result<(), Error> {
         .local_addr()
         .map_err(|err| Error::Config(format!("cannot listen on {}: {err}", config.listen)))?;
     let serve_reads = matches!(config.storage(), StorageConfig::Filesystem { .. });
-    let api = Api::new(
+    let sigstore = (!config.no_sigstore).then(|| SigstoreConfig {
+        log_id: log_id_ed25519(&origin_name, &verifier.public_key()),
+    });
+    let api = Api::with_sigstore(
         log.clone(),
         metrics,
         ApiConfig {
@@ -198,7 +234,16 @@ async fn serve(config: Config) -> Result<(), Error> {
             request_timeout: config.request_timeout,
             shutdown_timeout: config.shutdown_timeout,
         },
+        sigstore,
     );
+    // The digest index follows the published log (crate::sigstore::index).
+    let stop_indexer = Arc::new(tokio::sync::Notify::new());
+    let indexer = (!config.no_sigstore).then(|| {
+        let stop = stop_indexer.clone();
+        tokio::spawn(
+            Indexer::new(log.clone(), INDEX_POLL).run(async move { stop.notified().await }),
+        )
+    });
     let stop_accepting = Arc::new(tokio::sync::Notify::new());
     let server = tokio::spawn(api::serve(listener, api.clone(), {
         let stop_accepting = stop_accepting.clone();
@@ -241,6 +286,12 @@ async fn serve(config: Config) -> Result<(), Error> {
     };
     if server.await.is_err() {
         warn!("the HTTP server task failed");
+    }
+    if let Some(indexer) = indexer {
+        // One last pass so the index covers what the drain published.
+        tokio::time::sleep(INDEX_POLL).await;
+        stop_indexer.notify_one();
+        let _ = indexer.await;
     }
     match result {
         Ok(Ok(())) => {

@@ -1,0 +1,414 @@
+//! The static digest index: for every artifact digest in the log, a public
+//! object listing the indices of the entries about it, so that an artifact
+//! leads to its entries with plain GETs (Rekor v2 has no search).
+//!
+//! # Format
+//!
+//! `index/<algorithm>/<lowercase hex digest>` (algorithm `sha256`, `sha384`
+//! or `sha512`, the hash the entry's `data.algorithm` names), content type
+//! `text/plain; charset=utf-8`: one log index per line, in decimal without
+//! leading zeros, strictly ascending, each line ending in `\n`. Example,
+//! `index/sha256/9f86d08...`:
+//!
+//! ```text
+//! 12
+//! 4096
+//! ```
+//!
+//! The object only grows, so it is cached briefly
+//! ([`CACHE_INDEX`]), not as immutable.
+//!
+//! # Derived data, and crash safety
+//!
+//! The index is built only from the published log: [`Indexer`] follows the
+//! published checkpoint and reads each new range of entries back from the
+//! published entry bundles, so an index object never names an entry beyond
+//! the published tree. It is written after step 5 of the commit protocol
+//! (DESIGN.md), by the one sequencer process, and records how far it got in
+//! the private object [`MARKER_KEY`], written after the index objects:
+//!
+//! - crash before or while writing index objects: the marker still holds
+//!   the old size, and the next start indexes the range again. Writing a
+//!   range twice is harmless (each object is a set of indices, merged);
+//! - crash after the index objects, before the marker: the same.
+//!
+//! `stele reindex` rebuilds every object from the log with [`rebuild`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use stele_tiles::bundle;
+use stele_tiles::tile::{TILE_WIDTH, Tile};
+use tracing::{info, warn};
+
+use super::entry::artifact_digest;
+use super::verify::HashAlgorithm;
+use crate::commit::read_tile;
+use crate::error::Error;
+use crate::log::Log;
+use crate::storage::{CONTENT_TYPE_TEXT, Condition, Key, KeyPrefix, PutOptions, Storage};
+
+/// Where the index objects live.
+pub const INDEX_PREFIX: &str = "index/";
+/// `Cache-Control` of index objects: public, and short-lived, since they grow.
+pub const CACHE_INDEX: &str = "public, max-age=60";
+/// Private object holding the tree size the index covers, in decimal.
+pub const MARKER_KEY: &str = ".stele/index-size";
+/// Index objects read-modify-written at once.
+const CONCURRENCY: usize = 16;
+/// Entries indexed per step when catching up a long range.
+const CHUNK: u64 = 16 * TILE_WIDTH as u64;
+
+/// The path of the index object of one digest.
+pub fn index_path(algorithm: HashAlgorithm, digest: &[u8]) -> String {
+    format!(
+        "{INDEX_PREFIX}{}/{}",
+        algorithm.path_name(),
+        hex::encode(digest)
+    )
+}
+
+/// The storage path of an HTTP request path `/index/<algorithm>/<hex>`,
+/// when it is exactly that: a known algorithm and a lowercase hex digest of
+/// its length. Anything else is not an index path (so no request reaches
+/// other objects through it).
+pub fn parse_request_path(path: &str) -> Option<String> {
+    let rest = path.strip_prefix('/')?.strip_prefix(INDEX_PREFIX)?;
+    let (algorithm, digest) = rest.split_once('/')?;
+    let algorithm = [
+        HashAlgorithm::Sha256,
+        HashAlgorithm::Sha384,
+        HashAlgorithm::Sha512,
+    ]
+    .into_iter()
+    .find(|candidate| candidate.path_name() == algorithm)?;
+    let well_formed = digest.len() == 2 * algorithm.digest_len()
+        && digest
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
+    well_formed.then(|| format!("{INDEX_PREFIX}{}/{digest}", algorithm.path_name()))
+}
+
+/// Parses an index object strictly (the format above).
+pub fn parse_index(bytes: &[u8]) -> Result<Vec<u64>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(body) = text.strip_suffix('\n') else {
+        return Err("the last line does not end in a newline".to_owned());
+    };
+    let mut indices: Vec<u64> = Vec::new();
+    for (number, line) in body.split('\n').enumerate() {
+        let canonical = !line.is_empty()
+            && line.bytes().all(|byte| byte.is_ascii_digit())
+            && (line == "0" || !line.starts_with('0'));
+        let index: u64 = match line.parse() {
+            Ok(index) if canonical => index,
+            _ => {
+                return Err(format!(
+                    "line {}: {line:?} is not a decimal index",
+                    number + 1
+                ));
+            }
+        };
+        if indices.last().is_some_and(|&last| last >= index) {
+            return Err(format!("line {}: {index} is not ascending", number + 1));
+        }
+        indices.push(index);
+    }
+    Ok(indices)
+}
+
+/// Writes an index object.
+pub fn render_index(indices: &BTreeSet<u64>) -> Vec<u8> {
+    let mut text = String::with_capacity(indices.len() * 8);
+    for index in indices {
+        text.push_str(&index.to_string());
+        text.push('\n');
+    }
+    text.into_bytes()
+}
+
+/// The digests of entries `first_index..`, each with the indices of its
+/// entries. Entries that are not hashedrekord entries are skipped.
+pub fn collect<E: AsRef<[u8]>>(
+    first_index: u64,
+    entries: &[E],
+) -> BTreeMap<(HashAlgorithm, Vec<u8>), BTreeSet<u64>> {
+    let mut digests: BTreeMap<(HashAlgorithm, Vec<u8>), BTreeSet<u64>> = BTreeMap::new();
+    for (offset, entry) in entries.iter().enumerate() {
+        if let Some(digest) = artifact_digest(entry.as_ref()) {
+            digests
+                .entry(digest)
+                .or_default()
+                .insert(first_index + offset as u64);
+        }
+    }
+    digests
+}
+
+fn key(path: &str) -> Result<Key, Error> {
+    Ok(Key::new(path)?)
+}
+
+fn index_options() -> PutOptions {
+    PutOptions::new(Condition::None, CONTENT_TYPE_TEXT, CACHE_INDEX)
+}
+
+/// Merges `additions` into the index objects (read, merge, write back).
+/// With `replace`, the objects are written with exactly these indices.
+async fn write_objects(
+    storage: &dyn Storage,
+    additions: BTreeMap<(HashAlgorithm, Vec<u8>), BTreeSet<u64>>,
+    replace: bool,
+) -> Result<(), Error> {
+    futures::stream::iter(
+        additions
+            .into_iter()
+            .map(|((algorithm, digest), indices)| async move {
+                let key = key(&index_path(algorithm, &digest))?;
+                let mut merged = indices;
+                if !replace {
+                    if let Some(object) = storage.get(&key).await? {
+                        let existing =
+                            parse_index(&object.bytes).map_err(|problem| Error::Corrupt {
+                                what: "digest index",
+                                detail: format!("{key}: {problem}"),
+                            })?;
+                        merged.extend(existing);
+                    }
+                }
+                storage
+                    .put(&key, Bytes::from(render_index(&merged)), index_options())
+                    .await?;
+                Ok::<(), Error>(())
+            }),
+    )
+    .buffer_unordered(CONCURRENCY)
+    .try_collect::<()>()
+    .await
+}
+
+/// The tree size the index covers (0 when never written).
+pub async fn read_marker(storage: &dyn Storage) -> Result<u64, Error> {
+    let Some(object) = storage.get(&key(MARKER_KEY)?).await? else {
+        return Ok(0);
+    };
+    std::str::from_utf8(&object.bytes)
+        .ok()
+        .and_then(|text| text.trim_end().parse().ok())
+        .ok_or_else(|| Error::Corrupt {
+            what: "digest index marker",
+            detail: format!("{MARKER_KEY} does not hold a tree size"),
+        })
+}
+
+async fn write_marker(storage: &dyn Storage, tree_size: u64) -> Result<(), Error> {
+    storage
+        .put(
+            &key(MARKER_KEY)?,
+            Bytes::from(format!("{tree_size}\n")),
+            PutOptions::private(Condition::None),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The entries `[start, end)` of the published tree of at least `end`
+/// leaves, read from its entry bundles.
+pub async fn read_entries(
+    storage: &dyn Storage,
+    start: u64,
+    end: u64,
+) -> Result<Vec<Vec<u8>>, Error> {
+    if start >= end {
+        return Ok(Vec::new());
+    }
+    let width = u64::from(TILE_WIDTH);
+    let first_tile = start / width;
+    let last_tile = (end - 1) / width;
+    let bundles: Vec<Vec<Vec<u8>>> =
+        futures::stream::iter((first_tile..=last_tile).map(|index| async move {
+            let tile = Tile::entries(index, (end - index * width).min(width) as u32);
+            let data = read_tile(storage, &tile).await?;
+            let entries = bundle::decode(&data, Some(tile.width as usize))?;
+            Ok::<_, Error>(entries.into_iter().map(<[u8]>::to_vec).collect())
+        }))
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    let skip = (start - first_tile * width) as usize;
+    Ok(bundles
+        .into_iter()
+        .flatten()
+        .skip(skip)
+        .take((end - start) as usize)
+        .collect())
+}
+
+/// Indexes the published entries `[from, to)` and moves the marker to `to`.
+pub async fn index_range(storage: &dyn Storage, from: u64, to: u64) -> Result<(), Error> {
+    let mut start = from;
+    while start < to {
+        let end = (start + CHUNK).min(to);
+        let entries = read_entries(storage, start, end).await?;
+        write_objects(storage, collect(start, &entries), false).await?;
+        // After the index objects: a crash before this line indexes the
+        // chunk again, which changes nothing.
+        write_marker(storage, end).await?;
+        start = end;
+    }
+    Ok(())
+}
+
+/// The published tree size, from the public checkpoint.
+pub async fn published_size(storage: &dyn Storage) -> Result<u64, Error> {
+    let Some(object) = storage.get(&key(crate::commit::CHECKPOINT_KEY)?).await? else {
+        return Ok(0);
+    };
+    let note = stele_tiles::note::Note::parse(&object.bytes)?;
+    Ok(stele_tiles::checkpoint::Checkpoint::parse(&note.text)?.size)
+}
+
+/// What [`rebuild`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildReport {
+    /// The tree size indexed.
+    pub tree_size: u64,
+    /// Index objects written.
+    pub objects: usize,
+    /// Index objects removed (naming no entry of the log).
+    pub removed: usize,
+}
+
+/// Rebuilds the whole index from the published log: every object written
+/// afresh, objects for digests not in the log removed, marker set.
+pub async fn rebuild(storage: &dyn Storage) -> Result<RebuildReport, Error> {
+    let tree_size = published_size(storage).await?;
+    let mut all: BTreeMap<(HashAlgorithm, Vec<u8>), BTreeSet<u64>> = BTreeMap::new();
+    let mut start = 0;
+    while start < tree_size {
+        let end = (start + CHUNK).min(tree_size);
+        let entries = read_entries(storage, start, end).await?;
+        for (digest, indices) in collect(start, &entries) {
+            all.entry(digest).or_default().extend(indices);
+        }
+        start = end;
+    }
+    let wanted: BTreeSet<String> = all
+        .keys()
+        .map(|(algorithm, digest)| index_path(*algorithm, digest))
+        .collect();
+    let existing = storage.list(&KeyPrefix::new(INDEX_PREFIX)?).await?;
+    let mut removed = 0;
+    for stale in existing.iter().filter(|key| !wanted.contains(key.as_str())) {
+        storage.delete(stale).await?;
+        removed += 1;
+    }
+    let objects = all.len();
+    write_objects(storage, all, true).await?;
+    write_marker(storage, tree_size).await?;
+    Ok(RebuildReport {
+        tree_size,
+        objects,
+        removed,
+    })
+}
+
+/// Keeps the index up to date with a running log: after each published
+/// checkpoint (polled every `poll` interval), indexes the new entries.
+/// Storage faults are retried; the task ends when `log` shuts down... or
+/// never, when spawned beside a server: it holds no state worth flushing,
+/// since the marker makes it resume where it stopped.
+#[derive(Debug)]
+pub struct Indexer {
+    storage: Arc<dyn Storage>,
+    log: Log,
+    poll: Duration,
+}
+
+impl Indexer {
+    pub fn new(log: Log, poll: Duration) -> Indexer {
+        Indexer {
+            storage: log.storage().clone(),
+            log,
+            poll,
+        }
+    }
+
+    /// Runs until `stop` resolves.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut indexed: Option<u64> = None;
+        let mut delay = self.poll;
+        loop {
+            match self.step(&mut indexed).await {
+                Ok(()) => delay = self.poll,
+                Err(err) => {
+                    warn!(%err, ?delay, "digest index update failed; retrying");
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    async fn step(&self, indexed: &mut Option<u64>) -> Result<(), Error> {
+        let from = match *indexed {
+            Some(size) => size,
+            None => read_marker(self.storage.as_ref()).await?,
+        };
+        let published = self.log.published().checkpoint.size;
+        if published > from {
+            index_range(self.storage.as_ref(), from, published).await?;
+            info!(from, to = published, "digest index updated");
+        }
+        *indexed = Some(published.max(from));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_round_trip_and_strictness() {
+        let indices: BTreeSet<u64> = [0, 7, 4096].into_iter().collect();
+        let text = render_index(&indices);
+        assert_eq!(text, b"0\n7\n4096\n");
+        assert_eq!(parse_index(&text), Ok(vec![0, 7, 4096]));
+        assert_eq!(parse_index(b""), Ok(vec![]));
+        for bad in [
+            &b"1"[..],
+            b"1\n\n",
+            b"01\n",
+            b"2\n1\n",
+            b"1\n1\n",
+            b"+1\n",
+            b" 1\n",
+            b"1\r\n",
+        ] {
+            assert!(
+                parse_index(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(
+            index_path(HashAlgorithm::Sha256, &[0xab, 0x01]),
+            "index/sha256/ab01"
+        );
+    }
+}
