@@ -65,6 +65,10 @@ pub struct LogState {
 pub struct Committed {
     /// Its tiles, root and the proofs of its entries.
     pub integration: Integration,
+    /// The batch's staging object, no longer needed: the caller deletes it
+    /// once the submitters are answered, off their path (recovery deletes
+    /// any that a crash leaves).
+    pub staging: Key,
 }
 
 fn key(text: &str) -> Result<Key, Error> {
@@ -194,14 +198,13 @@ pub async fn commit_batch(
     };
     phase("publish_checkpoint", started);
 
-    // Clean-up; failures here lose nothing and are retried by recovery.
-    if let Err(err) = storage.delete(&staging).await {
-        warn!(%err, key = %staging, "could not delete staging object");
-    }
     if delete_partials {
         delete_stale_partials(storage, &integration).await;
     }
-    Ok(Committed { integration })
+    Ok(Committed {
+        integration,
+        staging,
+    })
 }
 
 /// Adds the witnesses' cosignatures to a log-signed checkpoint, if the log
@@ -407,6 +410,17 @@ pub async fn recover(
             if published.size > checkpoint.size
                 || (published.size == checkpoint.size && published.root != checkpoint.root)
             {
+                // The lock is always at least as new as the public
+                // checkpoint, unless another sequencer moved both since we
+                // read the lock: then it is alive, and this one must not
+                // write.
+                if storage.get(&lock).await?.map(|object| object.bytes)
+                    != Some(locked.bytes.clone())
+                {
+                    return Err(Error::TakenOver {
+                        detail: "another sequencer committed while this one was starting".into(),
+                    });
+                }
                 return Err(Error::corrupt(
                     "public checkpoint",
                     format!(
@@ -431,11 +445,21 @@ pub async fn recover(
         }
     };
 
-    // Clean up every staging object: the committed one is published, any
-    // other is an orphan of a batch that never committed.
+    // Clean up staging objects up to the committed size: the committed one
+    // is published, the others are orphans of batches that never committed.
+    // Larger ones are left alone: they may belong to another sequencer's
+    // batch in flight (which then fails its commit), and go once the lock
+    // passes them.
     let prefix = KeyPrefix::new(STAGING_PREFIX)?;
     for orphan in storage.list(&prefix).await? {
-        storage.delete(&orphan).await?;
+        let size = orphan
+            .as_str()
+            .strip_prefix(STAGING_PREFIX)
+            .and_then(|name| name.split_once('-'))
+            .and_then(|(size, _)| size.parse::<u64>().ok());
+        if size.is_none_or(|size| size <= checkpoint.size) {
+            storage.delete(&orphan).await?;
+        }
     }
 
     let edge = read_right_edge(storage, checkpoint.size).await?;

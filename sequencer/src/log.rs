@@ -593,6 +593,15 @@ impl Sequencer {
             }
         }
         self.answer_logged(logged);
+        // Clean-up, off the submitters' path; a failure loses nothing and
+        // recovery deletes what is left.
+        let storage = self.storage.clone();
+        let staging = committed.staging;
+        tokio::spawn(async move {
+            if let Err(err) = storage.delete(&staging).await {
+                warn!(%err, key = %staging, "could not delete staging object");
+            }
+        });
         Ok(())
     }
 

@@ -7,9 +7,10 @@
 //! what tiles store; [`tiles_for_nodes`] names the tiles that hold them.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use crate::hash::node_hash;
-use crate::tile::{Tile, TileKind, node_hash_from_tile, tile_for_node};
+use crate::tile::{Tile, TileKind, tile_for_node};
 use crate::tree::{Node, fold_range, range_nodes, split_point};
 use crate::{Error, Hash};
 
@@ -302,7 +303,47 @@ pub fn tiles_for_nodes(height: u8, tree_size: u64, nodes: &[Node]) -> Vec<Tile> 
 pub struct TileSet {
     height: u8,
     tree_size: u64,
-    tiles: BTreeMap<(u8, u64), Vec<Hash>>,
+    tiles: BTreeMap<(u8, u64), StoredTile>,
+}
+
+/// A tile's hashes and, computed on first use, the complete subtrees above
+/// them inside the tile: proofs then read interior nodes instead of
+/// rehashing up to 255 hashes per node, and each interior node of a tile is
+/// hashed at most once per set.
+#[derive(Clone, Debug, Default)]
+struct StoredTile {
+    hashes: Vec<Hash>,
+    /// `interior[j - 1]` holds the nodes `j` levels above the tile's row.
+    interior: OnceLock<Vec<Vec<Hash>>>,
+}
+
+impl StoredTile {
+    fn interior(&self) -> &[Vec<Hash>] {
+        self.interior.get_or_init(|| {
+            let mut levels: Vec<Vec<Hash>> = Vec::new();
+            let mut below: &[Hash] = &self.hashes;
+            while below.len() >= 2 {
+                let above: Vec<Hash> = below
+                    .chunks_exact(2)
+                    .map(|pair| node_hash(&pair[0], &pair[1]))
+                    .collect();
+                levels.push(above);
+                below = levels.last().map(Vec::as_slice).unwrap_or_default();
+            }
+            levels
+        })
+    }
+
+    /// The node `within` levels above the row, at position `position` among
+    /// the nodes of that height inside this tile.
+    fn node(&self, within: u8, position: u64) -> Option<Hash> {
+        let row = if within == 0 {
+            &self.hashes
+        } else {
+            self.interior().get(usize::from(within) - 1)?
+        };
+        row.get(usize::try_from(position).ok()?).copied()
+    }
 }
 
 impl TileSet {
@@ -322,14 +363,19 @@ impl TileSet {
             return;
         };
         let slot = self.tiles.entry((level, tile.index)).or_default();
-        if hashes.len() >= slot.len() {
-            *slot = hashes;
+        if hashes.len() >= slot.hashes.len() {
+            *slot = StoredTile {
+                hashes,
+                interior: OnceLock::new(),
+            };
         }
     }
 
     /// The hashes held for a tile position, if any.
     pub fn get(&self, level: u8, index: u64) -> Option<&[Hash]> {
-        self.tiles.get(&(level, index)).map(Vec::as_slice)
+        self.tiles
+            .get(&(level, index))
+            .map(|stored| stored.hashes.as_slice())
     }
 }
 
@@ -340,13 +386,18 @@ impl HashReader for TileSet {
             .map(|node| {
                 let tile = tile_for_node(self.height, self.tree_size, *node);
                 let level = tile.level().unwrap_or(0);
-                let hashes = self.tiles.get(&(level, tile.index)).ok_or_else(|| {
+                let stored = self.tiles.get(&(level, tile.index)).ok_or_else(|| {
                     Error::HashReader(format!(
                         "no tile at level {level} index {} for node {node:?}",
                         tile.index
                     ))
                 })?;
-                node_hash_from_tile(&tile, hashes, *node)
+                let within = node.level % self.height;
+                // Nodes of this height inside one tile: 2^(height - within).
+                let position = node.index - (tile.index << (self.height - within));
+                stored.node(within, position).ok_or(Error::TileCoordinates {
+                    reason: "tile is too narrow for the requested node",
+                })
             })
             .collect()
     }
