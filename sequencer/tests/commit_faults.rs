@@ -405,3 +405,78 @@ async fn a_second_sequencer_cannot_fork_the_log() {
     .expect("checkpoint");
     assert_eq!(checkpoint.size, 20, "the fork attempt is not in the log");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_partials_are_deleted_only_after_their_full_tile() {
+    let store = MemoryStorage::new();
+    // Every delete of a partial tile must find its full tile already there.
+    let observer = store.clone();
+    let early = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let violations = early.clone();
+    let deletes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = deletes.clone();
+    store.set_hook(move |info| {
+        if info.op == Op::Delete {
+            if let Some((full, _)) = info.key.split_once(".p/") {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let present = observer
+                    .snapshot()
+                    .contains_key(&Key::new(full).expect("key"));
+                if !present {
+                    violations.lock().expect("lock").push(info.key.clone());
+                }
+            }
+        }
+        None
+    });
+    let (signer, verifier) = keys();
+    let (log, sequencer) = Log::open(
+        Arc::new(store.clone()),
+        signer as Arc<dyn NoteSigner>,
+        verifier as Arc<dyn NoteVerifier>,
+        LogConfig {
+            delete_partials: true,
+            max_batch: 40,
+            ..config()
+        },
+        Default::default(),
+    )
+    .await
+    .expect("open");
+    let task = tokio::spawn(sequencer.run());
+    let mut acked = Acked::default();
+    let entries: Vec<Vec<u8>> = (0..700).map(entry).collect();
+    for chunk in entries.chunks(50) {
+        let results = submit_all(&log, chunk, Duration::from_secs(10)).await;
+        acked.record(chunk, results);
+    }
+    // Duplicates are proven from storage, through the full tiles now that
+    // their partial versions are gone.
+    let again: Vec<Vec<u8>> = (0..700).step_by(97).map(entry).collect();
+    let results = submit_all(&log, &again, Duration::from_secs(10)).await;
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Some(Ok(a)) if a.duplicate))
+    );
+    acked.record(&again, results);
+    log.shutdown();
+    task.await.expect("task").expect("clean");
+
+    assert!(early.lock().expect("lock").is_empty(), "{:?}", early.lock());
+    assert!(
+        deletes.load(Ordering::SeqCst) > 0,
+        "no partial tile was ever deleted"
+    );
+    // No partial tile is left beside a full one.
+    let objects = store.snapshot();
+    for key in objects.keys() {
+        if let Some((full, _)) = key.as_str().split_once(".p/") {
+            assert!(
+                !objects.contains_key(&Key::new(full).expect("key")),
+                "{key} is stale"
+            );
+        }
+    }
+    check_log(&store.restart(), &acked);
+}
