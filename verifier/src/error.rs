@@ -119,6 +119,9 @@ pub enum Error {
         location: String,
         source: stele_tiles::Error,
     },
+    /// A Rekor v2 TransparencyLogEntry is malformed or contradicts itself.
+    #[error("TransparencyLogEntry {location}: {reason}")]
+    TransparencyLogEntry { location: String, reason: String },
     /// The static digest index does not parse.
     #[error("digest index {location}, line {line}: {reason}")]
     DigestIndex {

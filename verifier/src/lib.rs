@@ -9,7 +9,8 @@
 //! - [`entry`]: decoding entries, hashedrekord signers, watched keys;
 //! - [`index`]: the static digest index format;
 //! - [`monitor`]: following a log and keeping evidence;
-//! - [`witness`]: a c2sp.org/tlog-witness server.
+//! - [`witness`]: a c2sp.org/tlog-witness server;
+//! - [`tle`]: Rekor v2 `TransparencyLogEntry` JSON as an offline receipt.
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ pub mod index;
 pub mod keys;
 pub mod monitor;
 pub mod reader;
+pub mod tle;
 pub mod witness;
 
 pub use error::{Error, Result};

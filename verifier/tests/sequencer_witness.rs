@@ -219,3 +219,98 @@ async fn the_sequencer_publishes_checkpoints_cosigned_by_the_witness() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     drop(sequencer);
 }
+
+/// A Rekor v2 TransparencyLogEntry from the real sequencer's Sigstore API
+/// verifies offline with `stele-verify receipt`, and one flipped byte of its
+/// root hash, proof or body makes it fail.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rekor_transparency_log_entry_verifies_offline() {
+    let Some(binary) = stele_binary() else {
+        eprintln!("SKIPPED: no stele binary (set STELE_BIN or build stele-sequencer)");
+        return;
+    };
+    let fixture: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../sequencer/tests/sigstore/fixtures/p256-key.json"),
+        )
+        .expect("a signed hashedrekord request fixture"),
+    )
+    .expect("fixture JSON");
+    let request = serde_json::to_vec(&fixture["request"]).expect("request");
+    let temp = tempfile::tempdir().expect("temp");
+    let data = temp.path().join("data");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _sequencer = Process(
+        Command::new(&binary)
+            .args(["serve", "--data", &data.display().to_string()])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--batch-interval", "10ms"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start stele serve"),
+    );
+    wait_for(&format!("{url}/healthz")).await;
+    let response = reqwest::Client::new()
+        .post(format!("{url}/api/v2/log/entries"))
+        .header("content-type", "application/json")
+        .body(request)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status().as_u16(), 201);
+    let entry = response.bytes().await.expect("body").to_vec();
+    let vkey = std::fs::read_to_string(data.join("log.vkey")).expect("log.vkey");
+    let file = temp.path().join("entry.json");
+    std::fs::write(&file, &entry).expect("write");
+    let output = verify(&[
+        "receipt",
+        &file.display().to_string(),
+        "--vkey",
+        vkey.trim(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+
+    let json: serde_json::Value = serde_json::from_slice(&entry).expect("json");
+    let flip = |path: &[&str]| {
+        let mut value = json.clone();
+        let mut slot = &mut value;
+        for key in path {
+            slot = if let Ok(i) = key.parse::<usize>() {
+                &mut slot[i]
+            } else {
+                &mut slot[*key]
+            };
+        }
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let mut raw = engine
+            .decode(slot.as_str().expect("base64 field"))
+            .expect("base64");
+        raw[0] ^= 1;
+        *slot = serde_json::Value::String(engine.encode(raw));
+        serde_json::to_vec(&value).expect("json")
+    };
+    let mut cases = vec![
+        ("root hash", flip(&["inclusionProof", "rootHash"])),
+        ("canonicalized body", flip(&["canonicalizedBody"])),
+    ];
+    if json["inclusionProof"]["hashes"]
+        .as_array()
+        .is_some_and(|h| !h.is_empty())
+    {
+        cases.push(("proof hash", flip(&["inclusionProof", "hashes", "0"])));
+    }
+    for (what, forged) in cases {
+        std::fs::write(&file, forged).expect("write");
+        let output = verify(&[
+            "receipt",
+            &file.display().to_string(),
+            "--vkey",
+            vkey.trim(),
+        ]);
+        assert_eq!(output.status.code(), Some(1), "{what}: {}", text(&output));
+    }
+}

@@ -572,24 +572,39 @@ fn receipt(
 ) -> Result<Report> {
     let bytes = read(file)?;
     let location = file.display().to_string();
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-        return Err(Error::Usage(format!(
-            "{location}: Rekor TransparencyLogEntry JSON receipts are not supported yet; give a c2sp.org/tlog-proof receipt"
-        )));
-    }
     let log_key = LogKey::parse(&key.vkey, key.origin.as_deref())?;
     let policy = policy(key)?;
-    let parsed = Receipt::parse(&bytes).map_err(|source| Error::Receipt {
-        location: location.clone(),
-        source,
-    })?;
-    let leaf = match (entry, leaf_hex) {
-        (Some(path), _) => Some(leaf_hash(&read(path)?)),
-        (None, Some(hex)) => Some(
+    // A Rekor v2 TransparencyLogEntry carries its entry: the leaf is the
+    // hash of its canonicalizedBody, and --entry, if given, must be that body.
+    let rekor = if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        Some(stele_verifier::tle::parse(&location, &bytes)?)
+    } else {
+        None
+    };
+    let parsed = match &rekor {
+        Some(entry) => entry.receipt.clone(),
+        None => Receipt::parse(&bytes).map_err(|source| Error::Receipt {
+            location: location.clone(),
+            source,
+        })?,
+    };
+    let leaf = match (entry, leaf_hex, &rekor) {
+        (Some(path), _, Some(tle)) => {
+            if read(path)? != tle.body {
+                return Err(Error::TransparencyLogEntry {
+                    location: location.clone(),
+                    reason: format!("--entry {} is not its canonicalizedBody", path.display()),
+                });
+            }
+            Some(leaf_hash(&tle.body))
+        }
+        (None, None, Some(tle)) => Some(leaf_hash(&tle.body)),
+        (Some(path), _, None) => Some(leaf_hash(&read(path)?)),
+        (None, Some(hex), _) => Some(
             Hash::from_hex(hex.trim())
                 .map_err(|err| Error::Usage(format!("--leaf-hash: {err}")))?,
         ),
-        (None, None) => None,
+        (None, None, None) => None,
     };
     let receipt_error = |source| Error::Receipt {
         location: location.clone(),
@@ -618,6 +633,17 @@ fn receipt(
             checkpoint
         }
     };
+    if let Some(tle) = &rekor {
+        if tle.tree_size != checkpoint.size || tle.root != checkpoint.root {
+            return Err(Error::TransparencyLogEntry {
+                location: location.clone(),
+                reason: format!(
+                    "inclusionProof claims size {} root {}, but its checkpoint says size {} root {}",
+                    tle.tree_size, tle.root, checkpoint.size, checkpoint.root
+                ),
+            });
+        }
+    }
     let bound = leaf.is_some();
     Ok(Report {
         json: json!({
