@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -124,19 +123,6 @@ fn cosigner_keygen_writes_a_usable_key() {
     assert_eq!(again.status.code(), Some(1));
 }
 
-/// The sequencer binary: `$STELE_BIN`, or the workspace's debug build.
-fn stele_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("STELE_BIN") {
-        return Some(PathBuf::from(path));
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut candidates = vec![root.join("target/debug/stele")];
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        candidates.insert(0, PathBuf::from(dir).join("debug/stele"));
-    }
-    candidates.into_iter().find(|path| path.is_file())
-}
-
 struct Sequencer(Child);
 
 impl Drop for Sequencer {
@@ -148,7 +134,7 @@ impl Drop for Sequencer {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn against_the_real_sequencer() {
-    let Some(binary) = stele_binary() else {
+    let Some(binary) = common::stele_binary() else {
         // Build it with `cargo build -p stele-sequencer --bin stele` (or set
         // STELE_BIN); without it this test has nothing to run against.
         eprintln!("SKIPPED: no stele binary (set STELE_BIN or build stele-sequencer)");

@@ -4,21 +4,11 @@
 //! `stele-verify receipt`, and the witness follows the log across a restart
 //! of the sequencer.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
-
-fn stele_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("STELE_BIN") {
-        return Some(PathBuf::from(path));
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut candidates = vec![root.join("target/debug/stele")];
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        candidates.insert(0, PathBuf::from(dir).join("debug/stele"));
-    }
-    candidates.into_iter().find(|path| path.is_file())
-}
 
 fn verify(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stele-verify"))
@@ -34,6 +24,34 @@ fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
+}
+
+/// Runs `stele-verify receipt` on `receipt` for `entry`, requiring the
+/// witness's cosignature.
+fn check_receipt(
+    dir: &Path,
+    name: &str,
+    receipt: &[u8],
+    entry: &[u8],
+    vkey: &str,
+    witness: &str,
+) -> Output {
+    let receipt_file = dir.join(format!("receipt-{name}"));
+    std::fs::write(&receipt_file, receipt).expect("write");
+    let entry_file = dir.join(format!("entry-{name}"));
+    std::fs::write(&entry_file, entry).expect("write");
+    verify(&[
+        "receipt",
+        &receipt_file.display().to_string(),
+        "--vkey",
+        vkey,
+        "--entry",
+        &entry_file.display().to_string(),
+        "--witness",
+        witness,
+        "--min-witnesses",
+        "1",
+    ])
 }
 
 struct Process(Child);
@@ -80,7 +98,7 @@ fn serve(binary: &Path, data: &Path, port: u16, witness: &str) -> Process {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sequencer_publishes_checkpoints_cosigned_by_the_witness() {
-    let Some(binary) = stele_binary() else {
+    let Some(binary) = common::stele_binary() else {
         eprintln!("SKIPPED: no stele binary (set STELE_BIN or build stele-sequencer)");
         return;
     };
@@ -161,22 +179,14 @@ async fn the_sequencer_publishes_checkpoints_cosigned_by_the_witness() {
 
     // Each receipt verifies offline under a policy that needs the witness.
     for (i, receipt) in receipts.iter().enumerate().step_by(7) {
-        let receipt_file = temp.path().join(format!("receipt-{i}"));
-        std::fs::write(&receipt_file, receipt).expect("write");
-        let entry_file = temp.path().join(format!("entry-{i}"));
-        std::fs::write(&entry_file, format!("entry {i}")).expect("write");
-        let output = verify(&[
-            "receipt",
-            &receipt_file.display().to_string(),
-            "--vkey",
+        let output = check_receipt(
+            temp.path(),
+            &i.to_string(),
+            receipt,
+            format!("entry {i}").as_bytes(),
             &vkey,
-            "--entry",
-            &entry_file.display().to_string(),
-            "--witness",
             &witness_vkey,
-            "--min-witnesses",
-            "1",
-        ]);
+        );
         assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     }
 
@@ -200,22 +210,14 @@ async fn the_sequencer_publishes_checkpoints_cosigned_by_the_witness() {
     sequencer = serve(&binary, &data, port, &witness_setting);
     wait_for(&format!("{url}/healthz")).await;
     let receipt = submit(b"after restart".to_vec()).await;
-    let receipt_file = temp.path().join("receipt-after");
-    std::fs::write(&receipt_file, &receipt).expect("write");
-    let entry_file = temp.path().join("entry-after");
-    std::fs::write(&entry_file, b"after restart").expect("write");
-    let output = verify(&[
-        "receipt",
-        &receipt_file.display().to_string(),
-        "--vkey",
+    let output = check_receipt(
+        temp.path(),
+        "after",
+        &receipt,
+        b"after restart",
         &vkey,
-        "--entry",
-        &entry_file.display().to_string(),
-        "--witness",
         &witness_vkey,
-        "--min-witnesses",
-        "1",
-    ]);
+    );
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     drop(sequencer);
 }
@@ -225,7 +227,7 @@ async fn the_sequencer_publishes_checkpoints_cosigned_by_the_witness() {
 /// root hash, proof or body makes it fail.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rekor_transparency_log_entry_verifies_offline() {
-    let Some(binary) = stele_binary() else {
+    let Some(binary) = common::stele_binary() else {
         eprintln!("SKIPPED: no stele binary (set STELE_BIN or build stele-sequencer)");
         return;
     };

@@ -197,3 +197,16 @@ pub async fn serve(root: &Path) -> Server {
         task,
     }
 }
+
+/// The sequencer binary: `$STELE_BIN`, or the workspace's debug build.
+pub fn stele_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("STELE_BIN") {
+        return Some(PathBuf::from(path));
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut candidates = vec![root.join("target/debug/stele")];
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        candidates.insert(0, PathBuf::from(dir).join("debug/stele"));
+    }
+    candidates.into_iter().find(|path| path.is_file())
+}
