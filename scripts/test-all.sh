@@ -24,6 +24,9 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build (binaries: the end-to-end tests run the real stele)"
 cargo build --workspace --bins --locked
+# Tests that drive the real sequencer find it here, and never skip.
+export STELE_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/stele"
+test -x "$STELE_BIN"
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== fuzz smoke run"
