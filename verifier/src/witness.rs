@@ -264,13 +264,20 @@ impl Witness {
     }
 }
 
-struct AddRequest {
-    old_size: u64,
-    proof: Vec<Hash>,
-    note: Note,
+/// A parsed c2sp.org/tlog-witness `add-checkpoint` request body.
+#[derive(Debug, Clone)]
+pub struct AddRequest {
+    /// The size the client believes the witness last cosigned.
+    pub old_size: u64,
+    /// Consistency proof from `old_size` to the checkpoint.
+    pub proof: Vec<Hash>,
+    /// The submitted checkpoint, with its signatures.
+    pub note: Note,
 }
 
-fn parse_request(body: &[u8]) -> std::result::Result<AddRequest, String> {
+/// Parses an `add-checkpoint` request body strictly; the error says what
+/// was wrong, for a 400 answer.
+pub fn parse_request(body: &[u8]) -> std::result::Result<AddRequest, String> {
     let mut rest = body;
     let mut next_line = |what: &str| -> std::result::Result<&[u8], String> {
         let end = rest
