@@ -4,7 +4,6 @@
 mod common;
 
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
 
 use common::FolderLog;
 
@@ -158,32 +157,10 @@ async fn against_the_real_sequencer() {
             .spawn()
             .expect("start stele serve"),
     );
+    common::wait_for(&format!("{url}/healthz")).await;
     let client = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if client.get(format!("{url}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "stele serve did not start");
 
-    let submit = |body: Vec<u8>| {
-        let client = client.clone();
-        let url = url.clone();
-        async move {
-            let response = client
-                .post(format!("{url}/add"))
-                .header("content-type", "application/octet-stream")
-                .body(body)
-                .send()
-                .await
-                .expect("post");
-            assert!(response.status().is_success(), "{}", response.status());
-            response.bytes().await.expect("receipt").to_vec()
-        }
-    };
+    let submit = |body: Vec<u8>| common::submit_entry(&client, &url, body);
     let mut receipts = Vec::new();
     for chunk in 0..6u64 {
         let batch = (chunk * 50..chunk * 50 + 50).map(|i| submit(common::entry(i, "seq")));

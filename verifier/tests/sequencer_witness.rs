@@ -8,7 +8,6 @@ mod common;
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
 
 fn verify(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stele-verify"))
@@ -69,17 +68,6 @@ fn free_port() -> u16 {
         .local_addr()
         .expect("addr")
         .port()
-}
-
-async fn wait_for(url: &str) {
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client.get(url).send().await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} never answered");
 }
 
 fn serve(binary: &Path, data: &Path, port: u16, witness: &str) -> Process {
@@ -156,24 +144,10 @@ async fn the_sequencer_publishes_checkpoints_cosigned_by_the_witness() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let mut sequencer = serve(&binary, &data, port, &witness_setting);
-    wait_for(&format!("{url}/healthz")).await;
+    common::wait_for(&format!("{url}/healthz")).await;
 
     let client = reqwest::Client::new();
-    let submit = |body: Vec<u8>| {
-        let client = client.clone();
-        let url = url.clone();
-        async move {
-            let response = client
-                .post(format!("{url}/add"))
-                .header("content-type", "application/octet-stream")
-                .body(body)
-                .send()
-                .await
-                .expect("post");
-            assert!(response.status().is_success(), "{}", response.status());
-            response.bytes().await.expect("receipt").to_vec()
-        }
-    };
+    let submit = |body: Vec<u8>| common::submit_entry(&client, &url, body);
     let receipts =
         futures::future::join_all((0..20).map(|i| submit(format!("entry {i}").into_bytes()))).await;
 
@@ -208,7 +182,7 @@ async fn the_sequencer_publishes_checkpoints_cosigned_by_the_witness() {
     // gets cosignatures (the witness answers 409 with the size it holds).
     drop(sequencer);
     sequencer = serve(&binary, &data, port, &witness_setting);
-    wait_for(&format!("{url}/healthz")).await;
+    common::wait_for(&format!("{url}/healthz")).await;
     let receipt = submit(b"after restart".to_vec()).await;
     let output = check_receipt(
         temp.path(),
@@ -254,7 +228,7 @@ async fn a_rekor_transparency_log_entry_verifies_offline() {
             .spawn()
             .expect("start stele serve"),
     );
-    wait_for(&format!("{url}/healthz")).await;
+    common::wait_for(&format!("{url}/healthz")).await;
     let response = reqwest::Client::new()
         .post(format!("{url}/api/v2/log/entries"))
         .header("content-type", "application/json")

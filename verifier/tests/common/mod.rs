@@ -210,3 +210,29 @@ pub fn stele_binary() -> Option<PathBuf> {
     }
     candidates.into_iter().find(|path| path.is_file())
 }
+
+/// Waits until `url` answers at all (a server starting up).
+pub async fn wait_for(url: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(url).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} never answered");
+}
+
+/// Submits an opaque entry to a `stele serve` at `url` and returns its
+/// receipt, failing the test on any answer but success.
+pub async fn submit_entry(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Vec<u8> {
+    let response = client
+        .post(format!("{url}/add"))
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert!(response.status().is_success(), "{}", response.status());
+    response.bytes().await.expect("receipt").to_vec()
+}
