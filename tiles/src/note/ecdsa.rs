@@ -82,6 +82,17 @@ impl EcdsaP256Signer {
         Ok(document.as_bytes().to_vec())
     }
 
+    /// The private key as PKCS#8 PEM (`BEGIN PRIVATE KEY`), the form
+    /// `openssl pkey` and rekor-tiles' `--signer-filepath` read. It holds
+    /// the secret key.
+    pub fn to_pkcs8_pem(&self) -> Result<String> {
+        let pem = self
+            .key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(private_key_error)?;
+        Ok(pem.as_str().to_owned())
+    }
+
     /// The verifier for this key.
     pub fn verifier(&self) -> EcdsaP256Verifier {
         self.verifier.clone()
@@ -262,6 +273,10 @@ NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
         let signer = EcdsaP256Signer::from_pem("testkey", REKOR_TILES_EC_KEY).expect("key");
         let der = signer.to_pkcs8_der().expect("encodes");
         let reread = EcdsaP256Signer::from_pkcs8_der("testkey", &der).expect("decodes");
+        assert_eq!(reread.verifier(), signer.verifier());
+        let pem = signer.to_pkcs8_pem().expect("encodes");
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{pem}");
+        let reread = EcdsaP256Signer::from_pem("testkey", &pem).expect("decodes");
         assert_eq!(reread.verifier(), signer.verifier());
         let verifier = signer.verifier();
         let from_der =
