@@ -379,6 +379,7 @@ pub async fn recover(
     let Some(locked) = storage.get(&lock).await? else {
         return create_log(storage, origin, signer, witnesses).await;
     };
+    check_origin(&locked.bytes, origin)?;
     let (checkpoint, _) = open_checkpoint(&locked.bytes, origin, verifier)
         .map_err(|err| Error::corrupt("lock object", err))?;
 
@@ -483,6 +484,25 @@ pub async fn recover(
         },
         public_etag,
     })
+}
+
+/// Refuses, with a message that says so, a configured origin that is not
+/// the committed checkpoint's: an operator's slip (an ECDSA key file holds
+/// no name, so its origin comes from the configuration), not damage. A lock
+/// object without a readable first line is left to `open_checkpoint`.
+fn check_origin(locked: &[u8], origin: &str) -> Result<(), Error> {
+    let first_line = locked
+        .split(|byte| *byte == b'\n')
+        .next()
+        .and_then(|line| std::str::from_utf8(line).ok());
+    match first_line {
+        Some(found) if !found.is_empty() && found != origin => Err(Error::Config(format!(
+            "the log's origin is {found:?} (the first line of its checkpoint), but the \
+             configured origin is {origin:?}; the origin of a log cannot change: serve it \
+             with --origin {found}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Creates the empty log: the lock object first (create-only, so two

@@ -1,41 +1,151 @@
-//! The log's key files: the private key in Go's `PRIVATE+KEY+<name>+<id>+...`
-//! text (as `golang.org/x/mod/sumdb/note` writes it), mode 0600, and the
-//! verifier key `<name>+<id>+<base64>` beside it. The key name is the log's
-//! origin.
+//! The log's key files. `stele serve` tells the two kinds apart by the
+//! content of the private key file, so an existing Ed25519 log keeps working
+//! unchanged:
+//!
+//! - **Ed25519** (the default): `log.key` holds Go's
+//!   `PRIVATE+KEY+<name>+<id>+...` text (as `golang.org/x/mod/sumdb/note`
+//!   writes it) and `log.vkey` the verifier key `<name>+<id>+<base64>`. The
+//!   key name is the log's origin.
+//! - **ECDSA P-256**, the key type of Sigstore's Rekor v2 logs: `log.key`
+//!   holds a PEM private key (PKCS#8 `BEGIN PRIVATE KEY` as `stele keygen`
+//!   writes it; SEC1 `BEGIN EC PRIVATE KEY` as `openssl ecparam -genkey`
+//!   writes it is read too) and `log.vkey` the public key as PEM
+//!   SubjectPublicKeyInfo (`BEGIN PUBLIC KEY`), the form Sigstore trust roots
+//!   and rekor-tiles take. PEM carries no name, so the origin (the key name
+//!   in checkpoint signature lines, as rekor-tiles names its checkpoint
+//!   signer after its origin) comes from the configuration.
+//!
+//! The private key file is written with mode 0600 and never replaced.
 
+use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rand_core::OsRng;
-use stele_tiles::note::{Ed25519Signer, NoteSigner};
+use stele_tiles::note::{EcdsaP256Signer, Ed25519Signer, NoteSigner, NoteVerifier};
 use tracing::warn;
 
 use crate::error::Error;
+use crate::sigstore::log_id_ed25519;
 
-/// A key as `stele serve` found or made it.
-#[derive(Debug)]
+/// The signature algorithm of a log key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum KeyAlgorithm {
+    /// Ed25519, in Go's note key texts; the only type witnesses cosign for.
+    #[default]
+    Ed25519,
+    /// ECDSA P-256 in PEM, as Sigstore's Rekor v2 logs use.
+    #[value(name = "ecdsa-p256")]
+    EcdsaP256,
+}
+
+impl fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyAlgorithm::Ed25519 => "ed25519",
+            KeyAlgorithm::EcdsaP256 => "ecdsa-p256",
+        })
+    }
+}
+
+/// A log key as `stele serve` found or made it: what signs checkpoints and
+/// everything a client needs to check them.
+#[derive(Clone)]
 pub struct LogKey {
-    pub signer: Ed25519Signer,
+    /// The key's algorithm, as read from the key file.
+    pub algorithm: KeyAlgorithm,
+    /// Signs checkpoints; its name is the log's origin.
+    pub signer: Arc<dyn NoteSigner>,
+    /// Checks checkpoints signed by [`LogKey::signer`].
+    pub verifier: Arc<dyn NoteVerifier>,
+    /// The public key as `log.vkey` holds it (without the final newline):
+    /// the note verifier key text for Ed25519, PEM SubjectPublicKeyInfo for
+    /// ECDSA P-256.
+    pub public_key_text: String,
+    /// Sigstore's log ID of this key (`logId.keyId` in a
+    /// `TransparencyLogEntry`), as rekor-tiles computes it: for Ed25519
+    /// [`log_id_ed25519`], for ECDSA P-256 `SHA-256(DER SPKI)`. Its first
+    /// four bytes are the checkpoint signature's key ID.
+    pub log_id: Vec<u8>,
     /// Whether the key was created by this call.
     pub created: bool,
 }
 
-/// Generates a key for `origin` and writes it to `key_path` (mode 0600,
-/// refusing to replace an existing file) and its verifier to `vkey_path`.
-pub fn generate(origin: &str, key_path: &Path, vkey_path: &Path) -> Result<Ed25519Signer, Error> {
-    let signer = Ed25519Signer::generate(origin, &mut OsRng).map_err(|err| {
-        Error::Config(format!("origin {origin:?} is not a valid key name: {err}"))
-    })?;
-    if let Some(parent) = key_path
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-    {
-        fs::create_dir_all(parent).map_err(|err| io_error("create folder", parent, err))?;
+impl LogKey {
+    /// The log's origin: the key name.
+    pub fn origin(&self) -> &str {
+        self.signer.name()
     }
-    let mut text = signer.to_private_key_text();
-    text.push('\n');
+
+    fn ed25519(signer: Ed25519Signer, created: bool) -> LogKey {
+        let verifier = signer.verifier();
+        LogKey {
+            algorithm: KeyAlgorithm::Ed25519,
+            public_key_text: verifier.to_text(),
+            log_id: log_id_ed25519(signer.name(), &verifier.public_key()),
+            signer: Arc::new(signer),
+            verifier: Arc::new(verifier),
+            created,
+        }
+    }
+
+    fn ecdsa_p256(signer: EcdsaP256Signer, created: bool) -> Result<LogKey, Error> {
+        let verifier = signer.verifier();
+        let pem = verifier
+            .to_spki_pem()
+            .map_err(|err| Error::Config(format!("cannot encode the public key: {err}")))?;
+        Ok(LogKey {
+            algorithm: KeyAlgorithm::EcdsaP256,
+            public_key_text: pem.trim_end().to_owned(),
+            log_id: verifier.log_id().to_vec(),
+            signer: Arc::new(signer),
+            verifier: Arc::new(verifier),
+            created,
+        })
+    }
+}
+
+impl fmt::Debug for LogKey {
+    // Never prints the secret key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogKey")
+            .field("algorithm", &self.algorithm)
+            .field("origin", &self.origin())
+            .field("key_id", &format_args!("{:08x}", self.signer.key_id()))
+            .field("created", &self.created)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Generates an `algorithm` key for `origin` and writes it to `key_path`
+/// (mode 0600, refusing to replace an existing file) and its public key to
+/// `vkey_path`.
+pub fn generate(
+    algorithm: KeyAlgorithm,
+    origin: &str,
+    key_path: &Path,
+    vkey_path: &Path,
+) -> Result<LogKey, Error> {
+    let bad_origin =
+        |err| Error::Config(format!("origin {origin:?} is not a valid key name: {err}"));
+    let (key, private_text) = match algorithm {
+        KeyAlgorithm::Ed25519 => {
+            let signer = Ed25519Signer::generate(origin, &mut OsRng).map_err(bad_origin)?;
+            let text = format!("{}\n", signer.to_private_key_text());
+            (LogKey::ed25519(signer, true), text)
+        }
+        KeyAlgorithm::EcdsaP256 => {
+            let signer = EcdsaP256Signer::generate(origin, &mut OsRng).map_err(bad_origin)?;
+            let pem = signer
+                .to_pkcs8_pem()
+                .map_err(|err| Error::Config(format!("cannot encode the private key: {err}")))?;
+            (LogKey::ecdsa_p256(signer, true)?, pem)
+        }
+    };
+    create_parent(key_path)?;
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -48,36 +158,71 @@ pub fn generate(origin: &str, key_path: &Path, vkey_path: &Path) -> Result<Ed255
             )),
             _ => io_error("create key file", key_path, err),
         })?;
-    file.write_all(text.as_bytes())
+    file.write_all(private_text.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|err| io_error("write key file", key_path, err))?;
-    write_verifier(&signer, vkey_path)?;
-    Ok(signer)
+    write_verifier(&key, vkey_path)?;
+    Ok(key)
 }
 
-/// Writes the verifier key text (and a newline) to `vkey_path` unless it
+/// Writes the public key text (and a newline) to `vkey_path` unless it
 /// already holds exactly that.
-pub fn write_verifier(signer: &Ed25519Signer, vkey_path: &Path) -> Result<(), Error> {
-    let text = format!("{}\n", signer.verifier().to_text());
+pub fn write_verifier(key: &LogKey, vkey_path: &Path) -> Result<(), Error> {
+    let text = format!("{}\n", key.public_key_text);
     if fs::read_to_string(vkey_path).ok().as_deref() == Some(text.as_str()) {
         return Ok(());
     }
-    if let Some(parent) = vkey_path
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-    {
-        fs::create_dir_all(parent).map_err(|err| io_error("create folder", parent, err))?;
-    }
+    create_parent(vkey_path)?;
     let temporary = temporary_path(vkey_path);
     fs::write(&temporary, &text)
         .and_then(|()| fs::rename(&temporary, vkey_path))
         .map_err(|err| io_error("write verifier key file", vkey_path, err))
 }
 
-/// Reads the key at `key_path`, or creates one for `origin` (or
-/// [`crate::config::DEFAULT_ORIGIN`]) if there is none, writing its
-/// verifier to `vkey_path`. A configured origin must match the existing
-/// key's name: the origin of a log never changes.
+/// Reads the key at `key_path`. The key type is told by the content: PEM is
+/// ECDSA P-256 and needs `origin`, as PEM carries no name; anything else is
+/// read as Go's Ed25519 private key text, whose name must equal `origin` if
+/// one is given: the origin of a log never changes.
+pub fn load(key_path: &Path, origin: Option<&str>) -> Result<LogKey, Error> {
+    let text =
+        fs::read_to_string(key_path).map_err(|err| io_error("read key file", key_path, err))?;
+    warn_if_readable_by_others(key_path);
+    if text.trim_start().starts_with("-----BEGIN ") {
+        let origin = origin.ok_or_else(|| {
+            Error::Config(format!(
+                "key file {} is a PEM (ECDSA P-256) key, which carries no name: set the log's \
+                 origin with --origin (or STELE_ORIGIN, or origin in the config file)",
+                key_path.display()
+            ))
+        })?;
+        let signer = EcdsaP256Signer::from_pem(origin, &text).map_err(|err| {
+            Error::Config(format!(
+                "key file {}: {err} (a PEM log key must be ECDSA P-256, PKCS#8 or SEC1; Ed25519 \
+                 keys are read in Go's PRIVATE+KEY+... text)",
+                key_path.display()
+            ))
+        })?;
+        return LogKey::ecdsa_p256(signer, false);
+    }
+    let signer = Ed25519Signer::from_private_key_text(text.trim_end())
+        .map_err(|err| Error::Config(format!("key file {}: {err}", key_path.display())))?;
+    if let Some(origin) = origin {
+        if signer.name() != origin {
+            return Err(Error::Config(format!(
+                "key file {} is for origin {:?}, but the configured origin is {origin:?}; \
+                 the origin of a log cannot change (leave --origin unset to use the key's)",
+                key_path.display(),
+                signer.name()
+            )));
+        }
+    }
+    Ok(LogKey::ed25519(signer, false))
+}
+
+/// Reads the key at `key_path` ([`load`]), or creates an Ed25519 key for
+/// `origin` (or [`crate::config::DEFAULT_ORIGIN`]) if there is none,
+/// writing its verifier to `vkey_path`. An ECDSA P-256 key is made with
+/// `stele keygen --algorithm ecdsa-p256` beforehand.
 ///
 /// The verifier of an existing key is not written here: the caller writes it
 /// with [`write_verifier`] once the log has opened with the key, so that a
@@ -87,35 +232,25 @@ pub fn load_or_create(
     vkey_path: &Path,
     origin: Option<&str>,
 ) -> Result<LogKey, Error> {
-    match fs::read_to_string(key_path) {
-        Ok(text) => {
-            warn_if_readable_by_others(key_path);
-            let signer = Ed25519Signer::from_private_key_text(text.trim_end())
-                .map_err(|err| Error::Config(format!("key file {}: {err}", key_path.display())))?;
-            if let Some(origin) = origin {
-                if signer.name() != origin {
-                    return Err(Error::Config(format!(
-                        "key file {} is for origin {:?}, but the configured origin is {origin:?}; \
-                         the origin of a log cannot change (leave --origin unset to use the key's)",
-                        key_path.display(),
-                        signer.name()
-                    )));
-                }
-            }
-            Ok(LogKey {
-                signer,
-                created: false,
-            })
-        }
+    match fs::metadata(key_path) {
+        Ok(_) => load(key_path, origin),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             let origin = origin.unwrap_or(crate::config::DEFAULT_ORIGIN);
-            let signer = generate(origin, key_path, vkey_path)?;
-            Ok(LogKey {
-                signer,
-                created: true,
-            })
+            generate(KeyAlgorithm::Ed25519, origin, key_path, vkey_path)
         }
         Err(err) => Err(io_error("read key file", key_path, err)),
+    }
+}
+
+fn create_parent(path: &Path) -> Result<(), Error> {
+    match path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        Some(parent) => {
+            fs::create_dir_all(parent).map_err(|err| io_error("create folder", parent, err))
+        }
+        None => Ok(()),
     }
 }
 
@@ -145,21 +280,52 @@ fn io_error(action: &str, path: &Path, err: std::io::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stele_tiles::note::Ed25519Verifier;
+    use sha2::{Digest, Sha256};
+    use stele_tiles::note::{EcdsaP256Verifier, Ed25519Verifier, Note, verify_note};
+
+    /// The key of rekor-tiles' `TestKeyHash` (pkg/note/note_test.go) in
+    /// SEC1 PEM, whose key ID that test gives as 2408765216.
+    const REKOR_TILES_EC_KEY: &str = "-----BEGIN EC PRIVATE KEY-----
+MHcCAQEEIOMZNOBbRU3CHBjZoc13R8HYNUoqsvce5UlOmRzlOZqUoAoGCCqGSM49
+AwEHoUQDQgAEeLw7gX40qy1z7JUhGMAaaDITbV7p2D+C5G9xPEsy/PVAo9H0mgS4
+NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
+-----END EC PRIVATE KEY-----
+";
+
+    /// Signs a checkpoint-shaped note with the key and checks it with the
+    /// key's verifier, so signer and verifier belong together.
+    fn assert_signs_and_verifies(key: &LogKey) {
+        let text = format!(
+            "{}\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+            key.origin()
+        );
+        let note = Note::sign(&text, &[key.signer.as_ref()]).expect("signs");
+        let verified = verify_note(&note, &[key.verifier.as_ref()]).expect("verifies");
+        assert_eq!(verified, vec![0]);
+        assert_eq!(key.log_id[..4], key.signer.key_id().to_be_bytes());
+    }
 
     #[test]
     fn generate_then_load() {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = dir.path().join("log.key");
         let vkey = dir.path().join("log.vkey");
-        let signer = generate("example.com/log", &key, &vkey).expect("generate");
+        let generated =
+            generate(KeyAlgorithm::Ed25519, "example.com/log", &key, &vkey).expect("generate");
+        assert_eq!(generated.algorithm, KeyAlgorithm::Ed25519);
+        assert!(generated.created);
         let mode = fs::metadata(&key).expect("key file").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let text = fs::read_to_string(&key).expect("key text");
         assert!(text.starts_with("PRIVATE+KEY+example.com/log+"), "{text}");
         let verifier_text = fs::read_to_string(&vkey).expect("vkey text");
+        assert_eq!(verifier_text, format!("{}\n", generated.public_key_text));
         let verifier = Ed25519Verifier::from_text(verifier_text.trim_end()).expect("vkey parses");
-        assert_eq!(verifier, signer.verifier());
+        assert_eq!(
+            generated.log_id,
+            log_id_ed25519("example.com/log", &verifier.public_key())
+        );
+        assert_signs_and_verifies(&generated);
 
         std::fs::remove_file(&vkey).expect("remove vkey");
         let loaded = load_or_create(&key, &vkey, None).expect("load");
@@ -168,12 +334,71 @@ mod tests {
             "an existing key's verifier is written by the caller"
         );
         assert!(!loaded.created);
-        assert_eq!(loaded.signer.verifier(), signer.verifier());
+        assert_eq!(loaded.public_key_text, generated.public_key_text);
+        assert_eq!(loaded.log_id, generated.log_id);
+        assert_eq!(loaded.origin(), "example.com/log");
         assert!(load_or_create(&key, &vkey, Some("example.com/log")).is_ok());
         let err = load_or_create(&key, &vkey, Some("other/log")).expect_err("origin mismatch");
         assert!(err.to_string().contains("other/log"), "{err}");
-        let err = generate("example.com/log", &key, &vkey).expect_err("no overwrite");
+        let err = generate(KeyAlgorithm::Ed25519, "example.com/log", &key, &vkey)
+            .expect_err("no overwrite");
         assert!(err.to_string().contains("already exists"), "{err}");
+    }
+
+    #[test]
+    fn ecdsa_p256_key_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("keys/log.key");
+        let vkey = dir.path().join("keys/log.vkey");
+        let generated =
+            generate(KeyAlgorithm::EcdsaP256, "example.com/log", &key, &vkey).expect("generate");
+        assert_eq!(generated.algorithm, KeyAlgorithm::EcdsaP256);
+        let mode = fs::metadata(&key).expect("key file").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let text = fs::read_to_string(&key).expect("key text");
+        assert!(text.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{text}");
+        assert!(text.ends_with("-----END PRIVATE KEY-----\n"), "{text}");
+
+        // log.vkey is the SPKI PEM; the key ID and log ID are its DER's hash.
+        let pem = fs::read_to_string(&vkey).expect("vkey text");
+        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{pem}");
+        assert_eq!(pem, format!("{}\n", generated.public_key_text));
+        let verifier = EcdsaP256Verifier::from_spki_pem("example.com/log", &pem).expect("parses");
+        let spki_hash = Sha256::digest(verifier.to_spki_der());
+        assert_eq!(generated.log_id, spki_hash.to_vec());
+        assert_eq!(
+            generated.signer.key_id().to_be_bytes(),
+            spki_hash[..4],
+            "key ID = SHA-256(DER SPKI)[:4]"
+        );
+        assert_signs_and_verifies(&generated);
+
+        // PEM has no name: loading needs the origin.
+        let err = load(&key, None).expect_err("no origin");
+        assert!(err.to_string().contains("--origin"), "{err}");
+        assert!(err.to_string().contains("log.key"), "{err}");
+        let loaded = load_or_create(&key, &vkey, Some("example.com/log")).expect("load");
+        assert!(!loaded.created);
+        assert_eq!(loaded.algorithm, KeyAlgorithm::EcdsaP256);
+        assert_eq!(loaded.origin(), "example.com/log");
+        assert_eq!(loaded.log_id, generated.log_id);
+        assert_eq!(loaded.public_key_text, generated.public_key_text);
+        let err = generate(KeyAlgorithm::EcdsaP256, "example.com/log", &key, &vkey)
+            .expect_err("no overwrite");
+        assert!(err.to_string().contains("already exists"), "{err}");
+        assert_eq!(fs::read_to_string(&key).expect("key text"), text);
+    }
+
+    #[test]
+    fn reads_an_openssl_sec1_key_with_rekor_tiles_key_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("log.key");
+        fs::write(&key, REKOR_TILES_EC_KEY).expect("write");
+        let loaded = load(&key, Some("rekor.example/log")).expect("loads");
+        assert_eq!(loaded.algorithm, KeyAlgorithm::EcdsaP256);
+        assert_eq!(loaded.signer.key_id(), 2408765216);
+        assert_eq!(loaded.log_id[..4], 2408765216u32.to_be_bytes());
+        assert_signs_and_verifies(&loaded);
     }
 
     #[test]
@@ -183,7 +408,8 @@ mod tests {
         let vkey = dir.path().join("data/log.vkey");
         let created = load_or_create(&key, &vkey, None).expect("create");
         assert!(created.created);
-        assert_eq!(created.signer.name(), crate::config::DEFAULT_ORIGIN);
+        assert_eq!(created.algorithm, KeyAlgorithm::Ed25519);
+        assert_eq!(created.origin(), crate::config::DEFAULT_ORIGIN);
     }
 
     #[test]
@@ -193,5 +419,30 @@ mod tests {
         fs::write(&key, "PRIVATE+KEY+x+00000000+AQ==\n").expect("write");
         let err = load_or_create(&key, &dir.path().join("log.vkey"), None).expect_err("damaged");
         assert!(err.to_string().contains("log.key"), "{err}");
+    }
+
+    #[test]
+    fn rejects_a_pem_key_that_is_not_p256() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("log.key");
+        // An Ed25519 PKCS#8 key (RFC 8410 section 10.3).
+        fs::write(
+            &key,
+            "-----BEGIN PRIVATE KEY-----\n\
+             MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
+             -----END PRIVATE KEY-----\n",
+        )
+        .expect("write");
+        let err = load(&key, Some("example.com/log")).expect_err("not P-256");
+        let message = err.to_string();
+        assert!(message.contains("log.key"), "{message}");
+        assert!(message.contains("ECDSA P-256"), "{message}");
+        // A damaged PEM body is refused too.
+        fs::write(
+            &key,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .expect("write");
+        assert!(load(&key, Some("example.com/log")).is_err());
     }
 }

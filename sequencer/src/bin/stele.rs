@@ -1,7 +1,8 @@
 //! `stele`: run a Stele transparency log.
 //!
-//! - `stele keygen --origin ORIGIN --out DIR` writes `DIR/log.key` (mode
-//!   0600) and `DIR/log.vkey`, and prints the verifier key.
+//! - `stele keygen --origin ORIGIN --out DIR [--algorithm ecdsa-p256]`
+//!   writes `DIR/log.key` (mode 0600) and `DIR/log.vkey`, and prints the
+//!   public key (see [`stele_sequencer::keyfile`] for the formats).
 //! - `stele serve [--data DIR] [options]` runs the log: the sequencer and
 //!   its HTTP API; see `stele serve --help` and [`stele_sequencer::config`].
 //!
@@ -14,19 +15,21 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use clap::{Parser, Subcommand};
 use stele_sequencer::api::{self, Api, ApiConfig};
 use stele_sequencer::commit::LOCK_KEY;
 use stele_sequencer::config::{Config, KEY_FILE, ServeArgs, StorageConfig, VKEY_FILE};
+use stele_sequencer::keyfile::KeyAlgorithm;
 use stele_sequencer::metered::MeteredStorage;
 use stele_sequencer::metrics::Metrics;
+use stele_sequencer::sigstore::SigstoreConfig;
 use stele_sequencer::sigstore::index::{self, Indexer};
-use stele_sequencer::sigstore::{SigstoreConfig, log_id_ed25519};
 use stele_sequencer::storage::fs::FsStorage;
 use stele_sequencer::storage::s3::{self, S3Storage};
 use stele_sequencer::storage::{Key, Storage};
 use stele_sequencer::{Error, Log, keyfile};
-use stele_tiles::note::NoteSigner;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
@@ -45,12 +48,18 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create a log key: DIR/log.key (private, mode 0600) and DIR/log.vkey.
-    /// Prints the verifier key, which clients use to check checkpoints.
+    /// Prints the public key, which clients use to check checkpoints.
     Keygen {
         /// The log's origin (checkpoint first line and key name), e.g.
-        /// example.com/log.
+        /// example.com/log. An ecdsa-p256 key file holds no name: serve
+        /// that log with the same --origin.
         #[arg(long)]
         origin: String,
+        /// ed25519: Go note key texts (log.vkey is `name+id+base64`);
+        /// ecdsa-p256: PKCS#8 PEM private key, log.vkey the SPKI PEM public
+        /// key, as Sigstore's Rekor v2 logs use.
+        #[arg(long, value_enum, default_value_t = KeyAlgorithm::Ed25519)]
+        algorithm: KeyAlgorithm,
         /// Folder to write log.key and log.vkey to (usually the data folder).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
@@ -73,7 +82,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Keygen { origin, out } => keygen(&origin, &out),
+        Command::Keygen {
+            origin,
+            out,
+            algorithm,
+        } => keygen(algorithm, &origin, &out),
         Command::Serve(args) => match args.load() {
             Ok(config) => {
                 init_tracing(config.log_level.as_deref());
@@ -98,14 +111,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn keygen(origin: &str, out: &std::path::Path) -> Result<(), Error> {
-    let signer = keyfile::generate(origin, &out.join(KEY_FILE), &out.join(VKEY_FILE))?;
+fn keygen(algorithm: KeyAlgorithm, origin: &str, out: &std::path::Path) -> Result<(), Error> {
+    let key = keyfile::generate(algorithm, origin, &out.join(KEY_FILE), &out.join(VKEY_FILE))?;
     eprintln!(
         "wrote {} (keep it secret) and {}",
         out.join(KEY_FILE).display(),
         out.join(VKEY_FILE).display()
     );
-    println!("{}", signer.verifier().to_text());
+    println!("{}", key.public_key_text);
     Ok(())
 }
 
@@ -190,26 +203,32 @@ async fn serve(config: Config) -> Result<(), Error> {
         )));
     }
     let key = keyfile::load_or_create(&key_path, &config.vkey_path(), config.origin.as_deref())?;
-    let verifier = key.signer.verifier();
-    let origin = key.signer.name().to_owned();
-    let origin_name = origin.clone();
+    let origin = key.origin().to_owned();
     if key.created {
         info!(path = %config.key_path().display(), %origin, "created a new log key");
         // The verifier key on stdout, for whoever set the log up.
-        println!("{}", verifier.to_text());
+        println!("{}", key.public_key_text);
     }
-    info!(verifier_key = %verifier.to_text(), vkey = %config.vkey_path().display(), "log key");
+    // The public key itself is in log.vkey (a PEM one spans lines); the log
+    // ID is what a Sigstore trusted root names the log by.
+    info!(
+        algorithm = %key.algorithm,
+        key_id = %format_args!("{:08x}", key.signer.key_id()),
+        log_id = %STANDARD.encode(&key.log_id),
+        vkey = %config.vkey_path().display(),
+        "log key"
+    );
 
     let (log, sequencer) = Log::open(
         storage,
-        Arc::new(key.signer.clone()),
-        Arc::new(verifier.clone()),
+        key.signer.clone(),
+        key.verifier.clone(),
         config.log_config(origin)?,
         metrics.clone(),
     )
     .await?;
     // The log verified its checkpoint with this key: publish the verifier.
-    keyfile::write_verifier(&key.signer, &config.vkey_path())?;
+    keyfile::write_verifier(&key, &config.vkey_path())?;
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -219,7 +238,7 @@ async fn serve(config: Config) -> Result<(), Error> {
         .map_err(|err| Error::Config(format!("cannot listen on {}: {err}", config.listen)))?;
     let serve_reads = matches!(config.storage(), StorageConfig::Filesystem { .. });
     let sigstore = (!config.no_sigstore).then(|| SigstoreConfig {
-        log_id: log_id_ed25519(&origin_name, &verifier.public_key()),
+        log_id: key.log_id.clone(),
     });
     let api = Api::with_sigstore(
         log.clone(),

@@ -4,3 +4,4 @@
 
 pub mod contract;
 pub mod seaweed;
+pub mod stele;
