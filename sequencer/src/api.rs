@@ -146,11 +146,12 @@ impl ApiError {
         }
     }
 
-    fn not_found(message: impl Into<String>) -> ApiError {
+    pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, message)
     }
 
-    fn unavailable(message: impl Into<String>, retry_after: u64) -> ApiError {
+    /// 503 with `Retry-After: retry_after`.
+    pub fn unavailable(message: impl Into<String>, retry_after: u64) -> ApiError {
         ApiError {
             retry_after: Some(retry_after),
             ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
@@ -164,7 +165,9 @@ impl ApiError {
         }
     }
 
-    fn into_response(self) -> Response<ResponseBody> {
+    /// The plain-text answer: the message and a newline, with `Allow`,
+    /// `Retry-After` and `Connection: close` as set.
+    pub fn into_response(self) -> Response<ResponseBody> {
         let mut message = self.message;
         message.push('\n');
         let mut response = text_response(self.status, message.into());
@@ -452,6 +455,11 @@ impl Api {
         response
     }
 
+    /// The `/healthz` answer: 200 while the sequencer runs, else 503.
+    pub fn health(&self) -> Response<ResponseBody> {
+        self.healthz().unwrap_or_else(ApiError::into_response)
+    }
+
     fn healthz(&self) -> Result<Response<ResponseBody>, ApiError> {
         if !self.sequencer_running.load(Ordering::Relaxed) {
             return Err(ApiError::unavailable("the sequencer has stopped", 1));
@@ -504,7 +512,7 @@ impl Api {
         B: Body<Data = Bytes> + Unpin,
         B::Error: std::fmt::Display,
     {
-        let result = async {
+        self.counting_rejections(async {
             if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
                 if !is_octet_stream(content_type) {
                     return Err(ApiError::new(
@@ -519,8 +527,16 @@ impl Api {
             }
             let entry = self.read_body(request).await?;
             self.submit(entry.to_vec()).await
-        }
-        .await;
+        })
+        .await
+    }
+
+    /// Runs a submission handler and counts it as rejected if it fails.
+    async fn counting_rejections(
+        &self,
+        handler: impl Future<Output = Result<Response<ResponseBody>, ApiError>>,
+    ) -> Result<Response<ResponseBody>, ApiError> {
+        let result = handler.await;
         if result.is_err() {
             self.metrics
                 .submissions
@@ -541,11 +557,7 @@ impl Api {
         let limit = self.config.max_entry_size;
         match content_length(request.headers()) {
             Some(length) if length > limit as u64 => {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the body of {length} bytes is larger than the limit of {limit} bytes"),
-                )
-                .closing());
+                return Err(too_large(length as usize, limit));
             }
             Some(0) => return Err(empty_body()),
             _ => {}
@@ -561,21 +573,7 @@ impl Api {
     /// Submits canonical entry bytes and answers with the receipt once the
     /// entry is published.
     pub async fn submit(&self, entry: Vec<u8>) -> Result<Response<ResponseBody>, ApiError> {
-        let accepted =
-            match tokio::time::timeout(self.config.request_timeout, self.log.submit(entry)).await {
-                Err(_) => {
-                    return Err(ApiError::unavailable(
-                        format!(
-                            "no receipt within {}; the entry may still be logged: submit it again \
-                             for its receipt",
-                            humantime::format_duration(self.config.request_timeout)
-                        ),
-                        RETRY_AFTER_UNAVAILABLE,
-                    ));
-                }
-                Ok(Err(err)) => return Err(submit_error(err)),
-                Ok(Ok(accepted)) => accepted,
-            };
+        let accepted = self.accept(entry).await?;
         let mut response =
             text_response(StatusCode::OK, Bytes::from(accepted.receipt().to_bytes()));
         let headers = response.headers_mut();
@@ -604,91 +602,70 @@ impl Api {
         B: Body<Data = Bytes> + Unpin,
         B::Error: std::fmt::Display,
     {
-        let Some(rekor) = &self.sigstore else {
-            return Err(ApiError::not_found(
-                "the Sigstore API (POST /api/v2/log/entries) is turned off on this log",
-            ));
-        };
-        let result = async {
-            let format = Format::negotiate(
-                request
-                    .headers()
-                    .get(header::ACCEPT)
-                    .and_then(|value| value.to_str().ok()),
-                request.uri().query(),
-            );
-            if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
-                if !is_json(content_type) {
-                    return Err(ApiError::new(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        format!(
-                            "Content-Type {content_type:?} is not accepted: send the \
-                             CreateEntryRequest as application/json"
-                        ),
-                    )
-                    .closing());
-                }
-            }
-            let limit = sigstore::MAX_REQUEST_SIZE;
-            if let Some(length) = content_length(request.headers()) {
-                if length > limit as u64 {
-                    return Err(ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!(
-                            "the body of {length} bytes is larger than the limit of {limit} bytes"
-                        ),
-                    )
-                    .closing());
-                }
-            }
+        if self.sigstore.is_none() {
+            return Err(sigstore_off());
+        }
+        self.counting_rejections(async {
+            let format = rekor_v2_preflight(request.headers(), request.uri().query())?;
             let deadline = Instant::now() + self.config.body_timeout;
-            let body = read_limited(request.into_body(), limit, deadline).await?;
-            let validated = sigstore::validate(&body).map_err(|err| {
-                let status =
-                    StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
-                ApiError::new(status, err.to_string())
-            })?;
-            let accepted = self.accept(validated.entry.clone()).await?;
-            let (status, content_type, body) = match (format, accepted.duplicate) {
-                (Format::TransparencyLogEntry, false) => (
-                    StatusCode::CREATED,
-                    "application/json",
-                    transparency_log_entry(&accepted, &rekor.log_id, &validated.entry),
-                ),
-                (Format::TransparencyLogEntry, true) => (
-                    StatusCode::CONFLICT,
-                    CONTENT_TYPE_TEXT,
-                    format!(
-                        "an equivalent entry already exists in the transparency log with index {}\n",
-                        accepted.index
-                    )
-                    .into_bytes(),
-                ),
-                (Format::TlogProof, duplicate) => (
-                    if duplicate {
-                        StatusCode::CONFLICT
-                    } else {
-                        StatusCode::CREATED
-                    },
-                    TLOG_PROOF_MEDIA_TYPE,
-                    accepted.receipt().to_bytes(),
-                ),
-            };
-            let mut response = Response::new(Full::new(Bytes::from(body)));
-            *response.status_mut() = status;
-            let headers = response.headers_mut();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-            headers.insert(X_LOG_INDEX, HeaderValue::from(accepted.index));
-            Ok(response)
-        }
-        .await;
-        if result.is_err() {
-            self.metrics
-                .submissions
-                .with_label_values(&["rejected"])
-                .inc();
-        }
-        result
+            let body =
+                read_limited(request.into_body(), sigstore::MAX_REQUEST_SIZE, deadline).await?;
+            let validated = sigstore::validate(&body).map_err(validation_error)?;
+            self.log_rekor_v2(format, validated.entry).await
+        })
+        .await
+    }
+
+    /// Logs the canonical entry of a checked Rekor v2 request and answers as
+    /// `POST /api/v2/log/entries` does: 201 with the `TransparencyLogEntry`
+    /// (or the receipt, in `format`), 409 with `x-log-index` for an entry
+    /// already logged. Shared by the public API and the private ingress
+    /// ([`crate::ingress`]), which takes entries the submit function checked.
+    pub(crate) async fn log_rekor_v2(
+        &self,
+        format: Format,
+        entry: Vec<u8>,
+    ) -> Result<Response<ResponseBody>, ApiError> {
+        let Some(rekor) = &self.sigstore else {
+            return Err(sigstore_off());
+        };
+        let accepted = self.accept(entry.clone()).await?;
+        let (status, content_type, body) = match (format, accepted.duplicate) {
+            (Format::TransparencyLogEntry, false) => (
+                StatusCode::CREATED,
+                "application/json",
+                transparency_log_entry(&accepted, &rekor.log_id, &entry),
+            ),
+            (Format::TransparencyLogEntry, true) => (
+                StatusCode::CONFLICT,
+                CONTENT_TYPE_TEXT,
+                format!(
+                    "an equivalent entry already exists in the transparency log with index {}\n",
+                    accepted.index
+                )
+                .into_bytes(),
+            ),
+            (Format::TlogProof, duplicate) => (
+                if duplicate {
+                    StatusCode::CONFLICT
+                } else {
+                    StatusCode::CREATED
+                },
+                TLOG_PROOF_MEDIA_TYPE,
+                accepted.receipt().to_bytes(),
+            ),
+        };
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(X_LOG_INDEX, HeaderValue::from(accepted.index));
+        Ok(response)
+    }
+
+    /// The metrics of this API, for handlers in other modules.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Logs canonical entry bytes and waits, within `request_timeout`, for
@@ -718,6 +695,57 @@ fn is_json(value: &HeaderValue) -> bool {
     essence.eq_ignore_ascii_case("application/json")
 }
 
+fn sigstore_off() -> ApiError {
+    ApiError::not_found("the Sigstore API (POST /api/v2/log/entries) is turned off on this log")
+}
+
+/// The checks of a Rekor v2 submission made before its body is read: a JSON
+/// content type (or none; else 415) and a `Content-Length` within
+/// [`sigstore::MAX_REQUEST_SIZE`] (else 413). Returns the answer format the
+/// client asked for. Shared with the submit function.
+pub fn rekor_v2_preflight(headers: &HeaderMap, query: Option<&str>) -> Result<Format, ApiError> {
+    let format = Format::negotiate(
+        headers
+            .get(header::ACCEPT)
+            .and_then(|value| value.to_str().ok()),
+        query,
+    );
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        if !is_json(content_type) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "Content-Type {content_type:?} is not accepted: send the \
+                     CreateEntryRequest as application/json"
+                ),
+            )
+            .closing());
+        }
+    }
+    let limit = sigstore::MAX_REQUEST_SIZE;
+    if let Some(length) = content_length(headers) {
+        if length > limit as u64 {
+            return Err(too_large(length as usize, limit));
+        }
+    }
+    Ok(format)
+}
+
+/// 413 for a body of `length` bytes over `limit`.
+pub fn too_large(length: usize, limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body of {length} bytes is larger than the limit of {limit} bytes"),
+    )
+    .closing()
+}
+
+/// The answer to a Rekor v2 request that failed its checks.
+pub fn validation_error(err: sigstore::RequestError) -> ApiError {
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    ApiError::new(status, err.to_string())
+}
+
 fn empty_body() -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
@@ -744,17 +772,47 @@ fn submit_error(err: SubmitError) -> ApiError {
     }
 }
 
+/// What [`serve`] answers requests with: the public [`Api`], or the
+/// private ingress ([`crate::ingress::Ingress`]).
+pub trait Handler: Send + Sync + 'static {
+    /// Connection limits and timeouts.
+    fn limits(&self) -> &ApiConfig;
+    /// Answers one request.
+    fn answer(
+        &self,
+        request: Request<hyper::body::Incoming>,
+    ) -> impl Future<Output = Response<ResponseBody>> + Send;
+}
+
+impl Handler for Api {
+    fn limits(&self) -> &ApiConfig {
+        &self.config
+    }
+
+    fn answer(
+        &self,
+        request: Request<hyper::body::Incoming>,
+    ) -> impl Future<Output = Response<ResponseBody>> + Send {
+        self.handle(request)
+    }
+}
+
 /// Serves `api` on `listener` until `shutdown` resolves; then stops
 /// accepting, lets open requests finish (up to `shutdown_timeout`) and
 /// returns. Connections beyond `max_connections` get a 503 and are closed.
-pub async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: impl Future<Output = ()>) {
-    let connections = Arc::new(Semaphore::new(api.config.max_connections));
+pub async fn serve<H: Handler>(
+    listener: TcpListener,
+    api: Arc<H>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let limits = api.limits().clone();
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(api.config.header_timeout)
+        .header_read_timeout(limits.header_timeout)
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {
@@ -785,7 +843,7 @@ pub async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: impl Future<O
             let api = api.clone();
             let span = debug_span!("request", method = %request.method(), path = %request.uri().path(), %peer);
             async move {
-                let response = api.handle(request).await;
+                let response = api.answer(request).await;
                 debug!(status = response.status().as_u16(), "answered");
                 Ok::<_, Infallible>(response)
             }
@@ -804,7 +862,7 @@ pub async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: impl Future<O
         open_connections = graceful.count(),
         "stopped accepting connections"
     );
-    if tokio::time::timeout(api.config.shutdown_timeout, graceful.shutdown())
+    if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown())
         .await
         .is_err()
     {

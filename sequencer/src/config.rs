@@ -100,6 +100,15 @@ pub struct Config {
     /// Longest wait for a witness per checkpoint.
     #[serde(deserialize_with = "human_duration")]
     pub witness_timeout: Duration,
+    /// Address of the private ingress, where the serverless submit function
+    /// forwards entries it has checked (see [`crate::ingress`]); `None`:
+    /// no ingress. Needs the shared secret, from the environment variable
+    /// `STELE_INGRESS_SECRET` or from `ingress_secret_file`.
+    pub ingress_listen: Option<SocketAddr>,
+    /// File holding the ingress's shared secret, read when
+    /// `STELE_INGRESS_SECRET` is not set. The secret itself is never a
+    /// configuration value, so it stays out of config files and `ps`.
+    pub ingress_secret_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -131,6 +140,8 @@ impl Default for Config {
             witnesses: Vec::new(),
             witness_threshold: 0,
             witness_timeout: Duration::from_secs(5),
+            ingress_listen: None,
+            ingress_secret_file: None,
         }
     }
 }
@@ -229,6 +240,18 @@ impl Config {
         if let Some(origin) = &self.origin {
             stele_tiles::note::validate_key_name(origin)
                 .map_err(|err| Error::Config(format!("origin {origin:?}: {err}")))?;
+        }
+        if self.ingress_listen.is_some() && self.no_sigstore {
+            return bad(
+                "ingress_listen",
+                "the ingress takes Sigstore entries, but no_sigstore is set".into(),
+            );
+        }
+        if self.ingress_secret_file.is_some() && self.ingress_listen.is_none() {
+            return bad(
+                "ingress_secret_file",
+                "is set but ingress_listen is not".into(),
+            );
         }
         if self.s3_bucket.is_none() {
             for (option, set) in [
@@ -456,6 +479,18 @@ pub struct ServeArgs {
     /// Longest wait for a witness per checkpoint. [default: 5s]
     #[arg(long, env = "STELE_WITNESS_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub witness_timeout: Option<Duration>,
+
+    /// Serve the private ingress on this address: entries the serverless
+    /// submit function checked, authenticated with the secret in
+    /// STELE_INGRESS_SECRET (or --ingress-secret-file). Keep it off the
+    /// public network.
+    #[arg(long, env = "STELE_INGRESS_LISTEN", value_name = "ADDR")]
+    pub ingress_listen: Option<SocketAddr>,
+
+    /// File with the ingress secret (at least 32 bytes, e.g. from `openssl
+    /// rand -hex 32`), read when STELE_INGRESS_SECRET is not set.
+    #[arg(long, env = "STELE_INGRESS_SECRET_FILE", value_name = "FILE")]
+    pub ingress_secret_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -508,6 +543,8 @@ impl ServeArgs {
         set(&mut config.witnesses, &self.witnesses);
         set(&mut config.witness_threshold, &self.witness_threshold);
         set(&mut config.witness_timeout, &self.witness_timeout);
+        set_some(&mut config.ingress_listen, &self.ingress_listen);
+        set_some(&mut config.ingress_secret_file, &self.ingress_secret_file);
         config
     }
 }

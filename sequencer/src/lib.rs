@@ -4,6 +4,7 @@
 pub mod api;
 pub mod commit;
 pub mod config;
+pub mod ingress;
 mod error;
 pub mod keyfile;
 pub mod log;

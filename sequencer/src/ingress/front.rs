@@ -1,0 +1,240 @@
+//! The submit function's side: take a public `POST /api/v2/log/entries`,
+//! check it exactly as the sequencer's own API does, forward the canonical
+//! entry to the private ingress, and answer with what the sequencer said.
+//!
+//! [`Front::handle`] works on plain `http` requests and responses, so the
+//! function binary (`stele-lambda`) is only an adapter between its
+//! platform's events and this.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use rand_core::{OsRng, RngCore};
+use tracing::{error, warn};
+
+use super::{INGRESS_PATH, IngressSecret, sign};
+use crate::api::{
+    ApiError, BodyError, X_LOG_DUPLICATE, X_LOG_INDEX, rekor_v2_preflight, validation_error,
+};
+use crate::error::Error;
+use crate::sigstore::response::Format;
+use crate::sigstore::{self, MAX_REQUEST_SIZE};
+use crate::storage::CONTENT_TYPE_BINARY;
+
+/// The public path the function serves.
+pub const ENTRIES_PATH: &str = "/api/v2/log/entries";
+/// Environment variable with the base URL of the sequencer's ingress.
+pub const SEQUENCER_URL_ENV: &str = "STELE_SEQUENCER_URL";
+/// Environment variable with a file holding the shared secret, read when
+/// [`super::SECRET_ENV`] is not set.
+pub const SECRET_FILE_ENV: &str = "STELE_INGRESS_SECRET_FILE";
+/// Environment variable with the longest wait for the sequencer.
+pub const FORWARD_TIMEOUT_ENV: &str = "STELE_FORWARD_TIMEOUT";
+/// Default longest wait for the sequencer: under the 30 s an API Gateway
+/// integration may take, so the client gets this function's 503 with
+/// `Retry-After` rather than the gateway's bare 504.
+pub const DEFAULT_FORWARD_TIMEOUT: Duration = Duration::from_secs(25);
+/// Headers of the sequencer's answer that are passed on.
+const PASSED_HEADERS: [HeaderName; 5] = [
+    header::CONTENT_TYPE,
+    header::RETRY_AFTER,
+    header::ALLOW,
+    X_LOG_INDEX,
+    X_LOG_DUPLICATE,
+];
+
+/// The submit function's logic, platform aside.
+#[derive(Debug)]
+pub struct Front {
+    ingress_url: String,
+    secret: IngressSecret,
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl Front {
+    /// A front forwarding to the ingress at `sequencer_url` (scheme, host,
+    /// port, and an optional path prefix).
+    pub fn new(
+        sequencer_url: &str,
+        secret: IngressSecret,
+        timeout: Duration,
+    ) -> Result<Front, Error> {
+        let base = sequencer_url.trim_end_matches('/');
+        let parsed = reqwest::Url::parse(base).map_err(|err| {
+            Error::Config(format!("{SEQUENCER_URL_ENV} {sequencer_url:?}: {err}"))
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() {
+            return Err(Error::Config(format!(
+                "{SEQUENCER_URL_ENV} {sequencer_url:?}: not an http(s) URL without a query"
+            )));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(3))
+            // Below the sequencer's keep-alive limit, so a connection kept
+            // across a frozen function is not one the sequencer has closed.
+            .pool_idle_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|err| Error::Config(format!("HTTP client: {err}")))?;
+        Ok(Front {
+            ingress_url: format!("{base}{INGRESS_PATH}"),
+            secret,
+            client,
+            timeout,
+        })
+    }
+
+    /// A front configured from the environment: [`SEQUENCER_URL_ENV`], the
+    /// secret in [`super::SECRET_ENV`] or the file named by
+    /// [`SECRET_FILE_ENV`], and [`FORWARD_TIMEOUT_ENV`].
+    pub fn from_env() -> Result<Front, Error> {
+        let url = std::env::var(SEQUENCER_URL_ENV).map_err(|_| {
+            Error::Config(format!(
+                "{SEQUENCER_URL_ENV} is not set: give the base URL of the sequencer's ingress \
+                 (its --ingress-listen address)"
+            ))
+        })?;
+        let secret_file = std::env::var_os(SECRET_FILE_ENV).map(std::path::PathBuf::from);
+        let secret = IngressSecret::from_env_or_file(secret_file.as_deref())?.ok_or_else(|| {
+            Error::Config(format!(
+                "no ingress secret: set {} or {SECRET_FILE_ENV}",
+                super::SECRET_ENV
+            ))
+        })?;
+        let timeout = match std::env::var(FORWARD_TIMEOUT_ENV) {
+            Ok(text) => humantime::parse_duration(&text)
+                .map_err(|err| Error::Config(format!("{FORWARD_TIMEOUT_ENV} {text:?}: {err}")))?,
+            Err(_) => DEFAULT_FORWARD_TIMEOUT,
+        };
+        Front::new(&url, secret, timeout)
+    }
+
+    /// Answers one public request: the same status, headers that matter and
+    /// body as the sequencer's own `POST /api/v2/log/entries` would give.
+    pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+        match self.submit(request).await {
+            Ok(response) => response,
+            Err(err) => plain(err).await,
+        }
+    }
+
+    async fn submit(&self, request: Request<Bytes>) -> Result<Response<Bytes>, ApiError> {
+        match (request.uri().path(), request.method()) {
+            (ENTRIES_PATH, &Method::POST) => {}
+            (ENTRIES_PATH, _) => {
+                return Err(ApiError {
+                    allow: Some("POST"),
+                    ..ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "use POST")
+                });
+            }
+            (path, _) => {
+                return Err(ApiError::not_found(format!(
+                    "no such path: {path}; submit entries to POST {ENTRIES_PATH}"
+                )));
+            }
+        }
+        let format = rekor_v2_preflight(request.headers(), request.uri().query())?;
+        let body = request.into_body();
+        if body.len() > MAX_REQUEST_SIZE {
+            return Err(BodyError::TooLarge {
+                limit: MAX_REQUEST_SIZE,
+            }
+            .into());
+        }
+        let validated = sigstore::validate(&body).map_err(validation_error)?;
+        self.forward(format, validated.entry).await
+    }
+
+    /// Sends the entry to the ingress, once more if the first attempt
+    /// failed before an answer came (the entry is logged at most once
+    /// either way: the log deduplicates, and the retry has its own nonce).
+    async fn forward(&self, format: Format, entry: Vec<u8>) -> Result<Response<Bytes>, ApiError> {
+        let entry = Bytes::from(entry);
+        let mut attempt = 0;
+        let answer = loop {
+            attempt += 1;
+            let mut nonce = [0u8; 16];
+            OsRng.fill_bytes(&mut nonce);
+            let mut request = self
+                .client
+                .post(&self.ingress_url)
+                .header(header::CONTENT_TYPE, CONTENT_TYPE_BINARY)
+                .body(entry.clone());
+            for (name, value) in sign(&self.secret, format, &entry, SystemTime::now(), nonce) {
+                request = request.header(name, value);
+            }
+            match request.send().await {
+                Ok(answer) => break answer,
+                Err(err) if err.is_timeout() => {
+                    warn!(%err, "the sequencer did not answer in time");
+                    return Err(ApiError::unavailable(
+                        format!(
+                            "the log did not answer within {}; the entry may still be logged: \
+                             submit it again for its receipt",
+                            humantime::format_duration(self.timeout)
+                        ),
+                        1,
+                    ));
+                }
+                Err(err) if attempt < 2 => {
+                    warn!(%err, "forwarding to the sequencer failed; trying once more");
+                }
+                Err(err) => {
+                    error!(%err, url = %self.ingress_url, "the sequencer cannot be reached");
+                    return Err(ApiError::unavailable(
+                        "the log's sequencer cannot be reached; retry later",
+                        1,
+                    ));
+                }
+            }
+        };
+        let status = answer.status();
+        if status == StatusCode::UNAUTHORIZED {
+            // The ingress's reason is for the operators, not the client.
+            let reason = answer.text().await.unwrap_or_default();
+            error!(reason = %reason.trim_end(), "the sequencer refused this function's credentials");
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "the log's sequencer refused this front end (a configuration fault of the log, \
+                 not of the request)",
+            ));
+        }
+        let mut response = Response::new(Bytes::new());
+        *response.status_mut() = status;
+        for name in PASSED_HEADERS {
+            if let Some(value) = answer.headers().get(&name) {
+                response.headers_mut().insert(name, value.clone());
+            }
+        }
+        let body = answer.bytes().await.map_err(|err| {
+            warn!(%err, "the sequencer's answer was cut off");
+            ApiError::unavailable(
+                "the log's answer was cut off; the entry may still be logged: submit it again \
+                 for its receipt",
+                1,
+            )
+        })?;
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len() as u64));
+        *response.body_mut() = body;
+        Ok(response)
+    }
+}
+
+/// An error as the sequencer's API words it.
+async fn plain(err: ApiError) -> Response<Bytes> {
+    let (parts, body) = err.into_response().into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(never) => match never {},
+    };
+    let mut response = Response::from_parts(parts, body);
+    // A function's connection is the platform's, not ours to close.
+    response.headers_mut().remove(header::CONNECTION);
+    response
+}
