@@ -21,6 +21,8 @@ use clap::{Parser, Subcommand};
 use stele_sequencer::api::{self, Api, ApiConfig};
 use stele_sequencer::commit::LOCK_KEY;
 use stele_sequencer::config::{Config, KEY_FILE, ServeArgs, StorageConfig, VKEY_FILE};
+use stele_sequencer::ingress::server::Ingress;
+use stele_sequencer::ingress::{Authenticator, IngressSecret, SECRET_ENV};
 use stele_sequencer::keyfile::KeyAlgorithm;
 use stele_sequencer::metered::MeteredStorage;
 use stele_sequencer::metrics::Metrics;
@@ -230,6 +232,24 @@ async fn serve(config: Config) -> Result<(), Error> {
     // The log verified its checkpoint with this key: publish the verifier.
     keyfile::write_verifier(&key, &config.vkey_path())?;
 
+    // The ingress's secret and socket before anything is served, so a
+    // mistake there stops the start.
+    let ingress = match config.ingress_listen {
+        Some(address) => {
+            let secret = IngressSecret::from_env_or_file(config.ingress_secret_file.as_deref())?
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "ingress_listen is set but there is no ingress secret: set {SECRET_ENV} \
+                         or ingress_secret_file"
+                    ))
+                })?;
+            let listener = TcpListener::bind(address).await.map_err(|err| {
+                Error::Config(format!("cannot listen for the ingress on {address}: {err}"))
+            })?;
+            Some((listener, Authenticator::new(secret)))
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|err| Error::Config(format!("cannot listen on {}: {err}", config.listen)))?;
@@ -268,6 +288,23 @@ async fn serve(config: Config) -> Result<(), Error> {
         let stop_accepting = stop_accepting.clone();
         async move { stop_accepting.notified().await }
     }));
+    let stop_ingress = Arc::new(tokio::sync::Notify::new());
+    let ingress = match ingress {
+        Some((listener, authenticator)) => {
+            let address = listener.local_addr().map_err(|err| {
+                Error::Config(format!("cannot listen for the ingress: {err}"))
+            })?;
+            let handler = Ingress::new(api.clone(), authenticator, api.config().clone());
+            let stop = stop_ingress.clone();
+            let task = tokio::spawn(api::serve(listener, handler, async move {
+                stop.notified().await
+            }));
+            info!("private ingress listening on http://{address}");
+            println!("ingress listening on http://{address}");
+            Some(task)
+        }
+        None => None,
+    };
     let mut sequencer = tokio::spawn(sequencer.run());
     info!(
         tree_size = log.published().checkpoint.size,
@@ -292,6 +329,7 @@ async fn serve(config: Config) -> Result<(), Error> {
             // Stop accepting first, so nothing new arrives, then let the
             // sequencer drain the pool; open requests get their receipts.
             stop_accepting.notify_one();
+            stop_ingress.notify_one();
             log.shutdown();
             let result = sequencer.await;
             api.sequencer_stopped();
@@ -300,11 +338,17 @@ async fn serve(config: Config) -> Result<(), Error> {
         Shutdown::SequencerEnded(result) => {
             api.sequencer_stopped();
             stop_accepting.notify_one();
+            stop_ingress.notify_one();
             result
         }
     };
     if server.await.is_err() {
         warn!("the HTTP server task failed");
+    }
+    if let Some(ingress) = ingress {
+        if ingress.await.is_err() {
+            warn!("the ingress server task failed");
+        }
     }
     if let Some(indexer) = indexer {
         // One last pass so the index covers what the drain published.
