@@ -291,9 +291,9 @@ async fn serve(config: Config) -> Result<(), Error> {
     let stop_ingress = Arc::new(tokio::sync::Notify::new());
     let ingress = match ingress {
         Some((listener, authenticator)) => {
-            let address = listener.local_addr().map_err(|err| {
-                Error::Config(format!("cannot listen for the ingress: {err}"))
-            })?;
+            let address = listener
+                .local_addr()
+                .map_err(|err| Error::Config(format!("cannot listen for the ingress: {err}")))?;
             let handler = Ingress::new(api.clone(), authenticator, api.config().clone());
             let stop = stop_ingress.clone();
             let task = tokio::spawn(api::serve(listener, handler, async move {
