@@ -261,6 +261,131 @@ async fn against_the_real_sequencer() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
 }
 
+/// A log whose key is ECDSA P-256 (`stele keygen --algorithm ecdsa-p256`,
+/// as Rekor v2 logs use): `--vkey` takes the log's `log.vkey`, a PEM public
+/// key file, with `--origin`, since PEM carries no name.
+#[tokio::test(flavor = "multi_thread")]
+async fn against_the_real_sequencer_with_an_ecdsa_key() {
+    const ORIGIN: &str = "example.com/ecdsa";
+    let Some(binary) = common::stele_binary() else {
+        eprintln!("SKIPPED: no stele binary (set STELE_BIN or build stele-sequencer)");
+        return;
+    };
+    let temp = tempfile::tempdir().expect("temp");
+    let data = temp.path().join("data");
+    let keygen = |out: &std::path::Path| {
+        let output = Command::new(&binary)
+            .args(["keygen", "--algorithm", "ecdsa-p256", "--origin", ORIGIN])
+            .arg("--out")
+            .arg(out)
+            .output()
+            .expect("run stele keygen");
+        assert!(output.status.success(), "{output:?}");
+    };
+    keygen(&data);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _sequencer = Sequencer(
+        Command::new(&binary)
+            .args(["serve", "--data", &data.display().to_string()])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--origin", ORIGIN])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start stele serve"),
+    );
+    common::wait_for(&format!("{url}/healthz")).await;
+    let client = reqwest::Client::new();
+    let mut receipts = Vec::new();
+    for index in 0..3 {
+        receipts.push(common::submit_entry(&client, &url, common::entry(index, "ec")).await);
+    }
+    let pem_file = data.join("log.vkey");
+    let pem_file = pem_file.display().to_string();
+    assert!(
+        std::fs::read_to_string(&pem_file)
+            .expect("log.vkey")
+            .starts_with("-----BEGIN PUBLIC KEY-----"),
+        "log.vkey of an ECDSA log is PEM"
+    );
+
+    let output = verify(&[
+        "checkpoint",
+        "--log",
+        &url,
+        "--vkey",
+        &pem_file,
+        "--origin",
+        ORIGIN,
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(json["result"]["size"], 3);
+    assert_eq!(json["result"]["origin"], ORIGIN);
+
+    let entry = temp.path().join("entry");
+    std::fs::write(&entry, common::entry(1, "ec")).expect("write");
+    let entry = entry.display().to_string();
+    let output = verify(&[
+        "inclusion",
+        "--log",
+        &url,
+        "--vkey",
+        &pem_file,
+        "--origin",
+        ORIGIN,
+        "--entry",
+        &entry,
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let receipt = temp.path().join("receipt");
+    std::fs::write(&receipt, &receipts[1]).expect("write");
+    let receipt = receipt.display().to_string();
+    let output = verify(&[
+        "receipt", &receipt, "--vkey", &pem_file, "--origin", ORIGIN, "--entry", &entry,
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+
+    // Without --origin: a usage error that says what is missing.
+    let output = verify(&["checkpoint", "--log", &url, "--vkey", &pem_file]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("--origin"), "{}", text(&output));
+    // Another origin, or another key for the same origin: the check fails.
+    let output = verify(&[
+        "checkpoint",
+        "--log",
+        &url,
+        "--vkey",
+        &pem_file,
+        "--origin",
+        "example.com/other",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let other = temp.path().join("other");
+    keygen(&other);
+    let other_pem = other.join("log.vkey").display().to_string();
+    let output = verify(&[
+        "checkpoint",
+        "--log",
+        &url,
+        "--vkey",
+        &other_pem,
+        "--origin",
+        ORIGIN,
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let output = verify(&[
+        "receipt", &receipt, "--vkey", &other_pem, "--origin", ORIGIN, "--entry", &entry,
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+}
+
 #[test]
 fn monitor_exits_1_with_evidence_on_a_fork() {
     let temp = tempfile::tempdir().expect("temp");
