@@ -89,6 +89,18 @@ install_python_tools() {
     python3 -c 'import cryptography, Crypto; print("cryptography", cryptography.__version__, "pycryptodome", Crypto.__version__)'
 }
 
+# install_nginx: nginx, the CDN of tests/tests/cdn.rs, which runs it in the
+# foreground with the shipped infra/cdn config in a temporary folder. The
+# package's own service is not needed (Debian starts it unless policy-rc.d
+# says no, as in containers; the test never uses it).
+install_nginx() {
+    if ! command -v nginx >/dev/null 2>&1 && [[ ! -x /usr/sbin/nginx ]]; then
+        echo "install-test-deps: installing nginx"
+        apt_install nginx
+    fi
+    PATH="/usr/sbin:$PATH" nginx -v
+}
+
 # install_rust_components: rustfmt and clippy for the lint steps.
 install_rust_components() {
     if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
@@ -102,6 +114,7 @@ main() {
     install_seaweedfs
     install_go_protobuf
     install_python_tools
+    install_nginx
 }
 
 main "$@"

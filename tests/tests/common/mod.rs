@@ -1,8 +1,9 @@
 //! Shared helpers of the end-to-end tests: the real `stele` binary as a
-//! child process, SeaweedFS, the two storage backends, and a checkpoint
-//! poller.
+//! child process, SeaweedFS, nginx as the CDN, the two storage backends,
+//! and a checkpoint poller.
 #![allow(dead_code, unreachable_pub)] // each test binary uses a subset
 
+pub mod nginx;
 pub mod seaweed;
 
 use std::path::{Path, PathBuf};

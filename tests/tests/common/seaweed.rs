@@ -156,10 +156,12 @@ impl SeaweedFs {
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
-}
 
-impl Drop for SeaweedFs {
-    fn drop(&mut self) {
+    /// Stops the server and waits until it is gone, as dropping it would;
+    /// for tests of what readers see while the bucket is down. A server
+    /// from [`shared`] is shared by every test of the binary: stop only one
+    /// of your own.
+    pub fn stop(&self) {
         if let Ok(mut watchdog) = self.watchdog.lock() {
             if let Some(mut stdin) = watchdog.take() {
                 let _ = stdin.write_all(b"\n");
@@ -168,6 +170,12 @@ impl Drop for SeaweedFs {
         if let Ok(mut child) = self.child.lock() {
             let _ = child.wait();
         }
+    }
+}
+
+impl Drop for SeaweedFs {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
