@@ -519,6 +519,9 @@ fn fixtures() -> Vec<(String, bool, Value, Option<String>)> {
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
+/// A request the checks refuse: what it is, its body and headers.
+type Refusal<'a> = (String, Vec<u8>, Vec<(&'a str, &'a str)>);
+
 fn no_witnesses() -> WitnessPolicy {
     WitnessPolicy::new(Vec::new(), 0).expect("an empty policy")
 }
@@ -597,7 +600,7 @@ async fn the_function_checks_forwards_and_answers_like_the_sequencer() {
     // Requests the checks refuse: the committed invalid fixtures, and one
     // broken field each of a valid one. The function answers exactly as
     // the sequencer does, and nothing is logged.
-    let mut refused: Vec<(String, Vec<u8>, Vec<(&str, &str)>)> = fixtures
+    let mut refused: Vec<Refusal<'_>> = fixtures
         .iter()
         .filter(|f| !f.1)
         .map(|(name, _, request, _)| {
