@@ -101,6 +101,21 @@ install_nginx() {
     PATH="/usr/sbin:$PATH" nginx -v
 }
 
+# The sigstore-python release sequencer/tests/sigstore_python.rs drives.
+SIGSTORE_PYTHON_VERSION=4.5.1
+
+# install_sigstore_python: the PyPI package `sigstore` (sigstore-python), a
+# real Sigstore client with a Rekor v2 client and offline verification, for
+# sequencer/tests/sigstore_python.rs. Pinned, so the test checks stele
+# against the client version it was written for.
+install_sigstore_python() {
+    if ! python3 -c "import sigstore, sys; sys.exit(sigstore.__version__ != '$SIGSTORE_PYTHON_VERSION')" 2>/dev/null; then
+        echo "install-test-deps: installing sigstore==$SIGSTORE_PYTHON_VERSION from PyPI"
+        python3 -m pip install --quiet --disable-pip-version-check "sigstore==$SIGSTORE_PYTHON_VERSION"
+    fi
+    python3 -c 'import sigstore; print("sigstore-python", sigstore.__version__)'
+}
+
 # install_rust_components: rustfmt and clippy for the lint steps.
 install_rust_components() {
     if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
@@ -115,6 +130,7 @@ main() {
     install_go_protobuf
     install_python_tools
     install_nginx
+    install_sigstore_python
 }
 
 main "$@"
