@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -40,8 +40,8 @@ pub enum ClientError {
         url: String,
         after: Duration,
     },
-    /// The server answered 200 to a submission without a usable index.
-    #[error("POST {url}: 200 without a valid {X_LOG_INDEX} header")]
+    /// The server acknowledged a submission without a usable index.
+    #[error("POST {url}: acknowledged without a valid {X_LOG_INDEX} header")]
     MissingIndex { url: String },
 }
 
@@ -105,23 +105,38 @@ impl Client {
 
     /// `GET url`, the whole body read.
     pub async fn get(&self, url: &str) -> Result<Fetched, ClientError> {
-        self.send(Method::GET, url, None).await
+        self.send(Method::GET, url, &[], None).await
     }
 
     /// `POST base_url/add` of raw entry bytes.
     pub async fn submit(&self, base_url: &str, entry: Bytes) -> Result<Submission, ClientError> {
         let url = format!("{}/add", base_url.trim_end_matches('/'));
-        let fetched = self.send(Method::POST, &url, Some(entry)).await?;
+        self.post(&url, &[], entry).await
+    }
+
+    /// `POST url` of a submission with extra `headers` (a Content-Type
+    /// among them replaces `application/octet-stream`). 200 and 201 are
+    /// acknowledgements, and so is 409 (Rekor v2's answer to an entry
+    /// already logged), whose body must then be the receipt.
+    pub async fn post(
+        &self,
+        url: &str,
+        headers: &[(HeaderName, String)],
+        body: Bytes,
+    ) -> Result<Submission, ClientError> {
+        let fetched = self.send(Method::POST, url, headers, Some(body)).await?;
         let message = || String::from_utf8_lossy(&fetched.body).trim_end().to_owned();
         Ok(match fetched.status {
-            StatusCode::OK => {
-                let index = fetched
-                    .header(X_LOG_INDEX)
-                    .parse::<u64>()
-                    .map_err(|_| ClientError::MissingIndex { url: url.clone() })?;
+            StatusCode::OK | StatusCode::CREATED | StatusCode::CONFLICT => {
+                let index = fetched.header(X_LOG_INDEX).parse::<u64>().map_err(|_| {
+                    ClientError::MissingIndex {
+                        url: url.to_owned(),
+                    }
+                })?;
                 Submission::Accepted {
                     index,
-                    duplicate: fetched.header(X_LOG_DUPLICATE) == "true",
+                    duplicate: fetched.status == StatusCode::CONFLICT
+                        || fetched.header(X_LOG_DUPLICATE) == "true",
                     receipt: fetched.body.clone(),
                 }
             }
@@ -144,6 +159,7 @@ impl Client {
         &self,
         method: Method,
         url: &str,
+        headers: &[(HeaderName, String)],
         body: Option<Bytes>,
     ) -> Result<Fetched, ClientError> {
         let method_name = if method == Method::POST {
@@ -158,11 +174,14 @@ impl Client {
                     reason: err.to_string(),
                 })?;
         let mut builder = Request::builder().method(method).uri(uri);
-        if body.is_some() {
+        if body.is_some() && !headers.iter().any(|(name, _)| name == header::CONTENT_TYPE) {
             builder = builder.header(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/octet-stream"),
             );
+        }
+        for (name, value) in headers {
+            builder = builder.header(name, value.as_str());
         }
         let request = builder
             .body(Full::new(body.unwrap_or_default()))

@@ -11,3 +11,4 @@
 pub mod audit;
 pub mod client;
 pub mod load;
+pub mod prepare;

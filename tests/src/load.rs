@@ -1,6 +1,8 @@
-//! The engine of `stele-load`: concurrent workers that each submit random
-//! entries one after the other over a keep-alive connection, for a bounded
-//! time and count, and measure submit-to-receipt latency.
+//! The engine of `stele-load`: concurrent workers that each submit entries
+//! one after the other over a keep-alive connection, for a bounded time and
+//! count, and measure submit-to-receipt latency. The entries are random
+//! opaque bytes (`POST /add`), or prepared Sigstore submissions sent to the
+//! Rekor v2 API or, already checked, to the private ingress ([`Payload`]).
 //!
 //! A worker sends an entry, waits for its receipt, and sends the next: so
 //! `workers` is the number of submissions in flight, and the throughput is
@@ -16,6 +18,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
+use hyper::header::{self, HeaderName};
+use stele_sequencer::ingress::{self, IngressSecret};
+use stele_sequencer::sigstore::response::{Format, TLOG_PROOF_MEDIA_TYPE};
 use tokio::time::Instant;
 
 use crate::client::{Client, Submission};
@@ -39,12 +44,60 @@ pub struct LoadOptions {
     pub warmup: Duration,
     /// Most distinct entries to submit; `None`: as many as fit the duration.
     pub max_entries: Option<u64>,
-    /// Size of each random entry in bytes.
-    pub entry_size: usize,
+    /// What is submitted.
+    pub payload: Payload,
     /// Seed of the entries' random bytes.
     pub seed: u64,
     /// Number of (entry, receipt) pairs to keep for offline verification.
     pub sample_receipts: usize,
+}
+
+/// What the workers submit.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// Random entries of this many bytes, to `POST /add`.
+    Opaque { entry_size: usize },
+    /// Prepared submissions, each sent once (a run ends when they are used
+    /// up), asking for the c2sp.org/tlog-proof receipt of each.
+    Prepared(Arc<Prepared>),
+}
+
+/// Prepared submissions and where they go.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Where they go: `/api/v2/log/entries` (each body a `CreateEntryRequest`)
+    /// or the ingress path (each body a canonical entry).
+    pub path: &'static str,
+    /// Each body, and the entry its receipt is for.
+    pub submissions: Vec<(Bytes, Bytes)>,
+    /// For the ingress: the shared secret each request is signed with, at
+    /// the moment it is sent.
+    pub ingress_secret: Option<IngressSecret>,
+}
+
+impl Prepared {
+    /// The headers of one attempt at sending `body`.
+    fn headers(&self, body: &[u8], rng: &mut fastrand::Rng) -> Vec<(HeaderName, String)> {
+        match &self.ingress_secret {
+            Some(secret) => {
+                let mut nonce = [0u8; 16];
+                rng.fill(&mut nonce);
+                let mut headers = ingress::sign(
+                    secret,
+                    Format::TlogProof,
+                    body,
+                    std::time::SystemTime::now(),
+                    nonce,
+                );
+                headers.push((header::CONTENT_TYPE, "application/octet-stream".to_owned()));
+                headers
+            }
+            None => vec![
+                (header::CONTENT_TYPE, "application/json".to_owned()),
+                (header::ACCEPT, TLOG_PROOF_MEDIA_TYPE.to_owned()),
+            ],
+        }
+    }
 }
 
 /// One acknowledged entry kept for verification.
@@ -219,28 +272,43 @@ async fn run_worker(worker: u64, shared: Arc<Shared>) -> WorkerReport {
         samples: Vec::with_capacity(reservoir_size),
         last_answer: None,
     };
-    let next_entry = |rng: &mut fastrand::Rng| {
-        let mut entry = vec![0u8; options.entry_size];
-        rng.fill(&mut entry);
-        Bytes::from(entry)
-    };
     'entries: loop {
         if Instant::now() >= shared.deadline {
             break;
         }
-        if let Some(max) = options.max_entries {
-            if shared.claimed.fetch_add(1, Ordering::Relaxed) >= max {
-                break;
-            }
+        let claimed = shared.claimed.fetch_add(1, Ordering::Relaxed);
+        if options.max_entries.is_some_and(|max| claimed >= max) {
+            break;
         }
-        let entry = next_entry(&mut rng);
+        let (url, body, entry) = match &options.payload {
+            Payload::Opaque { entry_size } => {
+                let mut entry = vec![0u8; *entry_size];
+                rng.fill(&mut entry);
+                let entry = Bytes::from(entry);
+                (format!("{}/add", options.url), entry.clone(), entry)
+            }
+            Payload::Prepared(prepared) => {
+                let Some((body, entry)) = prepared.submissions.get(claimed as usize) else {
+                    break;
+                };
+                (
+                    format!("{}{}", options.url, prepared.path),
+                    body.clone(),
+                    entry.clone(),
+                )
+            }
+        };
         // Resend the same entry until it is acknowledged or refused.
         loop {
             let sent = Instant::now();
             if sent >= shared.deadline {
                 break 'entries;
             }
-            let outcome = shared.client.submit(&options.url, entry.clone()).await;
+            let headers = match &options.payload {
+                Payload::Opaque { .. } => Vec::new(),
+                Payload::Prepared(prepared) => prepared.headers(&body, &mut rng),
+            };
+            let outcome = shared.client.post(&url, &headers, body.clone()).await;
             let answered = Instant::now();
             match outcome {
                 Ok(Submission::Accepted {

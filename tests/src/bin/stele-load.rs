@@ -1,8 +1,14 @@
 //! `stele-load`: a load generator for `stele serve`.
 //!
-//! N workers each submit random entries (`POST /add`) one after the other
-//! over keep-alive connections, for a bounded time and count, honouring
-//! `503 Retry-After`. At the end it prints the sustained rate of
+//! N workers each submit entries one after the other over keep-alive
+//! connections, for a bounded time and count, honouring `503 Retry-After`.
+//! `--kind` chooses the entries: random opaque bytes to `POST /add`
+//! (`opaque`), signed Rekor v2 requests to `POST /api/v2/log/entries`, which
+//! the sequencer verifies (`sigstore`), or the canonical entries of the same
+//! requests, already verified, to the private ingress as the submit
+//! function forwards them (`ingress`, with `--url` the ingress's URL and the
+//! secret in `STELE_INGRESS_SECRET`). Sigstore requests are signed before
+//! the clock starts, `--count` of them. At the end it prints the sustained rate of
 //! acknowledged entries and the submit-to-receipt latency quantiles, and
 //! optionally verifies a sample of the receipts offline against the log's
 //! verifier key.
@@ -10,6 +16,9 @@
 //! ```text
 //! stele-load --url http://127.0.0.1:8080 --workers 128 --duration 20s \
 //!     --verify 200 --vkey stele-data/log.vkey --json
+//! stele-load --kind sigstore --count 200000 --url http://127.0.0.1:8080
+//! STELE_INGRESS_SECRET=... stele-load --kind ingress --count 200000 \
+//!     --url http://127.0.0.1:8081
 //! ```
 //!
 //! Only loopback URLs are accepted: this tool measures a log on the same
@@ -17,12 +26,16 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use stele_e2e::audit::LogKey;
 use stele_e2e::client::{Client, require_loopback};
-use stele_e2e::load::{self, LoadOptions, LoadReport};
+use stele_e2e::load::{self, LoadOptions, LoadReport, Payload, Prepared};
+use stele_e2e::prepare;
+use stele_sequencer::ingress::front::ENTRIES_PATH;
+use stele_sequencer::ingress::{INGRESS_PATH, IngressSecret};
 
 /// Longest run accepted, so that a typo cannot load a machine for hours.
 const MAX_DURATION: Duration = Duration::from_secs(600);
@@ -76,6 +89,20 @@ struct Args {
     /// Print the results as one JSON object instead of the summary line.
     #[arg(long)]
     json: bool,
+    /// What to submit: opaque, sigstore or ingress.
+    #[arg(long, value_enum, default_value_t = Kind::Opaque)]
+    kind: Kind,
+}
+
+/// The kinds of load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Kind {
+    /// Random bytes to POST /add.
+    Opaque,
+    /// Signed hashedrekord requests to POST /api/v2/log/entries.
+    Sigstore,
+    /// Their canonical entries, HMAC-signed, to the private ingress.
+    Ingress,
 }
 
 /// Outcome of the offline verification of the sampled receipts.
@@ -128,13 +155,57 @@ fn run(args: Args) -> Result<ExitCode, String> {
             .map(|elapsed| elapsed.as_nanos() as u64)
             .unwrap_or(1)
     });
+    let payload = match args.kind {
+        Kind::Opaque => Payload::Opaque {
+            entry_size: args.entry_size,
+        },
+        Kind::Sigstore | Kind::Ingress => {
+            let count = args
+                .count
+                .ok_or("--kind sigstore and ingress need --count (requests signed ahead)")?;
+            let ingress_secret = match args.kind {
+                Kind::Ingress => Some(
+                    IngressSecret::from_env_or_file(None)
+                        .map_err(|err| err.to_string())?
+                        .ok_or("--kind ingress needs the secret in STELE_INGRESS_SECRET")?,
+                ),
+                _ => None,
+            };
+            let started = std::time::Instant::now();
+            let submissions = prepare::hashedrekord_requests(
+                usize::try_from(count).map_err(|_| "--count is too large")?,
+                seed,
+                std::thread::available_parallelism().map_or(1, usize::from),
+            )?;
+            eprintln!(
+                "stele-load: signed {} requests in {:.1} s",
+                submissions.len(),
+                started.elapsed().as_secs_f64()
+            );
+            let ingress = ingress_secret.is_some();
+            Payload::Prepared(Arc::new(Prepared {
+                path: if ingress { INGRESS_PATH } else { ENTRIES_PATH },
+                submissions: submissions
+                    .into_iter()
+                    .map(|(request, entry)| {
+                        if ingress {
+                            (entry.clone(), entry)
+                        } else {
+                            (request, entry)
+                        }
+                    })
+                    .collect(),
+                ingress_secret,
+            }))
+        }
+    };
     let options = LoadOptions {
         url: args.url.trim_end_matches('/').to_owned(),
         workers: args.workers,
         duration: args.duration,
         warmup: args.warmup,
         max_entries: args.count,
-        entry_size: args.entry_size,
+        payload,
         seed,
         sample_receipts: args.verify,
     };
@@ -180,11 +251,15 @@ fn run(args: Args) -> Result<ExitCode, String> {
 
 fn summary_line(args: &Args, report: &LoadReport, verified: &Verified) -> String {
     let mut line = format!(
-        "stele-load: {} entries of {} B acknowledged in {:.2} s with {} workers: {:.0} entries/s; \
+        "stele-load: {} {} entries acknowledged in {:.2} s with {} workers: {:.0} entries/s; \
          latency p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms; 503s {}, rejected {}, \
          errors {}, duplicates {}",
         report.accepted,
-        args.entry_size,
+        match args.kind {
+            Kind::Opaque => format!("{}-byte opaque", args.entry_size),
+            Kind::Sigstore => "signed hashedrekord".to_owned(),
+            Kind::Ingress => "pre-verified hashedrekord".to_owned(),
+        },
         report.window.as_secs_f64(),
         args.workers,
         report.entries_per_second(),
@@ -212,6 +287,7 @@ fn json_report(args: &Args, seed: u64, report: &LoadReport, verified: &Verified)
         "url": args.url,
         "workers": args.workers,
         "entry_size": args.entry_size,
+        "kind": format!("{:?}", args.kind).to_lowercase(),
         "duration_s": args.duration.as_secs_f64(),
         "warmup_s": args.warmup.as_secs_f64(),
         "seed": seed,
