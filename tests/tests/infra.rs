@@ -1,0 +1,413 @@
+//! The deployment files under `infra/`, checked without a cloud account:
+//!
+//! - the CloudFormation templates pass `cfn-lint`;
+//! - all YAML there passes `yamllint` (strict), the shell scripts
+//!   `shellcheck`;
+//! - the CDN template, rendered, passes `nginx -t`;
+//! - the systemd unit passes `systemd-analyze verify` without a warning;
+//! - the example `stele.toml` is a config `stele serve` takes;
+//! - nothing secret is committed.
+//!
+//! Each check runs a real tool, and first shows that the tool rejects a
+//! broken input, so that a check cannot pass by not looking. A missing tool
+//! fails the test when `CI` is set (`scripts/install-test-deps.sh` installs
+//! them all) and skips it with a message otherwise.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the repository")
+        .to_path_buf()
+}
+
+fn infra() -> PathBuf {
+    repository().join("infra")
+}
+
+/// `name` on PATH (or at one of `also`), or `None` when it is missing and
+/// `CI` is not set. Panics, naming the fix, when it is missing in CI.
+fn tool(name: &str, also: &[&str]) -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|folder| folder.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    let found = on_path.or_else(|| {
+        also.iter()
+            .map(PathBuf::from)
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        let message =
+            format!("`{name}` is not installed; scripts/install-test-deps.sh installs it");
+        assert!(std::env::var_os("CI").is_none(), "{message} (CI is set)");
+        eprintln!("SKIPPED: {message}");
+    }
+    found
+}
+
+fn run(program: &Path, args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|err| panic!("run {}: {err}", program.display()))
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "{}\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Every file under `folder`, except what operators create there and git
+/// ignores (`.env`, `secrets/`).
+fn files_under(folder: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![folder.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).expect("read an infra folder") {
+            let path = entry.expect("a folder entry").path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if name == ".env" || name == "secrets" {
+                continue;
+            }
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn with_extension(extensions: &[&str]) -> Vec<PathBuf> {
+    files_under(&infra())
+        .into_iter()
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extensions.iter().any(|wanted| extension == *wanted))
+        })
+        .collect()
+}
+
+#[test]
+fn cloudformation_templates_pass_cfn_lint() {
+    let Some(cfn_lint) = tool("cfn-lint", &[]) else {
+        return;
+    };
+    let templates = with_extension(&["yaml", "yml", "json"])
+        .into_iter()
+        .filter(|path| path.parent() == Some(infra().join("aws").as_path()))
+        .collect::<Vec<_>>();
+    assert!(!templates.is_empty(), "no templates in infra/aws");
+
+    // A resource property of the wrong type must be reported.
+    let folder = tempfile::tempdir().expect("temp folder");
+    let broken = folder.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        "Resources:\n  Bucket:\n    Type: AWS::S3::Bucket\n    Properties:\n      \
+         VersioningConfiguration: enabled\n",
+    )
+    .expect("write a broken template");
+    let output = run(&cfn_lint, &[broken.as_os_str()]);
+    assert!(
+        !output.status.success(),
+        "cfn-lint accepted a broken template: {}",
+        describe(&output)
+    );
+
+    let args: Vec<&std::ffi::OsStr> = templates.iter().map(|path| path.as_os_str()).collect();
+    let output = run(&cfn_lint, &args);
+    assert!(
+        output.status.success(),
+        "cfn-lint {templates:?}: {}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn infra_yaml_passes_yamllint() {
+    let Some(yamllint) = tool("yamllint", &[]) else {
+        return;
+    };
+    let config = infra().join(".yamllint.yaml");
+    let folder = tempfile::tempdir().expect("temp folder");
+    let broken = folder.path().join("broken.yaml");
+    std::fs::write(&broken, "key: value\nkey: again\n").expect("write broken YAML");
+    let output = run(
+        &yamllint,
+        &[
+            "-s".as_ref(),
+            "-c".as_ref(),
+            config.as_os_str(),
+            broken.as_os_str(),
+        ],
+    );
+    assert!(
+        !output.status.success(),
+        "yamllint accepted a duplicated key: {}",
+        describe(&output)
+    );
+
+    let files = with_extension(&["yaml", "yml"]);
+    assert!(files.len() >= 2, "YAML under infra/: {files:?}");
+    let mut args: Vec<&std::ffi::OsStr> = vec!["-s".as_ref(), "-c".as_ref(), config.as_os_str()];
+    args.extend(files.iter().map(|path| path.as_os_str()));
+    let output = run(&yamllint, &args);
+    assert!(output.status.success(), "yamllint: {}", describe(&output));
+}
+
+#[test]
+fn infra_scripts_pass_shellcheck() {
+    let Some(shellcheck) = tool("shellcheck", &[]) else {
+        return;
+    };
+    let folder = tempfile::tempdir().expect("temp folder");
+    let broken = folder.path().join("broken.sh");
+    std::fs::write(&broken, "#!/bin/sh\nrm -rf $1/*\n").expect("write a broken script");
+    let output = run(&shellcheck, &[broken.as_os_str()]);
+    assert!(
+        !output.status.success(),
+        "shellcheck accepted an unquoted variable: {}",
+        describe(&output)
+    );
+
+    let scripts = with_extension(&["sh"]);
+    assert!(!scripts.is_empty(), "no scripts under infra/");
+    let args: Vec<&std::ffi::OsStr> = scripts.iter().map(|path| path.as_os_str()).collect();
+    let output = run(&shellcheck, &args);
+    assert!(
+        output.status.success(),
+        "shellcheck {scripts:?}: {}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn the_rendered_cdn_config_passes_nginx_t() {
+    if common::nginx::binary().is_none() {
+        // Reported, and failed in CI, as for the other tools.
+        tool("nginx", &["/usr/sbin/nginx"]);
+        return;
+    }
+    let nginx = common::nginx::binary().expect("nginx");
+    let folder = tempfile::tempdir().expect("temp folder");
+    let config = common::nginx::write_config(
+        folder.path(),
+        "127.0.0.1:8080",
+        "127.0.0.1:9000",
+        "/stele/logs/main",
+    );
+    if let Err(output) = common::nginx::check_config(&nginx, folder.path(), &config) {
+        panic!("nginx -t refuses the rendered infra/cdn template:\n{output}");
+    }
+
+    // nginx -t does look: a rendering that lost its origin is refused.
+    let broken = tempfile::tempdir().expect("temp folder");
+    let config = common::nginx::write_config(broken.path(), "127.0.0.1:8080", "", "/stele");
+    assert!(
+        common::nginx::check_config(&nginx, broken.path(), &config).is_err(),
+        "nginx -t accepted an upstream without a server"
+    );
+}
+
+/// `systemd-analyze verify` of `unit` with its `ExecStart` pointed at the
+/// built `stele` (verify checks that the program exists); every line it
+/// prints is a problem it found.
+fn systemd_verify(systemd_analyze: &Path, unit_text: &str) -> Output {
+    let folder = tempfile::tempdir().expect("temp folder");
+    let stele = common::stele_binary();
+    let unit = folder.path().join("stele.service");
+    std::fs::write(
+        &unit,
+        unit_text.replace("/usr/local/bin/stele", &stele.display().to_string()),
+    )
+    .expect("write the unit");
+    run(systemd_analyze, &["verify".as_ref(), unit.as_os_str()])
+}
+
+#[test]
+fn the_systemd_unit_passes_systemd_analyze_verify() {
+    let Some(systemd_analyze) = tool("systemd-analyze", &["/usr/bin/systemd-analyze"]) else {
+        return;
+    };
+    let text = std::fs::read_to_string(infra().join("minio/stele.service")).expect("the unit");
+    assert!(
+        text.contains("ExecStart=/usr/local/bin/stele "),
+        "the unit runs /usr/local/bin/stele"
+    );
+
+    let broken = systemd_verify(
+        &systemd_analyze,
+        &text.replace("ProtectSystem=strict", "ProtectSystem=sometimes"),
+    );
+    assert!(
+        !broken.stderr.is_empty() || !broken.status.success(),
+        "systemd-analyze did not notice a bad value: {}",
+        describe(&broken)
+    );
+
+    let output = systemd_verify(&systemd_analyze, &text);
+    assert!(
+        output.status.success() && output.stderr.is_empty() && output.stdout.is_empty(),
+        "systemd-analyze verify infra/minio/stele.service: {}",
+        describe(&output)
+    );
+}
+
+/// Runs `stele serve` with the example config, its endpoint pointed at a
+/// closed port: a valid config gets as far as the storage check.
+fn serve_with_config(config: &Path) -> (bool, String) {
+    let folder = tempfile::tempdir().expect("temp folder");
+    let mut child = Command::new(common::stele_binary())
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .arg("--data")
+        .arg(folder.path())
+        .args(["--s3-endpoint", "http://127.0.0.1:1"])
+        .args(["--log-level", "warn"])
+        .env("AWS_ACCESS_KEY_ID", "example")
+        .env("AWS_SECRET_ACCESS_KEY", "example")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn stele serve");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll stele") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("stele serve with an unreachable store did not give up within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = child.wait_with_output().expect("stele's stderr");
+    (
+        status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_example_stele_toml_is_a_config_stele_serve_takes() {
+    let example = infra().join("minio/stele.toml.example");
+    let (success, stderr) = serve_with_config(&example);
+    assert!(!success, "stele serve ran without a store: {stderr}");
+    assert!(
+        stderr.contains("http://127.0.0.1:1"),
+        "stele serve stopped before it tried the store, so the config is wrong: {stderr}"
+    );
+
+    let folder = tempfile::tempdir().expect("temp folder");
+    let broken = folder.path().join("stele.toml");
+    let text = std::fs::read_to_string(&example).expect("the example");
+    std::fs::write(&broken, text.replace("max_batch", "max_batches")).expect("write");
+    let (_, stderr) = serve_with_config(&broken);
+    assert!(
+        !stderr.contains("http://127.0.0.1:1"),
+        "stele serve took an unknown key: {stderr}"
+    );
+}
+
+/// Where a committed file looks like it holds a secret.
+fn secrets_in(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let at = |what: &str| format!("line {}: {what}", number + 1);
+        if line.contains("PRIVATE+KEY+") {
+            found.push(at("a signed-note private key"));
+        }
+        if line.contains("-----BEGIN") && line.contains("PRIVATE KEY") {
+            found.push(at("a PEM private key"));
+        }
+        for prefix in ["AKIA", "ASIA"] {
+            for (position, _) in line.match_indices(prefix) {
+                let id = &line[position..];
+                let id_chars = id
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+                    .count();
+                if id_chars == 20 {
+                    found.push(at("an AWS access key id"));
+                }
+            }
+        }
+        // NAME=value and name: value settings whose name says secret.
+        let setting = line.trim_start().trim_start_matches("- ");
+        if let Some((name, value)) = setting.split_once('=').or_else(|| setting.split_once(": ")) {
+            let name = name.trim().to_ascii_uppercase();
+            let value = value.trim().trim_matches('"');
+            let secret_name = ["PASSWORD", "SECRET_KEY", "SECRET_ACCESS_KEY"]
+                .iter()
+                .any(|word| name.ends_with(word));
+            let literal = !value.is_empty() && !value.starts_with('$') && !value.starts_with('<');
+            if secret_name && literal && !name.starts_with('#') {
+                found.push(at(&format!("{name} has a value")));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_secrets_are_committed_under_infra() {
+    // The scan finds what it looks for.
+    for sample in [
+        "key = PRIVATE+KEY+log.example+01234567+AZ",
+        "-----BEGIN EC PRIVATE KEY-----",
+        "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
+        "MINIO_ROOT_PASSWORD=hunter2hunter2",
+        "      AWS_SECRET_ACCESS_KEY: wJalrXUtnFEMI",
+    ] {
+        assert!(!secrets_in(sample).is_empty(), "the scan missed {sample:?}");
+    }
+    for sample in [
+        "MINIO_ROOT_PASSWORD=",
+        "AWS_SECRET_ACCESS_KEY: ${STELE_S3_SECRET_KEY:?set it in .env}",
+        "aws_secret_access_key = <STELE_S3_SECRET_KEY>",
+    ] {
+        assert!(secrets_in(sample).is_empty(), "the scan flagged {sample:?}");
+    }
+
+    let mut found = Vec::new();
+    for path in files_under(&infra()) {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        for problem in secrets_in(&text) {
+            found.push(format!("{}: {problem}", path.display()));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "secrets under infra/:\n{}",
+        found.join("\n")
+    );
+
+    // What operators put there is ignored by git.
+    let ignored = std::fs::read_to_string(repository().join(".gitignore")).expect(".gitignore");
+    for path in ["/infra/minio/.env", "/infra/minio/secrets"] {
+        assert!(
+            ignored.lines().any(|line| line.trim() == path),
+            ".gitignore must list {path}"
+        );
+    }
+}
