@@ -58,6 +58,7 @@ for kind in sigstore ingress; do
     rm -rf "$data"
     "$stele" serve --data "$data" --listen 127.0.0.1:0 --ingress-listen 127.0.0.1:0 \
         --max-batch "$max_batch" --batch-interval "$interval" --pool-size 65536 \
+        --max-connections $((workers + 64)) \
         --log-level warn >"$out/$kind.stdout" 2>"$out/$kind.stderr" &
     stele_pid=$!
     for _ in $(seq 100); do

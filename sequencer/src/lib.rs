@@ -4,8 +4,8 @@
 pub mod api;
 pub mod commit;
 pub mod config;
-pub mod ingress;
 mod error;
+pub mod ingress;
 pub mod keyfile;
 pub mod log;
 pub mod metered;

@@ -190,10 +190,13 @@ impl Stele {
         let started = Instant::now();
         loop {
             let out = std::fs::read_to_string(&self.stdout).unwrap_or_default();
-            if let Some(rest) = out.split("listening on ").nth(1) {
-                if let Some(url) = rest.split_whitespace().next() {
-                    return Ok(url.to_owned());
-                }
+            // The public API's line, not "ingress listening on ...".
+            let url = out
+                .lines()
+                .filter_map(|line| line.strip_prefix("listening on "))
+                .find_map(|rest| rest.split_whitespace().next());
+            if let Some(url) = url {
+                return Ok(url.to_owned());
             }
             if let Some(status) = self.try_exit() {
                 return Err(StartFailed {
