@@ -5,7 +5,8 @@
 # API, where the sequencer verifies each signature, or as the canonical
 # entries the function forwards after verifying them, to the private
 # ingress. Reports entries/s, latency and the sequencer's CPU time per
-# entry (from /proc), as a Markdown table.
+# entry (from /proc), as a Markdown table, with random 256-byte opaque
+# entries (POST /add) for comparison.
 #
 #   scripts/bench-sigstore.sh
 #
@@ -53,7 +54,7 @@ cpu_seconds() {
 
 echo "| path | verified by | entries/s | p50 ms | p99 ms | sequencer CPU µs/entry |"
 echo "|---|---|---|---|---|---|"
-for kind in sigstore ingress; do
+for kind in opaque sigstore ingress; do
     data="$out/$kind"
     rm -rf "$data"
     "$stele" serve --data "$data" --listen 127.0.0.1:0 --ingress-listen 127.0.0.1:0 \
@@ -75,7 +76,7 @@ for kind in sigstore ingress; do
         --duration "$duration" --warmup "$warmup" --threads 1 --json \
         --verify 100 --vkey "$data/log.vkey" >"$out/$kind.json" 2>"$out/$kind.load" &
     load_pid=$!
-    until grep -q 'signed' "$out/$kind.load" 2>/dev/null; do
+    until [[ "$kind" == opaque ]] || grep -q 'signed' "$out/$kind.load" 2>/dev/null; do
         kill -0 "$load_pid" 2>/dev/null || break
         sleep 0.05
     done
@@ -91,8 +92,11 @@ report = json.load(open(sys.argv[1]))
 kind, before, after = sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 total = report["accepted_total"]
 assert report["receipts_verified"] == report["receipts_checked"] > 0, report
-path = "POST /api/v2/log/entries" if kind == "sigstore" else "ingress (function-forwarded)"
-verified = "the sequencer" if kind == "sigstore" else "the function (before the run)"
+path, verified = {
+    "opaque": ("POST /add (256-byte opaque entries, for comparison)", "nobody"),
+    "sigstore": ("POST /api/v2/log/entries", "the sequencer"),
+    "ingress": ("private ingress", "the function (before the run)"),
+}[kind]
 print(f"| {path} | {verified} | {report['entries_per_second']:.0f} | "
       f"{report['latency_ms']['p50']:.0f} | {report['latency_ms']['p99']:.0f} | "
       f"{(after - before) * 1e6 / max(total, 1):.1f} |")
