@@ -4,11 +4,10 @@
 //! server exactly as written). Receipts are checked offline with
 //! `stele-tiles` against the key the binary wrote to `DATA/log.vkey`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,15 +18,15 @@ use stele_tiles::receipt::Receipt;
 
 mod common;
 
-const STELE: &str = env!("CARGO_BIN_EXE_stele");
+use common::stele::{STELE, Stele};
+
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running `stele serve`.
 struct Server {
-    child: Option<Child>,
+    stele: Stele,
     addr: SocketAddr,
     data: PathBuf,
-    stderr: Arc<Mutex<String>>,
 }
 
 impl Server {
@@ -36,92 +35,17 @@ impl Server {
     }
 
     fn start_with_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut command = Command::new(STELE);
-        command
-            .arg("serve")
-            .arg("--data")
-            .arg(data)
-            .args(["--listen", "127.0.0.1:0", "--log-level", "stele=info,warn"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let mut child = command.spawn().expect("start stele");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        {
-            let stderr = stderr.clone();
-            let mut pipe = child.stderr.take().expect("stderr piped");
-            thread::spawn(move || {
-                let mut buffer = [0u8; 4096];
-                while let Ok(read) = pipe.read(&mut buffer) {
-                    if read == 0 {
-                        break;
-                    }
-                    let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
-                    eprint!("{text}");
-                    stderr.lock().expect("stderr lock").push_str(&text);
-                }
-            });
-        }
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
-        let mut line = String::new();
-        let addr = loop {
-            line.clear();
-            let read = stdout.read_line(&mut line).expect("read stdout");
-            if read == 0 {
-                let status = child.wait().expect("wait");
-                panic!(
-                    "stele exited ({status}) before listening: {}",
-                    stderr.lock().expect("stderr lock")
-                );
-            }
-            if let Some(addr) = line.trim().strip_prefix("listening on http://") {
-                break addr.parse().expect("listen address");
-            }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = stdout.read_to_string(&mut sink);
-        });
+        let stele = Stele::start_with_env(data, args, env);
         Server {
-            child: Some(child),
-            addr,
+            addr: stele.addr(),
+            stele,
             data: data.to_owned(),
-            stderr,
         }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
     }
 
     /// Sends SIGTERM and waits for the exit.
     fn terminate(&mut self) -> ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-        self.wait(Duration::from_secs(20))
-    }
-
-    fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let started = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                return status;
-            }
-            if started.elapsed() > limit {
-                let _ = child.kill();
-                panic!("stele did not exit within {limit:?}");
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        self.stele.terminate()
     }
 
     fn verifier(&self) -> Ed25519Verifier {
@@ -175,16 +99,7 @@ impl Server {
     }
 
     fn stderr(&self) -> String {
-        self.stderr.lock().expect("stderr lock").clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.stele.stderr()
     }
 }
 

@@ -3,10 +3,12 @@
 //! when it listens. Also the rule for tests that need Python packages.
 
 use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 /// The binary under test.
 pub const STELE: &str = env!("CARGO_BIN_EXE_stele");
@@ -53,7 +55,13 @@ impl Stele {
     /// Starts `stele serve --data DATA --listen 127.0.0.1:0 ARGS...` and
     /// waits for its "listening on http://..." line.
     pub fn start(data: &Path, args: &[&str]) -> Stele {
-        let mut child = Command::new(STELE)
+        Stele::start_with_env(data, args, &[])
+    }
+
+    /// As [`Stele::start`], with extra environment variables.
+    pub fn start_with_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Stele {
+        let mut command = Command::new(STELE);
+        command
             .args([
                 "serve",
                 "--listen",
@@ -64,11 +72,11 @@ impl Stele {
             .arg("--data")
             .arg(data)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start stele serve");
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start stele serve");
         let stderr = Arc::new(Mutex::new(String::new()));
         {
             let stderr = stderr.clone();
@@ -117,15 +125,48 @@ impl Stele {
         self.stderr.lock().expect("stderr lock").clone()
     }
 
-    /// Sends SIGTERM and waits for a clean exit.
-    pub fn stop(mut self) {
-        let mut child = self.child.take().expect("running");
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.url
+            .strip_prefix("http://")
+            .and_then(|addr| addr.parse().ok())
+            .expect("an http://IP:PORT URL")
+    }
+
+    /// The server's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends SIGTERM and waits (at most 20 s) for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
         let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args(["-TERM", &self.pid().to_string()])
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -TERM failed");
-        let status = child.wait().expect("wait");
+        self.wait(Duration::from_secs(20))
+    }
+
+    /// Waits at most `limit` for the server to exit, killing it after.
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                panic!("stele did not exit within {limit:?}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(mut self) {
+        let status = self.terminate();
         assert!(status.success(), "stele exited with {status}");
     }
 }
