@@ -124,6 +124,37 @@ fn cosigner_keygen_writes_a_usable_key() {
 
 struct Sequencer(Child);
 
+impl Sequencer {
+    /// Starts `stele serve` on a free port for the log in `data` and waits
+    /// until it answers; returns it with its URL.
+    async fn start(
+        binary: &std::path::Path,
+        data: &std::path::Path,
+        origin: &str,
+    ) -> (Sequencer, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let url = format!("http://127.0.0.1:{port}");
+        let sequencer = Sequencer(
+            Command::new(binary)
+                .arg("serve")
+                .arg("--data")
+                .arg(data)
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .args(["--origin", origin])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start stele serve"),
+        );
+        common::wait_for(&format!("{url}/healthz")).await;
+        (sequencer, url)
+    }
+}
+
 impl Drop for Sequencer {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -141,23 +172,7 @@ async fn against_the_real_sequencer() {
     };
     let temp = tempfile::tempdir().expect("temp");
     let data = temp.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let _sequencer = Sequencer(
-        Command::new(&binary)
-            .args(["serve", "--data", &data.display().to_string()])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--origin", "example.com/sequenced"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start stele serve"),
-    );
-    common::wait_for(&format!("{url}/healthz")).await;
+    let (_sequencer, url) = Sequencer::start(&binary, &data, "example.com/sequenced").await;
     let client = reqwest::Client::new();
 
     let submit = |body: Vec<u8>| common::submit_entry(&client, &url, body);
@@ -283,23 +298,7 @@ async fn against_the_real_sequencer_with_an_ecdsa_key() {
         assert!(output.status.success(), "{output:?}");
     };
     keygen(&data);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let _sequencer = Sequencer(
-        Command::new(&binary)
-            .args(["serve", "--data", &data.display().to_string()])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--origin", ORIGIN])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start stele serve"),
-    );
-    common::wait_for(&format!("{url}/healthz")).await;
+    let (_sequencer, url) = Sequencer::start(&binary, &data, ORIGIN).await;
     let client = reqwest::Client::new();
     let mut receipts = Vec::new();
     for index in 0..3 {
