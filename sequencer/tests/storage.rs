@@ -140,6 +140,40 @@ mod fs_backend {
         assert_eq!(leftovers, 0);
     }
 
+    /// Public objects can be served by any web server reading the folder;
+    /// the private ones (the lock, staging) stay the owner's alone.
+    #[tokio::test]
+    async fn public_objects_are_readable_by_all_private_ones_by_the_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let folder = tempfile::tempdir().expect("temp folder");
+        let store = FsStorage::open(folder.path()).await.expect("open");
+        for (path, condition) in [
+            ("checkpoint", PutOptions::immutable()),
+            ("tile/0/000", PutOptions::immutable()),
+            (".stele/lock", PutOptions::immutable()),
+        ] {
+            store
+                .put(&key(path), Bytes::from_static(b"bytes"), condition)
+                .await
+                .expect("put");
+        }
+        let mode = |path: &str| {
+            std::fs::metadata(folder.path().join(path))
+                .expect("file exists")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        // Group and others may read a public file (the umask may take
+        // write bits away, never add them); nobody else may read a
+        // private one.
+        for public in ["checkpoint", "tile/0/000"] {
+            assert_eq!(mode(public) & 0o044, 0o044, "{public}: {:o}", mode(public));
+            assert_eq!(mode(public) & 0o022, 0, "{public}: {:o}", mode(public));
+        }
+        assert_eq!(mode(".stele/lock"), 0o600);
+    }
+
     #[tokio::test]
     async fn leftovers_of_a_crash_are_removed_on_open_and_never_listed() {
         let folder = tempfile::tempdir().expect("temp folder");

@@ -21,6 +21,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -163,7 +164,7 @@ impl Inner {
     ) -> Result<PutOutcome, StorageError> {
         let path = self.path_of(key)?;
         self.create_parents(&path)?;
-        let staged = self.write_temp(bytes)?;
+        let staged = self.write_temp(bytes, !key.is_private())?;
         let etag = ETag::of_content(bytes);
         match condition {
             Condition::None => {
@@ -275,9 +276,19 @@ impl Inner {
         Ok(keys)
     }
 
-    /// Writes `bytes` to a new fsynced file in the temporary folder.
-    fn write_temp(&self, bytes: &[u8]) -> Result<tempfile::NamedTempFile, StorageError> {
-        let mut staged = tempfile::NamedTempFile::new_in(&self.tmp_dir)
+    /// Writes `bytes` to a new fsynced file in the temporary folder. A
+    /// public object is readable by all (mode 0644 under the usual umask),
+    /// so that any web server can serve the folder; a private one (under
+    /// `.stele/`) stays 0600.
+    fn write_temp(
+        &self,
+        bytes: &[u8],
+        public: bool,
+    ) -> Result<tempfile::NamedTempFile, StorageError> {
+        let mode = if public { 0o644 } else { 0o600 };
+        let mut staged = tempfile::Builder::new()
+            .permissions(std::fs::Permissions::from_mode(mode))
+            .tempfile_in(&self.tmp_dir)
             .map_err(|e| StorageError::io(&self.tmp_dir, e))?;
         let written = staged
             .write_all(bytes)
