@@ -50,10 +50,13 @@ for target in "${targets[@]}"; do
     corpus="fuzz/corpus/$target"
     mkdir -p "$corpus"
     seeds=()
-    # Committed crash reproducers run first, as regression tests.
-    if [ -d "fuzz/regressions/$target" ]; then
-        seeds+=("fuzz/regressions/$target")
-    fi
+    # Committed crash reproducers run first, as regression tests; committed
+    # seeds give a target inputs that pass its checks (a signed request).
+    for dir in "fuzz/regressions/$target" "fuzz/seeds/$target"; do
+        if [ -d "$dir" ]; then
+            seeds+=("$dir")
+        fi
+    done
     echo "== $target: ${seconds}s" >&2
     if ! cargo fuzz run "$target" "$corpus" "${seeds[@]}" -- \
         -max_total_time="$seconds" -print_final_stats=1; then
