@@ -39,7 +39,8 @@ pub struct Config {
     /// Checkpoint origin (and key name). `None`: the name in the existing
     /// key file, else [`DEFAULT_ORIGIN`] for a new key.
     pub origin: Option<String>,
-    /// Private key file (Go's `PRIVATE+KEY+...` text). `None`: `DATA/log.key`.
+    /// Private key file: Go's `PRIVATE+KEY+...` text (Ed25519) or a PEM
+    /// ECDSA P-256 key. `None`: `DATA/log.key`.
     pub key: Option<PathBuf>,
     /// Most new entries in one batch.
     pub max_batch: usize,
@@ -359,13 +360,15 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
 
     /// Checkpoint origin and key name of a new log, e.g. example.com/log;
-    /// it must be unique to this log. [default: the name in the existing
-    /// key, else localhost/stele]
+    /// it must be unique to this log. Required with an ECDSA (PEM) key,
+    /// which holds no name. [default: the name in an Ed25519 key, else
+    /// localhost/stele]
     #[arg(long, env = "STELE_ORIGIN")]
     pub origin: Option<String>,
 
-    /// Private key file (PRIVATE+KEY+... as `stele keygen` writes it); created
-    /// on first start if missing. [default: DATA/log.key]
+    /// Private key file as `stele keygen` writes it (Ed25519 PRIVATE+KEY+...
+    /// text, or an ECDSA P-256 PEM key); an Ed25519 one is created on first
+    /// start if missing. [default: DATA/log.key]
     #[arg(long, env = "STELE_KEY", value_name = "FILE")]
     pub key: Option<PathBuf>,
 
