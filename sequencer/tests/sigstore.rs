@@ -595,6 +595,90 @@ async fn the_index_never_names_an_unpublished_entry() {
     assert!(!after.is_empty());
 }
 
+/// A request for `digest` signed by a fresh ECDSA P-256 key.
+fn p256_request(digest: &[u8; 32]) -> Vec<u8> {
+    use p256::ecdsa::signature::hazmat::PrehashSigner;
+    use p256::pkcs8::EncodePublicKey;
+    let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    let signature: p256::ecdsa::Signature = key.sign_prehash(digest).expect("sign");
+    let spki = key
+        .verifying_key()
+        .to_public_key_der()
+        .expect("SPKI")
+        .into_vec();
+    body(&serde_json::json!({
+        "hashedRekordRequestV002": {
+            "digest": STANDARD.encode(digest),
+            "signature": {
+                "content": STANDARD.encode(signature.to_der().as_bytes()),
+                "verifier": {
+                    "publicKey": { "rawBytes": STANDARD.encode(spki) },
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                },
+            },
+        },
+    }))
+}
+
+/// One artifact signed by several keys, logged in separate batches: its
+/// index object lists every entry, whether written new (create-only) or
+/// merged into the one an earlier batch wrote, and a rebuild agrees.
+#[tokio::test]
+async fn the_index_lists_every_entry_of_a_digest_across_batches() {
+    let storage = MemoryStorage::new();
+    let test = start(storage.clone()).await;
+    let shared = [0x5a; 32];
+    let mut indices = Vec::new();
+    for round in 0..3u8 {
+        for digest in [shared, [round; 32]] {
+            let (status, headers, _) = post(
+                &test.api,
+                "/api/v2/log/entries",
+                p256_request(&digest),
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::CREATED);
+            if digest == shared {
+                let index: u64 = headers["x-log-index"]
+                    .to_str()
+                    .expect("text")
+                    .parse()
+                    .expect("index");
+                indices.push(index);
+            }
+        }
+        let marker = index::read_marker(&storage).await.expect("marker");
+        let published = test.log.published().checkpoint.size;
+        index::index_range(&storage, marker, published)
+            .await
+            .expect("index");
+    }
+    let object = storage
+        .snapshot()
+        .into_iter()
+        .find(|(key, _)| {
+            key.as_str() == index::index_path(sigstore::verify::HashAlgorithm::Sha256, &shared)
+        })
+        .map(|(_, bytes)| bytes)
+        .expect("the shared digest has an index object");
+    assert_eq!(index::parse_index(&object).expect("format"), indices);
+    check_index(&storage).await;
+    let before: Vec<(Key, Bytes)> = storage
+        .snapshot()
+        .into_iter()
+        .filter(|(key, _)| key.as_str().starts_with(index::INDEX_PREFIX))
+        .collect();
+    index::rebuild(&storage).await.expect("rebuild");
+    let after: Vec<(Key, Bytes)> = storage
+        .snapshot()
+        .into_iter()
+        .filter(|(key, _)| key.as_str().starts_with(index::INDEX_PREFIX))
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(after.len(), 4, "the shared digest and three others");
+}
+
 /// Debian's GOPATH tree (golang-google-protobuf-dev).
 const GOPATH: &str = "/usr/share/gocode";
 
