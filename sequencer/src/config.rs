@@ -652,7 +652,14 @@ mod tests {
     #[test]
     fn out_of_range_values_name_the_option() {
         type Breakage = fn(&mut Config);
-        let cases: [(&str, Breakage); 7] = [
+        let cases: [(&str, Breakage); 9] = [
+            ("ingress_listen", |c| {
+                c.ingress_listen = Some(SocketAddr::from(([127, 0, 0, 1], 8081)));
+                c.no_sigstore = true;
+            }),
+            ("ingress_secret_file", |c| {
+                c.ingress_secret_file = Some(PathBuf::from("/run/secrets/ingress"));
+            }),
             ("max_entry_size", |c| c.max_entry_size = 65536),
             ("max_entry_size", |c| c.max_entry_size = 0),
             ("max_batch", |c| c.max_batch = 0),
