@@ -12,7 +12,8 @@
 #
 # Environment: BENCH_COUNT (requests per run, default 300000),
 # BENCH_DURATION (15s), BENCH_WARMUP (2s), BENCH_WORKERS (512),
-# BENCH_MAX_BATCH (1024), BENCH_INTERVAL (50ms), BENCH_OUT
+# BENCH_MAX_BATCH (1024), BENCH_INTERVAL (50ms), BENCH_KINDS (default
+# "opaque sigstore ingress"), BENCH_OUT
 # (target/bench-sigstore), BENCH_NO_BUILD=1.
 #
 # Figures from a shared 2-core machine are noisy; nothing here asserts a
@@ -33,7 +34,7 @@ mkdir -p "$out"
 if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
     cargo build --release --locked -p stele-sequencer --bin stele -p stele-e2e --bin stele-load >&2
 fi
-stele="$root/target/release/stele"
+stele="${BENCH_STELE:-$root/target/release/stele}"
 load="$root/target/release/stele-load"
 STELE_INGRESS_SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export STELE_INGRESS_SECRET
@@ -54,7 +55,7 @@ cpu_seconds() {
 
 echo "| path | verified by | entries/s | p50 ms | p99 ms | sequencer CPU µs/entry |"
 echo "|---|---|---|---|---|---|"
-for kind in opaque sigstore ingress; do
+for kind in ${BENCH_KINDS:-opaque sigstore ingress}; do
     data="$out/$kind"
     rm -rf "$data"
     "$stele" serve --data "$data" --listen 127.0.0.1:0 --ingress-listen 127.0.0.1:0 \

@@ -49,9 +49,7 @@ use super::verify::HashAlgorithm;
 use crate::commit::read_tile;
 use crate::error::Error;
 use crate::log::Log;
-use crate::storage::{
-    CONTENT_TYPE_TEXT, Condition, Key, KeyPrefix, PutOptions, Storage, StorageError,
-};
+use crate::storage::{CONTENT_TYPE_TEXT, Condition, Key, KeyPrefix, PutOptions, Storage};
 
 /// Where the index objects live.
 pub const INDEX_PREFIX: &str = "index/";
@@ -157,8 +155,8 @@ fn key(path: &str) -> Result<Key, Error> {
     Ok(Key::new(path)?)
 }
 
-fn index_options(condition: Condition) -> PutOptions {
-    PutOptions::new(condition, CONTENT_TYPE_TEXT, CACHE_INDEX)
+fn index_options() -> PutOptions {
+    PutOptions::new(Condition::None, CONTENT_TYPE_TEXT, CACHE_INDEX)
 }
 
 /// Merges `additions` into the index objects (read, merge, write back).
@@ -173,47 +171,19 @@ async fn write_objects(
             .into_iter()
             .map(|((algorithm, digest), indices)| async move {
                 let key = key(&index_path(algorithm, &digest))?;
-                if replace {
-                    let bytes = Bytes::from(render_index(&indices));
-                    storage
-                        .put(&key, bytes, index_options(Condition::None))
-                        .await?;
-                    return Ok(());
-                }
-                // Most digests are new: write those create-only, which
-                // needs no lock on a folder and is one request on S3. An
-                // object that exists after all is merged and replaced.
-                let existing = storage.get(&key).await?;
-                if existing.is_none() {
-                    let bytes = Bytes::from(render_index(&indices));
-                    match storage
-                        .put(&key, bytes, index_options(Condition::CreateOnly))
-                        .await
-                    {
-                        Ok(_) => return Ok(()),
-                        Err(StorageError::Conflict { .. }) => {}
-                        Err(err) => return Err(err.into()),
+                let mut merged = indices;
+                if !replace {
+                    if let Some(object) = storage.get(&key).await? {
+                        let existing =
+                            parse_index(&object.bytes).map_err(|problem| Error::Corrupt {
+                                what: "digest index",
+                                detail: format!("{key}: {problem}"),
+                            })?;
+                        merged.extend(existing);
                     }
                 }
-                let mut merged = indices;
-                let existing = match existing {
-                    Some(object) => Some(object),
-                    None => storage.get(&key).await?,
-                };
-                if let Some(object) = existing {
-                    let existing =
-                        parse_index(&object.bytes).map_err(|problem| Error::Corrupt {
-                            what: "digest index",
-                            detail: format!("{key}: {problem}"),
-                        })?;
-                    merged.extend(existing);
-                }
                 storage
-                    .put(
-                        &key,
-                        Bytes::from(render_index(&merged)),
-                        index_options(Condition::None),
-                    )
+                    .put(&key, Bytes::from(render_index(&merged)), index_options())
                     .await?;
                 Ok::<(), Error>(())
             }),
