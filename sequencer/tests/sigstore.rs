@@ -481,6 +481,15 @@ async fn http_answers_transparency_log_entries_and_receipts() {
 
 /// Every index object names only entries of the published tree whose
 /// digest it is.
+/// Every digest index object, with its bytes.
+fn index_objects(storage: &MemoryStorage) -> Vec<(Key, Bytes)> {
+    storage
+        .snapshot()
+        .into_iter()
+        .filter(|(key, _)| key.as_str().starts_with(index::INDEX_PREFIX))
+        .collect()
+}
+
 async fn check_index(storage: &MemoryStorage) {
     let published = index::published_size(storage).await.expect("size");
     let entries = index::read_entries(storage, 0, published)
@@ -579,18 +588,10 @@ async fn the_index_never_names_an_unpublished_entry() {
         .expect("index");
     check_index(&storage).await;
     // A rebuild gives the same objects.
-    let before: Vec<(Key, Bytes)> = storage
-        .snapshot()
-        .into_iter()
-        .filter(|(key, _)| key.as_str().starts_with(index::INDEX_PREFIX))
-        .collect();
+    let before = index_objects(&storage);
     let report = index::rebuild(&storage).await.expect("rebuild");
     assert_eq!(report.tree_size, published);
-    let after: Vec<(Key, Bytes)> = storage
-        .snapshot()
-        .into_iter()
-        .filter(|(key, _)| key.as_str().starts_with(index::INDEX_PREFIX))
-        .collect();
+    let after = index_objects(&storage);
     assert_eq!(before, after);
     assert!(!after.is_empty());
 }
@@ -664,17 +665,9 @@ async fn the_index_lists_every_entry_of_a_digest_across_batches() {
         .expect("the shared digest has an index object");
     assert_eq!(index::parse_index(&object).expect("format"), indices);
     check_index(&storage).await;
-    let before: Vec<(Key, Bytes)> = storage
-        .snapshot()
-        .into_iter()
-        .filter(|(key, _)| key.as_str().starts_with(index::INDEX_PREFIX))
-        .collect();
+    let before = index_objects(&storage);
     index::rebuild(&storage).await.expect("rebuild");
-    let after: Vec<(Key, Bytes)> = storage
-        .snapshot()
-        .into_iter()
-        .filter(|(key, _)| key.as_str().starts_with(index::INDEX_PREFIX))
-        .collect();
+    let after = index_objects(&storage);
     assert_eq!(before, after);
     assert_eq!(after.len(), 4, "the shared digest and three others");
 }
