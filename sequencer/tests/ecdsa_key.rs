@@ -23,22 +23,32 @@ fn data_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temporary data folder")
 }
 
-/// Runs the independent checker on a checkpoint note; panics unless it
-/// passes. `log_id` is a TransparencyLogEntry's `logId.keyId` to check too.
-fn python_check(checkpoint: &[u8], public_key_pem: &Path, origin: &str, log_id: Option<&str>) {
+/// Runs the independent checker on a checkpoint note. `log_id` is a
+/// TransparencyLogEntry's `logId.keyId` to check too.
+fn run_checker(
+    checkpoint: &[u8],
+    public_key_pem: &Path,
+    origin: &str,
+    log_id: Option<&str>,
+) -> std::process::Output {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("checkpoint");
     std::fs::write(&file, checkpoint).expect("write checkpoint");
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sigstore/check_ecdsa_checkpoint.py");
-    let output = Command::new("python3")
+    Command::new("python3")
         .arg(&script)
         .arg(&file)
         .arg(public_key_pem)
         .arg(origin)
         .args(log_id)
         .output()
-        .expect("run python3");
+        .expect("run python3")
+}
+
+/// Runs the independent checker; panics unless it passes.
+fn python_check(checkpoint: &[u8], public_key_pem: &Path, origin: &str, log_id: Option<&str>) {
+    let output = run_checker(checkpoint, public_key_pem, origin, log_id);
     assert!(
         output.status.success(),
         "{}{}",
@@ -49,18 +59,7 @@ fn python_check(checkpoint: &[u8], public_key_pem: &Path, origin: &str, log_id: 
 
 /// Same as [`python_check`], expecting the checker to refuse.
 fn python_refuses(checkpoint: &[u8], public_key_pem: &Path, origin: &str) -> String {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("checkpoint");
-    std::fs::write(&file, checkpoint).expect("write checkpoint");
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sigstore/check_ecdsa_checkpoint.py");
-    let output = Command::new("python3")
-        .arg(&script)
-        .arg(&file)
-        .arg(public_key_pem)
-        .arg(origin)
-        .output()
-        .expect("run python3");
+    let output = run_checker(checkpoint, public_key_pem, origin, None);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
