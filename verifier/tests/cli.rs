@@ -219,12 +219,19 @@ async fn against_the_real_sequencer() {
         ]);
         assert_eq!(output.status.code(), Some(0), "{}", text(&output));
 
+        let expected = String::from_utf8(common::entry(logged_at_200, "seq")).expect("utf-8");
+        let output = verify(&["get", "200", "--log", log, "--vkey", vkey, "--json"]);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+        assert_eq!(json["result"]["index"], 200, "{json}");
+        assert_eq!(json["result"]["entry"], expected.as_str(), "{json}");
+        // The text form shows the entry as it is, trailing spaces included.
         let output = verify(&["get", "200", "--log", log, "--vkey", vkey]);
         assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-        assert!(
-            String::from_utf8_lossy(&output.stdout).contains(
-                &String::from_utf8_lossy(&common::entry(logged_at_200, "seq")).to_string()
-            ),
+        let shown = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            shown.split_once(":\n").map(|(_, entry)| entry),
+            Some(format!("{expected}\n").as_str()),
             "{}",
             text(&output)
         );

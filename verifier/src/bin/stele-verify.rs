@@ -226,7 +226,7 @@ fn main() -> ExitCode {
             if json {
                 println!("{}", json!({"ok": true, "result": report.json}));
             } else {
-                println!("{}", report.text.trim_end());
+                println!("{}", report.text.trim_end_matches('\n'));
             }
             ExitCode::SUCCESS
         }
