@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::error::Error;
+use crate::keyfile::KeyAlgorithm;
 use crate::log::{LogConfig, MAX_ENTRY_SIZE};
 
 /// Origin of a new log when none is configured and no key exists yet.
@@ -42,6 +43,10 @@ pub struct Config {
     /// Private key file: Go's `PRIVATE+KEY+...` text (Ed25519) or a PEM
     /// ECDSA P-256 key. `None`: `DATA/log.key`.
     pub key: Option<PathBuf>,
+    /// Algorithm of the key created on first start when there is none.
+    /// `None`: Ed25519. When set, an existing key of another algorithm is
+    /// an error rather than silently used.
+    pub key_algorithm: Option<KeyAlgorithm>,
     /// Most new entries in one batch.
     pub max_batch: usize,
     /// Longest wait from a batch's first entry to its sequencing.
@@ -120,6 +125,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             origin: None,
             key: None,
+            key_algorithm: None,
             max_batch: log.max_batch,
             batch_interval: log.batch_interval,
             pool_size: log.pool_size,
@@ -241,6 +247,12 @@ impl Config {
         if let Some(origin) = &self.origin {
             stele_tiles::note::validate_key_name(origin)
                 .map_err(|err| Error::Config(format!("origin {origin:?}: {err}")))?;
+        }
+        if self.key_algorithm == Some(KeyAlgorithm::EcdsaP256) && self.origin.is_none() {
+            return bad(
+                "key_algorithm",
+                "an ecdsa-p256 key holds no name: set origin too".into(),
+            );
         }
         if self.ingress_listen.is_some() && self.no_sigstore {
             return bad(
@@ -367,10 +379,22 @@ pub struct ServeArgs {
     pub origin: Option<String>,
 
     /// Private key file as `stele keygen` writes it (Ed25519 PRIVATE+KEY+...
-    /// text, or an ECDSA P-256 PEM key); an Ed25519 one is created on first
-    /// start if missing. [default: DATA/log.key]
+    /// text, or an ECDSA P-256 PEM key); one is created on first start if
+    /// missing (see --key-algorithm). [default: DATA/log.key]
     #[arg(long, env = "STELE_KEY", value_name = "FILE")]
     pub key: Option<PathBuf>,
+
+    /// Algorithm of the key created on first start: ed25519, or ecdsa-p256
+    /// (as Sigstore's Rekor v2 logs use; needs --origin). When given, an
+    /// existing key of the other algorithm stops the start. [default:
+    /// ed25519]
+    #[arg(
+        long,
+        env = "STELE_KEY_ALGORITHM",
+        value_enum,
+        value_name = "ALGORITHM"
+    )]
+    pub key_algorithm: Option<KeyAlgorithm>,
 
     /// Most new entries in one batch. [default: 4096]
     #[arg(long, env = "STELE_MAX_BATCH", value_name = "N")]
@@ -525,6 +549,7 @@ impl ServeArgs {
         set(&mut config.listen, &self.listen);
         set_some(&mut config.origin, &self.origin);
         set_some(&mut config.key, &self.key);
+        set_some(&mut config.key_algorithm, &self.key_algorithm);
         set(&mut config.max_batch, &self.max_batch);
         set(&mut config.batch_interval, &self.batch_interval);
         set(&mut config.pool_size, &self.pool_size);
@@ -586,6 +611,27 @@ mod tests {
                 root: PathBuf::from("stele-data")
             }
         );
+    }
+
+    #[test]
+    fn key_algorithm_from_file_env_and_flag() {
+        let config =
+            Config::from_toml("key_algorithm = \"ecdsa-p256\"\norigin = \"example.com/log\"\n")
+                .expect("parses");
+        assert_eq!(config.key_algorithm, Some(KeyAlgorithm::EcdsaP256));
+        config.validate().expect("valid with an origin");
+        let err = Config::from_toml("key_algorithm = \"rsa\"\n").expect_err("unknown");
+        assert!(err.to_string().contains("rsa"), "{err}");
+
+        let args = parse(&["--key-algorithm", "ed25519"]);
+        assert_eq!(
+            args.apply(config).key_algorithm,
+            Some(KeyAlgorithm::Ed25519)
+        );
+        let err = parse(&["--key-algorithm", "ecdsa-p256"])
+            .load()
+            .expect_err("no origin");
+        assert!(err.to_string().contains("key_algorithm"), "{err}");
     }
 
     #[test]

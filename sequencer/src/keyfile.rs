@@ -32,13 +32,15 @@ use crate::error::Error;
 use crate::sigstore::log_id_ed25519;
 
 /// The signature algorithm of a log key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum KeyAlgorithm {
     /// Ed25519, in Go's note key texts; the only type witnesses cosign for.
     #[default]
     Ed25519,
     /// ECDSA P-256 in PEM, as Sigstore's Rekor v2 logs use.
     #[value(name = "ecdsa-p256")]
+    #[serde(rename = "ecdsa-p256")]
     EcdsaP256,
 }
 
@@ -219,10 +221,12 @@ pub fn load(key_path: &Path, origin: Option<&str>) -> Result<LogKey, Error> {
     Ok(LogKey::ed25519(signer, false))
 }
 
-/// Reads the key at `key_path` ([`load`]), or creates an Ed25519 key for
-/// `origin` (or [`crate::config::DEFAULT_ORIGIN`]) if there is none,
-/// writing its verifier to `vkey_path`. An ECDSA P-256 key is made with
-/// `stele keygen --algorithm ecdsa-p256` beforehand.
+/// Reads the key at `key_path` ([`load`]), or creates an `algorithm` key
+/// (Ed25519 when `None`) for `origin` (or [`crate::config::DEFAULT_ORIGIN`])
+/// if there is none, writing its verifier to `vkey_path`. An existing key
+/// of another algorithm than one asked for is an error: the log keeps the
+/// key it was started with, and a configuration that says otherwise is a
+/// mistake to show, not to paper over.
 ///
 /// The verifier of an existing key is not written here: the caller writes it
 /// with [`write_verifier`] once the log has opened with the key, so that a
@@ -231,12 +235,33 @@ pub fn load_or_create(
     key_path: &Path,
     vkey_path: &Path,
     origin: Option<&str>,
+    algorithm: Option<KeyAlgorithm>,
 ) -> Result<LogKey, Error> {
     match fs::metadata(key_path) {
-        Ok(_) => load(key_path, origin),
+        Ok(_) => {
+            let key = load(key_path, origin)?;
+            match algorithm {
+                Some(wanted) if wanted != key.algorithm => Err(Error::Config(format!(
+                    "{} is an {} key, but key_algorithm is {wanted}: a log keeps the key it \
+                     was started with",
+                    key_path.display(),
+                    key.algorithm
+                ))),
+                _ => Ok(key),
+            }
+        }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            let origin = origin.unwrap_or(crate::config::DEFAULT_ORIGIN);
-            generate(KeyAlgorithm::Ed25519, origin, key_path, vkey_path)
+            let algorithm = algorithm.unwrap_or_default();
+            let origin = match (origin, algorithm) {
+                (Some(origin), _) => origin,
+                (None, KeyAlgorithm::Ed25519) => crate::config::DEFAULT_ORIGIN,
+                (None, KeyAlgorithm::EcdsaP256) => {
+                    return Err(Error::Config(
+                        "an ecdsa-p256 key holds no name: pass --origin to create one".into(),
+                    ));
+                }
+            };
+            generate(algorithm, origin, key_path, vkey_path)
         }
         Err(err) => Err(io_error("read key file", key_path, err)),
     }
@@ -328,7 +353,7 @@ NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
         assert_signs_and_verifies(&generated);
 
         std::fs::remove_file(&vkey).expect("remove vkey");
-        let loaded = load_or_create(&key, &vkey, None).expect("load");
+        let loaded = load_or_create(&key, &vkey, None, None).expect("load");
         assert!(
             !vkey.exists(),
             "an existing key's verifier is written by the caller"
@@ -337,8 +362,9 @@ NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
         assert_eq!(loaded.public_key_text, generated.public_key_text);
         assert_eq!(loaded.log_id, generated.log_id);
         assert_eq!(loaded.origin(), "example.com/log");
-        assert!(load_or_create(&key, &vkey, Some("example.com/log")).is_ok());
-        let err = load_or_create(&key, &vkey, Some("other/log")).expect_err("origin mismatch");
+        assert!(load_or_create(&key, &vkey, Some("example.com/log"), None).is_ok());
+        let err =
+            load_or_create(&key, &vkey, Some("other/log"), None).expect_err("origin mismatch");
         assert!(err.to_string().contains("other/log"), "{err}");
         let err = generate(KeyAlgorithm::Ed25519, "example.com/log", &key, &vkey)
             .expect_err("no overwrite");
@@ -377,7 +403,7 @@ NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
         let err = load(&key, None).expect_err("no origin");
         assert!(err.to_string().contains("--origin"), "{err}");
         assert!(err.to_string().contains("log.key"), "{err}");
-        let loaded = load_or_create(&key, &vkey, Some("example.com/log")).expect("load");
+        let loaded = load_or_create(&key, &vkey, Some("example.com/log"), None).expect("load");
         assert!(!loaded.created);
         assert_eq!(loaded.algorithm, KeyAlgorithm::EcdsaP256);
         assert_eq!(loaded.origin(), "example.com/log");
@@ -406,10 +432,60 @@ NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
         let dir = tempfile::tempdir().expect("tempdir");
         let key = dir.path().join("data/log.key");
         let vkey = dir.path().join("data/log.vkey");
-        let created = load_or_create(&key, &vkey, None).expect("create");
+        let created = load_or_create(&key, &vkey, None, None).expect("create");
         assert!(created.created);
         assert_eq!(created.algorithm, KeyAlgorithm::Ed25519);
         assert_eq!(created.origin(), crate::config::DEFAULT_ORIGIN);
+    }
+
+    #[test]
+    fn creates_the_configured_algorithm_and_holds_to_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("data/log.key");
+        let vkey = dir.path().join("data/log.vkey");
+        let err = load_or_create(&key, &vkey, None, Some(KeyAlgorithm::EcdsaP256))
+            .expect_err("a PEM key needs a name");
+        assert!(err.to_string().contains("--origin"), "{err}");
+        assert!(!key.exists(), "nothing is written on refusal");
+
+        let created = load_or_create(
+            &key,
+            &vkey,
+            Some("example.com/log"),
+            Some(KeyAlgorithm::EcdsaP256),
+        )
+        .expect("create");
+        assert!(created.created);
+        assert_eq!(created.algorithm, KeyAlgorithm::EcdsaP256);
+        assert!(
+            fs::read_to_string(&key)
+                .expect("key")
+                .starts_with("-----BEGIN PRIVATE KEY-----\n")
+        );
+        assert_signs_and_verifies(&created);
+
+        // The same setting loads it again; no setting takes what is there.
+        for algorithm in [Some(KeyAlgorithm::EcdsaP256), None] {
+            let loaded =
+                load_or_create(&key, &vkey, Some("example.com/log"), algorithm).expect("load");
+            assert!(!loaded.created);
+            assert_eq!(loaded.log_id, created.log_id);
+        }
+        // Asking for the other algorithm names both and changes nothing.
+        let before = fs::read(&key).expect("key");
+        let err = load_or_create(
+            &key,
+            &vkey,
+            Some("example.com/log"),
+            Some(KeyAlgorithm::Ed25519),
+        )
+        .expect_err("another algorithm");
+        let message = err.to_string();
+        assert!(
+            message.contains("ecdsa-p256") && message.contains("ed25519"),
+            "{message}"
+        );
+        assert_eq!(fs::read(&key).expect("key"), before);
     }
 
     #[test]
@@ -417,7 +493,8 @@ NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
         let dir = tempfile::tempdir().expect("tempdir");
         let key = dir.path().join("log.key");
         fs::write(&key, "PRIVATE+KEY+x+00000000+AQ==\n").expect("write");
-        let err = load_or_create(&key, &dir.path().join("log.vkey"), None).expect_err("damaged");
+        let err =
+            load_or_create(&key, &dir.path().join("log.vkey"), None, None).expect_err("damaged");
         assert!(err.to_string().contains("log.key"), "{err}");
     }
 

@@ -216,3 +216,73 @@ async fn serve_signs_checkpoints_with_an_ecdsa_p256_key() {
     );
     server.stop();
 }
+
+/// `stele serve --key-algorithm ecdsa-p256` makes the key itself on first
+/// start, and holds the log to it afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_creates_an_ecdsa_p256_key_on_first_start() {
+    let data = data_dir();
+    let key_path = data.path().join("log.key");
+
+    // Without an origin nothing is created.
+    let output = serve_fails(data.path(), &["--key-algorithm", "ecdsa-p256"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("origin"), "{stderr}");
+    assert!(!key_path.exists());
+
+    let server = Stele::start(
+        data.path(),
+        &["--origin", ORIGIN, "--key-algorithm", "ecdsa-p256"],
+    );
+    let private = std::fs::read_to_string(&key_path).expect("log.key");
+    assert!(
+        private.starts_with("-----BEGIN PRIVATE KEY-----\n"),
+        "{private}"
+    );
+    let mode = std::fs::metadata(&key_path)
+        .expect("metadata")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let vkey_path = data.path().join("log.vkey");
+    let public_pem = std::fs::read_to_string(&vkey_path).expect("log.vkey");
+    let verifier = EcdsaP256Verifier::from_spki_pem(ORIGIN, &public_pem).expect("log.vkey");
+
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{}/add", server.url))
+        .body("an entry")
+        .send()
+        .await
+        .expect("POST /add");
+    assert_eq!(response.status(), 200);
+    let receipt = Receipt::parse(&response.bytes().await.expect("body")).expect("receipt");
+    let policy = WitnessPolicy::new(Vec::new(), 0).expect("policy");
+    receipt
+        .verify(b"an entry", ORIGIN, &verifier, &policy)
+        .expect("the receipt verifies with the created key");
+    let checkpoint = client
+        .get(format!("{}/checkpoint", server.url))
+        .send()
+        .await
+        .expect("GET /checkpoint")
+        .bytes()
+        .await
+        .expect("checkpoint");
+    if python_has(&["cryptography"], "pip install cryptography") {
+        python_check(&checkpoint, &vkey_path, ORIGIN, None);
+    }
+    server.stop();
+
+    // Asked for the other algorithm later, serve refuses and keeps the key.
+    let output = serve_fails(
+        data.path(),
+        &["--origin", ORIGIN, "--key-algorithm", "ed25519"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("key_algorithm is ed25519"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&key_path).expect("log.key"),
+        private
+    );
+}

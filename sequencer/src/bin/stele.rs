@@ -204,7 +204,12 @@ async fn serve(config: Config) -> Result<(), Error> {
             key_path.display()
         )));
     }
-    let key = keyfile::load_or_create(&key_path, &config.vkey_path(), config.origin.as_deref())?;
+    let key = keyfile::load_or_create(
+        &key_path,
+        &config.vkey_path(),
+        config.origin.as_deref(),
+        config.key_algorithm,
+    )?;
     let origin = key.origin().to_owned();
     if key.created {
         info!(path = %config.key_path().display(), %origin, "created a new log key");
