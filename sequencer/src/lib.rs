@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod sigstore;
 pub mod staging;
 pub mod storage;
+pub mod tilecache;
 pub mod witness;
 
 pub use error::Error;

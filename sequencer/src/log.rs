@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::commit::{self, Committed, LogState};
+use crate::tilecache::TileCache;
 
 /// A boxed future that is `Send`.
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -47,6 +48,9 @@ pub struct LogConfig {
     pub delete_partials: bool,
     /// Witnesses that cosign each checkpoint before it is published.
     pub witnesses: Option<Arc<Witnesses>>,
+    /// Memory for published hash tiles, from which the proofs of duplicate
+    /// submissions are built (0: read storage every time).
+    pub tile_cache_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -58,6 +62,7 @@ impl Default for LogConfig {
             pool_size: 65536,
             delete_partials: false,
             witnesses: None,
+            tile_cache_bytes: crate::tilecache::DEFAULT_CAPACITY_BYTES,
         }
     }
 }
@@ -124,6 +129,8 @@ struct Request {
 struct Shared {
     /// Leaf hash to index, for every entry in the published tree.
     dedup: RwLock<HashMap<Hash, u64, foldhash::fast::RandomState>>,
+    /// Published hash tiles, for the proofs of duplicates.
+    tiles: TileCache,
 }
 
 /// The published state: the checkpoint every answer is proven against.
@@ -214,6 +221,7 @@ impl Log {
         let indexed_size = state.edge.size();
         let shared = Arc::new(Shared {
             dedup: RwLock::new(dedup),
+            tiles: TileCache::new(config.tile_cache_bytes),
         });
         let (submissions, requests) = mpsc::channel(config.pool_size);
         let (published_tx, published_rx) = watch::channel(state.published.clone());
@@ -296,9 +304,15 @@ impl Log {
                 .submissions
                 .with_label_values(&["duplicate"])
                 .inc();
-            let result = prove_published(self.storage.as_ref(), &self.published(), index, leaf)
-                .await
-                .map_err(|err| SubmitError::Unavailable(err.to_string()));
+            let result = prove_published(
+                self.storage.as_ref(),
+                &self.shared.tiles,
+                &self.published(),
+                index,
+                leaf,
+            )
+            .await
+            .map_err(|err| SubmitError::Unavailable(err.to_string()));
             self.metrics
                 .submit_seconds
                 .observe(received.elapsed().as_secs_f64());
@@ -338,14 +352,37 @@ impl Log {
 }
 
 /// Builds the answer for an entry already in the published tree, with a
-/// proof read from the published tiles.
+/// proof made from the published tiles (cached in `tiles`). The proof is
+/// checked against the published root first: if a tile storage once
+/// returned damaged is in the cache, the tiles are dropped and read again,
+/// and a proof that still does not verify is an error, never an answer.
 async fn prove_published(
     storage: &dyn Storage,
+    tiles: &TileCache,
     published: &Published,
     index: u64,
     leaf: Hash,
 ) -> Result<Accepted, Error> {
-    let proof = commit::prove_from_storage(storage, index, published.checkpoint.size).await?;
+    let tree = &published.checkpoint;
+    let verify = |proof: &[Hash]| {
+        stele_tiles::proof::verify_inclusion(&leaf, index, tree.size, proof, &tree.root)
+    };
+    let mut proof = commit::prove_from_storage(storage, Some(tiles), index, tree.size).await?;
+    if verify(&proof).is_err() {
+        warn!(
+            index,
+            tree_size = tree.size,
+            "a proof from cached tiles did not verify; reading them again"
+        );
+        tiles.forget(&commit::inclusion_tiles(index, tree.size)?);
+        proof = commit::prove_from_storage(storage, None, index, tree.size).await?;
+        verify(&proof).map_err(|err| {
+            Error::corrupt(
+                "published tiles",
+                format!("the inclusion proof of entry {index} they give does not verify: {err}"),
+            )
+        })?;
+    }
     Ok(Accepted {
         index,
         duplicate: true,
@@ -564,6 +601,11 @@ impl Sequencer {
                 dedup.insert(*leaf, committed.integration.old_size + offset as u64);
             }
         }
+        // The tiles just published are the ones the next duplicates' proofs
+        // most likely need (the right edge of the tree).
+        for (tile, hashes) in &committed.integration.hash_tiles {
+            self.shared.tiles.insert(*tile, hashes);
+        }
         self.indexed_size = committed.integration.new_size;
         self.metrics
             .tree_size
@@ -612,12 +654,19 @@ impl Sequencer {
             return;
         }
         let storage = self.storage.clone();
+        let shared = self.shared.clone();
         let published = self.state.published.clone();
         tokio::spawn(async move {
             for (request, index) in logged {
-                let answer = prove_published(storage.as_ref(), &published, index, request.leaf)
-                    .await
-                    .map_err(|err| SubmitError::Unavailable(err.to_string()));
+                let answer = prove_published(
+                    storage.as_ref(),
+                    &shared.tiles,
+                    &published,
+                    index,
+                    request.leaf,
+                )
+                .await
+                .map_err(|err| SubmitError::Unavailable(err.to_string()));
                 let _ = request.reply.send(answer);
             }
         });

@@ -44,6 +44,7 @@ fn config() -> LogConfig {
         pool_size: 1000,
         delete_partials: false,
         witnesses: None,
+        ..LogConfig::default()
     }
 }
 

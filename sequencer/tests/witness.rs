@@ -182,6 +182,7 @@ async fn open(
         witnesses: Some(Arc::new(
             Witnesses::new(witnesses, threshold, Duration::from_millis(500)).expect("witnesses"),
         )),
+        ..LogConfig::default()
     };
     let (log, sequencer) = Log::open(
         Arc::new(store.clone()),

@@ -55,8 +55,14 @@ pub struct LoadOptions {
 /// What the workers submit.
 #[derive(Debug, Clone)]
 pub enum Payload {
-    /// Random entries of this many bytes, to `POST /add`.
-    Opaque { entry_size: usize },
+    /// Random entries of this many bytes, to `POST /add`. With `distinct`,
+    /// the n-th submission is entry `n % distinct` of a set fixed by the
+    /// seed: a second run with the same seed resubmits only entries
+    /// already logged (a duplicate storm).
+    Opaque {
+        entry_size: usize,
+        distinct: Option<u64>,
+    },
     /// Prepared submissions, each sent once (a run ends when they are used
     /// up), asking for the c2sp.org/tlog-proof receipt of each.
     Prepared(Arc<Prepared>),
@@ -281,9 +287,18 @@ async fn run_worker(worker: u64, shared: Arc<Shared>) -> WorkerReport {
             break;
         }
         let (url, body, entry) = match &options.payload {
-            Payload::Opaque { entry_size } => {
+            Payload::Opaque {
+                entry_size,
+                distinct,
+            } => {
                 let mut entry = vec![0u8; *entry_size];
-                rng.fill(&mut entry);
+                match distinct {
+                    Some(distinct) => fastrand::Rng::with_seed(
+                        options.seed ^ (claimed % distinct).wrapping_mul(0xa076_1d64_78bd_642f),
+                    )
+                    .fill(&mut entry),
+                    None => rng.fill(&mut entry),
+                }
                 let entry = Bytes::from(entry);
                 (format!("{}/add", options.url), entry.clone(), entry)
             }

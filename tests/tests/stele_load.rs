@@ -71,10 +71,42 @@ async fn stele_load_measures_and_verifies() {
         "{summary}"
     );
 
+    // --distinct: a set of 50 entries fixed by the seed. The first run
+    // logs them; a second with the same seed only resubmits them, and each
+    // answer is a duplicate whose receipt verifies.
+    let distinct_run = |count: &str| {
+        let output = tokio::task::block_in_place(|| {
+            stele_load()
+                .args(["--url", &stele.url, "--workers", "8", "--count", count])
+                .args(["--distinct", "50", "--seed", "11", "--duration", "60s"])
+                .args(["--warmup", "0s", "--verify", "10", "--vkey"])
+                .arg(&vkey)
+                .arg("--json")
+                .output()
+                .expect("run stele-load")
+        });
+        assert!(output.status.success(), "stele-load: {output:?}");
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("JSON")
+    };
     let client = Client::new(1, Duration::from_secs(10));
-    let audited = audit(&PublicLog::new(client, &stele.url), &log_key(&options.data))
+    let log = PublicLog::new(client, &stele.url);
+    let before = audit(&log, &log_key(&options.data))
+        .await
+        .expect("the log audits")
+        .checkpoint
+        .size;
+    let report = distinct_run("50");
+    assert_eq!(report["accepted_total"], 50, "{report}");
+    assert_eq!(report["duplicates"], 0, "{report}");
+    let report = distinct_run("200");
+    assert_eq!(report["accepted_total"], 200, "{report}");
+    assert_eq!(report["duplicates"], 200, "{report}");
+    assert_eq!(report["receipts_verified"], 10, "{report}");
+
+    let audited = audit(&log, &log_key(&options.data))
         .await
         .expect("the log audits");
+    assert_eq!(audited.checkpoint.size, before + 50);
     assert!(audited.checkpoint.size > 500, "{}", audited.checkpoint.size);
     assert!(audited.repeated_entries().is_empty());
     let status = stele.terminate(Duration::from_secs(30)).expect("exit");
@@ -93,6 +125,8 @@ fn stele_load_refuses_bad_options() {
         (&["--workers", "0"][..], "--workers"),
         (&["--verify", "10"][..], "--vkey"),
         (&["--entry-size", "70000"][..], "--entry-size"),
+        (&["--distinct", "0"][..], "--distinct"),
+        (&["--distinct", "5", "--kind", "sigstore"][..], "--distinct"),
     ] {
         let output = stele_load().args(args).output().expect("run stele-load");
         assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");

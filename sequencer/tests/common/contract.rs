@@ -235,7 +235,12 @@ pub async fn create_only_race_has_one_winner(store: Arc<dyn Storage>) {
             (_, other) => panic!("a racer got {other:?}"),
         }
     }
-    assert_eq!(winners.len(), 1, "exactly one create-only write must win");
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one create-only write must win; these all did: {winners:?}; the key holds {:?}",
+        content(&*store, &tile).await
+    );
     assert_eq!(content(&*store, &tile).await, Some(winners[0].clone()));
 }
 

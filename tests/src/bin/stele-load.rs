@@ -72,6 +72,11 @@ struct Args {
     /// Seed of the entries' random bytes [default: from the clock].
     #[arg(long)]
     seed: Option<u64>,
+    /// Opaque kind: draw the entries from a set of N fixed by --seed, so
+    /// that a second run with the same seed resubmits entries already
+    /// logged (the duplicates' path).
+    #[arg(long, value_name = "N")]
+    distinct: Option<u64>,
     /// Verify this many randomly chosen receipts offline after the run
     /// (needs --vkey).
     #[arg(long, default_value_t = 0)]
@@ -137,6 +142,12 @@ fn run(args: Args) -> Result<ExitCode, String> {
     if args.entry_size == 0 || args.entry_size > 65535 {
         return Err("--entry-size must be in 1..=65535".into());
     }
+    if args.distinct == Some(0) {
+        return Err("--distinct must be at least 1".into());
+    }
+    if args.distinct.is_some() && args.kind != Kind::Opaque {
+        return Err("--distinct is for --kind opaque".into());
+    }
     if args.threads == 0 {
         return Err("--threads must be at least 1".into());
     }
@@ -158,6 +169,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     let payload = match args.kind {
         Kind::Opaque => Payload::Opaque {
             entry_size: args.entry_size,
+            distinct: args.distinct,
         },
         Kind::Sigstore | Kind::Ingress => {
             let count = args
