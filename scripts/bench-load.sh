@@ -6,6 +6,13 @@
 # saturation) and at a saturating one. Prints a Markdown table.
 #
 #   scripts/bench-load.sh [fs] [s3]        (default: both)
+#   scripts/bench-load.sh --duplicates [fs] [s3]
+#
+# --duplicates measures the duplicates' path instead: it logs
+# BENCH_DUP_ENTRIES (100000) entries, restarts `stele serve` on that log
+# with the tile cache off and on, and resubmits those entries with
+# BENCH_DUP_WORKERS (256) workers, reporting answers/s, latency and the
+# storage GETs each answer cost (from /metrics).
 #
 # Environment: BENCH_DURATION (per run, default 12s), BENCH_WARMUP (2s),
 # BENCH_LIGHT_WORKERS (64), BENCH_CONFIGS (default
@@ -18,6 +25,11 @@
 # same conditions. Nothing here asserts a timing.
 set -euo pipefail
 
+mode=new
+if [[ "${1:-}" == --duplicates ]]; then
+    mode=duplicates
+    shift
+fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
@@ -52,20 +64,27 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_stele BACKEND MAX_BATCH INTERVAL NAME: starts `stele serve` on a
-# fresh log and sets stele_pid and stele_url.
+# start_stele BACKEND MAX_BATCH INTERVAL NAME [keep [FLAGS...]]: starts
+# `stele serve` on a fresh log (or, with `keep`, on the log NAME from an
+# earlier start, with extra FLAGS) and sets stele_pid and stele_url.
+run_id="$RANDOM"
 start_stele() {
     local backend="$1" max_batch="$2" interval="$3" name="$4"
+    shift 4
     local data="$out/$name"
-    rm -rf "$data"
+    if [[ "${1:-}" == keep ]]; then
+        shift
+    else
+        rm -rf "$data"
+    fi
     mkdir -p "$data"
     local args=(serve --data "$data" --listen 127.0.0.1:0 --max-batch "$max_batch"
         --batch-interval "$interval" --max-connections 16384 --pool-size 262144
-        --log-level warn)
+        --log-level warn "$@")
     if [[ "$backend" == s3 ]]; then
         args+=(--s3-bucket "$STELE_S3_BUCKET" --s3-endpoint "$STELE_S3_ENDPOINT"
             --s3-region "${AWS_REGION:-us-east-1}" --s3-path-style=true
-            --s3-prefix "bench-$name-$RANDOM")
+            --s3-prefix "bench-$name-$run_id")
     fi
     # Only the flags configure it: s3.env's STELE_S3_* must not leak into
     # the filesystem runs.
@@ -102,10 +121,15 @@ for k in sys.argv[2].split("."): v=v[k]
 print(f"{v:.0f}" if sys.argv[2]=="entries_per_second" else f"{v:.1f}" if isinstance(v,float) else v)' "$1" "$2"
 }
 
-echo "| backend | max_batch | batch_interval | workers | entries/s | p50 ms | p90 ms | p99 ms | max ms | 503s |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
-for backend in "${backends[@]}"; do
-    if [[ "$backend" == s3 ]]; then
+# storage_gets: the storage reads `stele serve` has made so far.
+storage_gets() {
+    curl -fsS "$stele_url/metrics" |
+        awk '/^stele_storage_operations_total\{.*operation="get"/ { sum += $2 } END { print sum + 0 }'
+}
+
+# start_backend BACKEND: starts SeaweedFS for s3.
+start_backend() {
+    if [[ "$1" == s3 ]]; then
         seaweed_dir="$out/seaweedfs"
         rm -rf "$seaweed_dir"
         scripts/start-seaweedfs.sh "$seaweed_dir" >&2
@@ -113,6 +137,49 @@ for backend in "${backends[@]}"; do
         source "$seaweed_dir/s3.env"
         export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
     fi
+}
+
+stop_backend() {
+    if [[ "$1" == s3 ]]; then
+        scripts/stop-seaweedfs.sh "$seaweed_dir" >&2
+        seaweed_dir=""
+    fi
+}
+
+if [[ "$mode" == duplicates ]]; then
+    entries="${BENCH_DUP_ENTRIES:-100000}"
+    workers="${BENCH_DUP_WORKERS:-256}"
+    echo "| backend | tile cache | workers | duplicates/s | p50 ms | p99 ms | storage GETs per duplicate |"
+    echo "|---|---|---|---|---|---|---|"
+    for backend in "${backends[@]}"; do
+        start_backend "$backend"
+        name="$backend-duplicates"
+        start_stele "$backend" 4096 50ms "$name"
+        "$load" --url "$stele_url" --workers 2048 --count "$entries" --distinct "$entries" \
+            --seed 5 --duration 10m --warmup 0s --json >"$out/$name-seed.json"
+        stop_stele
+        for cache in 0 33554432; do
+            start_stele "$backend" 4096 50ms "$name" keep --tile-cache-bytes "$cache"
+            before="$(storage_gets)"
+            json="$("$load" --url "$stele_url" --workers "$workers" --distinct "$entries" \
+                --seed 5 --duration "$duration" --warmup "$warmup" --json)"
+            after="$(storage_gets)"
+            stop_stele
+            echo "$json" >"$out/$name-cache-$cache.json"
+            answers="$(field "$json" accepted_total)"
+            per="$(python3 -c 'import sys; print(f"{(int(sys.argv[2]) - int(sys.argv[1])) / max(int(sys.argv[3]), 1):.2f}")' "$before" "$after" "$answers")"
+            echo "| $backend | $cache | $workers | $(field "$json" entries_per_second) \
+| $(field "$json" latency_ms.p50) | $(field "$json" latency_ms.p99) | $per |"
+        done
+        stop_backend "$backend"
+    done
+    exit 0
+fi
+
+echo "| backend | max_batch | batch_interval | workers | entries/s | p50 ms | p90 ms | p99 ms | max ms | 503s |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+for backend in "${backends[@]}"; do
+    start_backend "$backend"
     for config in $configs; do
         IFS=: read -r max_batch interval saturating <<<"$config"
         for workers in "$light_workers" "$saturating"; do
@@ -127,8 +194,5 @@ for backend in "${backends[@]}"; do
 | $(field "$json" latency_ms.p99) | $(field "$json" latency_ms.max) | $(field "$json" busy_503) |"
         done
     done
-    if [[ "$backend" == s3 ]]; then
-        scripts/stop-seaweedfs.sh "$seaweed_dir" >&2
-        seaweed_dir=""
-    fi
+    stop_backend "$backend"
 done
