@@ -71,13 +71,11 @@ fn sigstore_request() -> Value {
     fixture["request"].clone()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn serve_signs_checkpoints_with_an_ecdsa_p256_key() {
-    let data = data_dir();
-    let output = keygen("ecdsa-p256", ORIGIN, data.path());
-    assert!(output.status.success(), "{output:?}");
-    let key_path = data.path().join("log.key");
-    let vkey_path = data.path().join("log.vkey");
+/// Checks the key files of an ECDSA P-256 log in `data`: a PKCS#8 PEM
+/// private key of mode 0600 and the SPKI PEM public key. Returns the
+/// private key's text, the public key's and its verifier.
+fn ecdsa_key_files(data: &Path) -> (String, String, EcdsaP256Verifier) {
+    let key_path = data.join("log.key");
     let private = std::fs::read_to_string(&key_path).expect("log.key");
     assert!(
         private.starts_with("-----BEGIN PRIVATE KEY-----\n"),
@@ -88,13 +86,53 @@ async fn serve_signs_checkpoints_with_an_ecdsa_p256_key() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    let public_pem = std::fs::read_to_string(&vkey_path).expect("log.vkey");
+    let public_pem = std::fs::read_to_string(data.join("log.vkey")).expect("log.vkey");
     assert!(
         public_pem.starts_with("-----BEGIN PUBLIC KEY-----\n"),
         "{public_pem}"
     );
-    assert_eq!(String::from_utf8_lossy(&output.stdout), public_pem);
     let verifier = EcdsaP256Verifier::from_spki_pem(ORIGIN, &public_pem).expect("log.vkey");
+    (private, public_pem, verifier)
+}
+
+/// Logs an opaque entry and checks its receipt offline with `verifier`.
+async fn add_and_verify(client: &reqwest::Client, url: &str, verifier: &EcdsaP256Verifier) {
+    let response = client
+        .post(format!("{url}/add"))
+        .body("an entry")
+        .send()
+        .await
+        .expect("POST /add");
+    assert_eq!(response.status(), 200);
+    let receipt = Receipt::parse(&response.bytes().await.expect("body")).expect("receipt");
+    let policy = WitnessPolicy::new(Vec::new(), 0).expect("policy");
+    receipt
+        .verify(b"an entry", ORIGIN, verifier, &policy)
+        .expect("the receipt verifies with the ECDSA key");
+}
+
+/// The log's current checkpoint.
+async fn fetch_checkpoint(client: &reqwest::Client, url: &str) -> Vec<u8> {
+    client
+        .get(format!("{url}/checkpoint"))
+        .send()
+        .await
+        .expect("GET /checkpoint")
+        .bytes()
+        .await
+        .expect("checkpoint")
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_signs_checkpoints_with_an_ecdsa_p256_key() {
+    let data = data_dir();
+    let output = keygen("ecdsa-p256", ORIGIN, data.path());
+    assert!(output.status.success(), "{output:?}");
+    let key_path = data.path().join("log.key");
+    let vkey_path = data.path().join("log.vkey");
+    let (private, public_pem, verifier) = ecdsa_key_files(data.path());
+    assert_eq!(String::from_utf8_lossy(&output.stdout), public_pem);
 
     // keygen never replaces a key, whatever the algorithm asked for.
     for algorithm in ["ecdsa-p256", "ed25519"] {
@@ -121,18 +159,7 @@ async fn serve_signs_checkpoints_with_an_ecdsa_p256_key() {
     let client = reqwest::Client::new();
 
     // An opaque entry's receipt verifies offline with the PEM key.
-    let response = client
-        .post(format!("{}/add", server.url))
-        .body("an entry")
-        .send()
-        .await
-        .expect("POST /add");
-    assert_eq!(response.status(), 200);
-    let receipt = Receipt::parse(&response.bytes().await.expect("body")).expect("receipt");
-    let policy = WitnessPolicy::new(Vec::new(), 0).expect("policy");
-    receipt
-        .verify(b"an entry", ORIGIN, &verifier, &policy)
-        .expect("the receipt verifies with the ECDSA key");
+    add_and_verify(&client, &server.url, &verifier).await;
 
     // A Sigstore entry names the log by SHA-256 of the key's DER SPKI.
     let response = client
@@ -154,14 +181,7 @@ async fn serve_signs_checkpoints_with_an_ecdsa_p256_key() {
         .expect("the envelope verifies");
     assert_eq!(verified.len(), 1);
 
-    let checkpoint = client
-        .get(format!("{}/checkpoint", server.url))
-        .send()
-        .await
-        .expect("GET /checkpoint")
-        .bytes()
-        .await
-        .expect("checkpoint");
+    let checkpoint = fetch_checkpoint(&client, &server.url).await;
     assert!(checkpoint.starts_with(format!("{ORIGIN}\n2\n").as_bytes()));
 
     if python_has(&["cryptography"], "pip install cryptography") {
@@ -197,17 +217,11 @@ async fn serve_signs_checkpoints_with_an_ecdsa_p256_key() {
 
     // Restarted with its origin, the log goes on where it was.
     let server = Stele::start(data.path(), &["--origin", ORIGIN]);
-    let checkpoint = client
-        .get(format!("{}/checkpoint", server.url))
-        .send()
-        .await
-        .expect("GET /checkpoint")
-        .text()
-        .await
-        .expect("checkpoint");
+    let checkpoint = fetch_checkpoint(&client, &server.url).await;
     assert!(
-        checkpoint.starts_with(&format!("{ORIGIN}\n2\n")),
-        "{checkpoint}"
+        checkpoint.starts_with(format!("{ORIGIN}\n2\n").as_bytes()),
+        "{}",
+        String::from_utf8_lossy(&checkpoint)
     );
     assert!(
         server.stderr().contains("ecdsa-p256"),
@@ -234,41 +248,11 @@ async fn serve_creates_an_ecdsa_p256_key_on_first_start() {
         data.path(),
         &["--origin", ORIGIN, "--key-algorithm", "ecdsa-p256"],
     );
-    let private = std::fs::read_to_string(&key_path).expect("log.key");
-    assert!(
-        private.starts_with("-----BEGIN PRIVATE KEY-----\n"),
-        "{private}"
-    );
-    let mode = std::fs::metadata(&key_path)
-        .expect("metadata")
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600);
-    let vkey_path = data.path().join("log.vkey");
-    let public_pem = std::fs::read_to_string(&vkey_path).expect("log.vkey");
-    let verifier = EcdsaP256Verifier::from_spki_pem(ORIGIN, &public_pem).expect("log.vkey");
-
+    let (private, _, verifier) = ecdsa_key_files(data.path());
     let client = reqwest::Client::new();
-    let response = client
-        .post(format!("{}/add", server.url))
-        .body("an entry")
-        .send()
-        .await
-        .expect("POST /add");
-    assert_eq!(response.status(), 200);
-    let receipt = Receipt::parse(&response.bytes().await.expect("body")).expect("receipt");
-    let policy = WitnessPolicy::new(Vec::new(), 0).expect("policy");
-    receipt
-        .verify(b"an entry", ORIGIN, &verifier, &policy)
-        .expect("the receipt verifies with the created key");
-    let checkpoint = client
-        .get(format!("{}/checkpoint", server.url))
-        .send()
-        .await
-        .expect("GET /checkpoint")
-        .bytes()
-        .await
-        .expect("checkpoint");
+    add_and_verify(&client, &server.url, &verifier).await;
+    let checkpoint = fetch_checkpoint(&client, &server.url).await;
+    let vkey_path = data.path().join("log.vkey");
     if python_has(&["cryptography"], "pip install cryptography") {
         python_check(&checkpoint, &vkey_path, ORIGIN, None);
     }
