@@ -224,10 +224,12 @@ async fn serve_signs_checkpoints_with_an_ecdsa_p256_key() {
         String::from_utf8_lossy(&checkpoint)
     );
     assert!(
-        server.stderr().contains("ecdsa-p256"),
+        server.stderr().contains("algorithm=ecdsa-p256"),
         "{}",
         server.stderr()
     );
+    // Logs to a pipe are plain text, without terminal colour codes.
+    assert!(!server.stderr().contains('\x1b'), "{}", server.stderr());
     server.stop();
 }
 

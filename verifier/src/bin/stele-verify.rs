@@ -208,6 +208,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("STELE_VERIFY_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
