@@ -626,7 +626,7 @@ mod tests {
     }
 
     #[test]
-    fn key_algorithm_from_file_env_and_flag() {
+    fn key_algorithm_from_file_and_flag() {
         let config =
             Config::from_toml("key_algorithm = \"ecdsa-p256\"\norigin = \"example.com/log\"\n")
                 .expect("parses");

@@ -20,9 +20,9 @@ use stele_tiles::tile::Tile;
 use crate::error::Error;
 use crate::storage::Storage;
 
-/// Default size of the cache: 4096 full tiles, which covers every tile
-/// above level 0 of a log of 2^28 entries and the level-0 tiles of the
-/// latest million.
+/// Default size of the cache, 32 MiB: about 4,000 full tiles of 8 KiB. For
+/// a log of 2^26 entries that is all 1,029 tiles above level 0 and the
+/// level-0 tiles of the latest 770,000 entries.
 pub const DEFAULT_CAPACITY_BYTES: u64 = 32 << 20;
 
 /// Bytes a cached tile is counted for: its hashes and the map's overhead.
