@@ -15,7 +15,7 @@ use std::sync::Arc;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use stele_tiles::Hash;
-use stele_tiles::tile::Tile;
+use stele_tiles::tile::{TILE_WIDTH, Tile};
 
 use crate::error::Error;
 use crate::storage::Storage;
@@ -25,13 +25,19 @@ use crate::storage::Storage;
 /// level-0 tiles of the latest 770,000 entries.
 pub const DEFAULT_CAPACITY_BYTES: u64 = 32 << 20;
 
-/// Bytes a cached tile is counted for: its hashes and the map's overhead.
+/// Bytes a cached tile of `hashes` hashes is counted for: the hashes and
+/// the map's overhead.
+fn tile_bytes(hashes: usize) -> u64 {
+    (hashes * std::mem::size_of::<Hash>() + 96) as u64
+}
+
+/// Weighs cached tiles by [`tile_bytes`].
 #[derive(Clone, Copy, Debug, Default)]
 struct TileBytes;
 
 impl Weighter<Tile, Arc<[Hash]>> for TileBytes {
     fn weight(&self, _tile: &Tile, hashes: &Arc<[Hash]>) -> u64 {
-        (hashes.len() * std::mem::size_of::<Hash>() + 96) as u64
+        tile_bytes(hashes.len())
     }
 }
 
@@ -63,11 +69,7 @@ impl TileCache {
         if capacity_bytes == 0 {
             return TileCache { tiles: None };
         }
-        let full_tile = TileBytes.weight(
-            &Tile::hashes(0, 0, 1),
-            &Arc::from(vec![Hash::EMPTY; 256].as_slice()),
-        );
-        let items = (capacity_bytes / full_tile).max(1) as usize;
+        let items = (capacity_bytes / tile_bytes(TILE_WIDTH as usize)).max(1) as usize;
         TileCache {
             tiles: Some(Arc::new(Tiles::with_weighter(
                 items,
