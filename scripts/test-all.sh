@@ -20,18 +20,34 @@ export PATH
 # Everything the tests need was just installed: a test that would skip for
 # want of a tool fails instead.
 export CI="${CI:-true}"
+# Incremental caches only pay off on the next edit-and-rebuild; for a run of
+# the whole suite they roughly double what target/ holds.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
+# disk_report STAGE: what the build has taken so far and what is left, so a
+# run that fills the disk says where.
+disk_report() {
+    local used
+    used="$(du -sh "${CARGO_TARGET_DIR:-$root/target}" 2>/dev/null | cut -f1 || true)"
+    echo "-- disk after $1: target ${used:-0}, $(df -h --output=avail "$root" | tail -n 1 | tr -d ' ') free"
+}
+disk_report "installing the test tools"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+disk_report clippy
 echo "== cargo build (binaries: the end-to-end tests run the real stele)"
 cargo build --workspace --bins --locked
 # Tests that drive the real sequencer find it here, and never skip.
 export STELE_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/stele"
 test -x "$STELE_BIN"
+disk_report "the build"
 echo "== cargo test"
 cargo test --workspace --locked
+disk_report "the tests"
 echo "== fuzz smoke run"
 scripts/fuzz-smoke.sh "${STELE_FUZZ_SECONDS:-10}"
+disk_report "the fuzz run"
 echo "== all checks passed"
