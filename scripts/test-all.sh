@@ -38,8 +38,11 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 disk_report clippy
-echo "== cargo build (binaries: the end-to-end tests run the real stele)"
-cargo build --workspace --bins --locked
+# One build of the tests and the binaries they run: `cargo test` builds each
+# package's binaries for its integration tests, with the same features as
+# the tests, so a separate `cargo build` would only build everything twice.
+echo "== cargo test --no-run (the tests, and the binaries the end-to-end tests run)"
+cargo test --workspace --locked --no-run
 # Tests that drive the real sequencer find it here, and never skip.
 export STELE_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/stele"
 test -x "$STELE_BIN"

@@ -58,3 +58,16 @@ impl Error {
         }
     }
 }
+
+/// An error and its sources on one line: the SDK's and hyper's errors hide
+/// what went wrong ("connection refused", "dns error") several sources down.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

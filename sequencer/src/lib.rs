@@ -16,5 +16,5 @@ pub mod storage;
 pub mod tilecache;
 pub mod witness;
 
-pub use error::Error;
+pub use error::{Error, error_chain};
 pub use log::{Accepted, Log, LogConfig, Published, Sequencer, SubmitError};

@@ -960,7 +960,7 @@ fn s3_backend_serves_only_the_submission_api() {
             "10ms",
         ],
         &[
-            ("AWS_ACCESS_KEY_ID", "stele-test"),
+            ("AWS_ACCESS_KEY_ID", common::seaweed::ACCESS_KEY_ID),
             ("AWS_SECRET_ACCESS_KEY", &weed.secret_access_key),
         ],
     );
@@ -983,9 +983,11 @@ fn s3_backend_serves_only_the_submission_api() {
         .expect("runtime");
     let (checkpoint, tile) = runtime.block_on(async {
         use stele_sequencer::storage::{Key, Storage};
-        let store =
-            stele_sequencer::storage::s3::S3Storage::connect(weed.config(&format!("{prefix}/")))
-                .await;
+        let store = stele_sequencer::storage::s3::S3Storage::connect(common::seaweed::config(
+            weed,
+            &format!("{prefix}/"),
+        ))
+        .await;
         let get = |path: &'static str| {
             let store = store.clone();
             async move {

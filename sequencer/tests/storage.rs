@@ -84,7 +84,7 @@ macro_rules! contract_suite {
 async fn s3_fixture() -> Option<Fixture> {
     let server = common::seaweed::shared()?;
     Some(Fixture {
-        store: Arc::new(server.fresh_store("contract").await),
+        store: Arc::new(common::seaweed::fresh_store(server, "contract").await),
         _keep: Box::new(()),
     })
 }
@@ -445,7 +445,7 @@ mod s3_backend {
         let Some(server) = common::seaweed::shared() else {
             return;
         };
-        let store = server.fresh_store("check").await;
+        let store = common::seaweed::fresh_store(server, "check").await;
         store
             .check_conditional_writes()
             .await
@@ -462,7 +462,7 @@ mod s3_backend {
         let Some(server) = common::seaweed::shared() else {
             return;
         };
-        let store = server.fresh_store("headers").await;
+        let store = common::seaweed::fresh_store(server, "headers").await;
         let client = raw_client(store.config()).await;
         let cases = [
             (
@@ -516,8 +516,8 @@ mod s3_backend {
         let Some(server) = common::seaweed::shared() else {
             return;
         };
-        let first = server.fresh_store("scope").await;
-        let second = server.fresh_store("scope").await;
+        let first = common::seaweed::fresh_store(server, "scope").await;
+        let second = common::seaweed::fresh_store(server, "scope").await;
         first
             .put(
                 &key("checkpoint"),
@@ -571,7 +571,7 @@ mod s3_backend {
         };
         for round in 0..3 {
             let store: Arc<dyn Storage> =
-                Arc::new(server.fresh_store(&format!("race-{round}")).await);
+                Arc::new(common::seaweed::fresh_store(server, &format!("race-{round}")).await);
             contract::create_only_race_has_one_winner(Arc::clone(&store)).await;
             contract::if_match_race_has_one_winner(store).await;
         }

@@ -14,6 +14,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use stele_sequencer::error_chain;
 
 /// Header with the index of the logged entry (set by `POST /add`).
 pub const X_LOG_INDEX: &str = "x-log-index";
@@ -221,19 +222,6 @@ impl Client {
             }),
         }
     }
-}
-
-/// An error and its sources on one line ("connection refused" hides
-/// several levels down in hyper's errors).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Checks that `url` is `http://` on a loopback address: the load generator

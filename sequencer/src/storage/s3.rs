@@ -22,6 +22,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::error_chain;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -549,16 +550,4 @@ impl<E> HasStatus for SdkError<E, aws_sdk_s3::config::http::HttpResponse> {
         self.raw_response()
             .map(|response| response.status().as_u16())
     }
-}
-
-/// An error and its sources on one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
