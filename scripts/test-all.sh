@@ -24,12 +24,14 @@ export CI="${CI:-true}"
 # the whole suite they roughly double what target/ holds.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
-# disk_report STAGE: what the build has taken so far and what is left, so a
-# run that fills the disk says where.
+# disk_report STAGE: the time and the disk the run has taken so far, so a
+# run that is slow or fills the disk says where.
 disk_report() {
-    local used
+    local used fuzz_used
     used="$(du -sh "${CARGO_TARGET_DIR:-$root/target}" 2>/dev/null | cut -f1 || true)"
-    echo "-- disk after $1: target ${used:-0}, $(df -h --output=avail "$root" | tail -n 1 | tr -d ' ') free"
+    fuzz_used="$(du -sh "$root/fuzz/target" 2>/dev/null | cut -f1 || true)"
+    echo "-- after $1: ${SECONDS}s, target ${used:-0}, fuzz/target ${fuzz_used:-0}," \
+        "$(df -h --output=avail "$root" | tail -n 1 | tr -d ' ') free"
 }
 disk_report "installing the test tools"
 
