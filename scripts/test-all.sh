@@ -21,7 +21,7 @@ export PATH
 # want of a tool fails instead.
 export CI="${CI:-true}"
 # Incremental caches only pay off on the next edit-and-rebuild; for a run of
-# the whole suite they roughly double what target/ holds.
+# the whole suite they are disk and time spent for nothing.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 # disk_report STAGE: the time and the disk the run has taken so far, so a
@@ -53,7 +53,7 @@ echo "== cargo test"
 cargo test --workspace --locked
 disk_report "the tests"
 # The fuzz build (its own target folder, sanitizer flags) takes about
-# 2.5 GB more. The test build is not needed again by this run, so on a
+# 2.3 GB more. The test build is not needed again by this run, so on a
 # short disk it goes first rather than the run failing for want of space.
 free_kib="$(df -k --output=avail "$root" | tail -n 1 | tr -d ' ')"
 if [[ "$free_kib" -lt $((4 * 1024 * 1024)) ]]; then
