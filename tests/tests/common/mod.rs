@@ -4,7 +4,9 @@
 #![allow(dead_code, unreachable_pub)] // each test binary uses a subset
 
 pub mod nginx;
-pub mod seaweed;
+/// The SeaweedFS server: an admin identity for `stele serve`, anonymous
+/// reads of the bucket for the readers.
+pub use stele_testkit::seaweed;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
