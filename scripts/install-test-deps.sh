@@ -142,6 +142,25 @@ install_infra_linters() {
     PATH="$(python_scripts_dir):$PATH" shellcheck --version | sed -n 2p
 }
 
+# The checkov release tests/tests/infra.rs runs, and where it lives.
+CHECKOV_VERSION=3.3.30
+CHECKOV_VENV=/opt/checkov
+
+# install_checkov: checkov, the security scanner tests/tests/infra.rs runs on
+# the CloudFormation template. It pins dozens of packages (boto3 among them)
+# that would clash with what else pip installed, so it gets a virtualenv of
+# its own, linked into /usr/local/bin. Pinned, so that a new release's new
+# checks do not fail the suite unannounced.
+install_checkov() {
+    if ! "$CHECKOV_VENV/bin/checkov" --version 2>/dev/null | grep -qx "$CHECKOV_VERSION"; then
+        echo "install-test-deps: installing checkov==$CHECKOV_VERSION from PyPI into $CHECKOV_VENV"
+        python3 -m venv "$CHECKOV_VENV"
+        "$CHECKOV_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+    fi
+    ln -sf "$CHECKOV_VENV/bin/checkov" /usr/local/bin/checkov
+    echo "checkov $("$CHECKOV_VENV/bin/checkov" --version)"
+}
+
 # install_rust_components: rustfmt and clippy for the lint steps.
 install_rust_components() {
     if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
@@ -158,6 +177,7 @@ main() {
     install_nginx
     install_sigstore_python
     install_infra_linters
+    install_checkov
 }
 
 main "$@"

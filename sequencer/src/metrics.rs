@@ -26,6 +26,14 @@ pub struct Metrics {
     pub pool_depth: IntGauge,
     /// Size of the last published tree.
     pub tree_size: IntGauge,
+    /// Bytes of entries waiting to be sequenced or being committed.
+    pub pool_bytes: IntGauge,
+    /// 1 while storage is failing and submissions are refused, else 0.
+    pub degraded: IntGauge,
+    /// Failed batches and recovery attempts, by kind of storage fault
+    /// (`disk_full`, `read_only`, `descriptors`, `permission`, `io`,
+    /// `transient`, `witnesses`).
+    pub storage_faults: IntCounterVec,
 }
 
 impl Metrics {
@@ -75,6 +83,24 @@ impl Metrics {
             .expect("static metric definition");
         let tree_size = IntGauge::new("tree_size", "Size of the last published tree")
             .expect("static metric definition");
+        let pool_bytes = IntGauge::new(
+            "pool_bytes",
+            "Bytes of entries waiting to be sequenced or being committed",
+        )
+        .expect("static metric definition");
+        let degraded = IntGauge::new(
+            "degraded",
+            "1 while storage is failing and submissions are refused",
+        )
+        .expect("static metric definition");
+        let storage_faults = IntCounterVec::new(
+            Opts::new(
+                "storage_faults_total",
+                "Failed batches and recovery attempts by kind of fault",
+            ),
+            &["kind"],
+        )
+        .expect("static metric definition");
         for collector in [
             Box::new(batch_size.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(batch_phase_seconds.clone()),
@@ -84,6 +110,9 @@ impl Metrics {
             Box::new(submissions.clone()),
             Box::new(pool_depth.clone()),
             Box::new(tree_size.clone()),
+            Box::new(pool_bytes.clone()),
+            Box::new(degraded.clone()),
+            Box::new(storage_faults.clone()),
         ] {
             // Names are distinct and static, so registration cannot fail.
             let _ = registry.register(collector);
@@ -98,6 +127,9 @@ impl Metrics {
             submissions,
             pool_depth,
             tree_size,
+            pool_bytes,
+            degraded,
+            storage_faults,
         }
     }
 

@@ -347,8 +347,26 @@ pub enum StorageError {
 
 impl StorageError {
     /// Whether repeating the operation later may succeed.
+    ///
+    /// Local I/O errors are: a full disk, a folder remounted read-only, a
+    /// process out of file descriptors, a permission an operator changed.
+    /// They are faults of the host, not of the log, and the operator (or
+    /// the kernel) can clear them; the sequencer keeps serving reads and
+    /// retries through its recovery path, which re-reads every byte it
+    /// relies on, so a retry after such a fault can never publish twice.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Transient { .. })
+        matches!(self, Self::Transient { .. } | Self::Io { .. })
+    }
+
+    /// A short name for the kind of fault, for metrics labels and the
+    /// submitters' 503: `disk_full`, `read_only`, `descriptors`,
+    /// `permission`, `io`, `transient` or `fatal`.
+    pub fn fault_kind(&self) -> &'static str {
+        match self {
+            Self::Io { source, .. } => io_fault_kind(source),
+            Self::Transient { .. } => "transient",
+            _ => "fatal",
+        }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
@@ -367,9 +385,51 @@ impl StorageError {
     }
 }
 
+/// The kind of a local I/O fault, from its OS error code where it has one
+/// (Linux numbering, which `std` exposes through `ErrorKind` only in part).
+pub fn io_fault_kind(err: &std::io::Error) -> &'static str {
+    match err.raw_os_error() {
+        Some(28) | Some(122) => "disk_full", // ENOSPC, EDQUOT
+        Some(30) => "read_only",             // EROFS
+        Some(23) | Some(24) => "descriptors", // ENFILE, EMFILE
+        Some(1) | Some(13) => "permission",  // EPERM, EACCES
+        _ => match err.kind() {
+            std::io::ErrorKind::StorageFull => "disk_full",
+            std::io::ErrorKind::ReadOnlyFilesystem => "read_only",
+            std::io::ErrorKind::PermissionDenied => "permission",
+            _ => "io",
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_faults_are_retried_and_named() {
+        let io = |code: i32| StorageError::io("/x", std::io::Error::from_raw_os_error(code));
+        for (code, kind) in [
+            (28, "disk_full"),
+            (122, "disk_full"),
+            (30, "read_only"),
+            (24, "descriptors"),
+            (23, "descriptors"),
+            (13, "permission"),
+            (5, "io"),
+        ] {
+            let err = io(code);
+            assert!(err.is_retryable(), "{err}");
+            assert_eq!(err.fault_kind(), kind, "{err}");
+        }
+        let conflict = StorageError::Conflict {
+            key: Key::new("checkpoint").expect("key"),
+            existing_sha256: String::new(),
+            attempted_sha256: String::new(),
+        };
+        assert!(!conflict.is_retryable());
+        assert_eq!(conflict.fault_kind(), "fatal");
+    }
 
     #[test]
     fn accepts_log_paths() {
