@@ -1,6 +1,9 @@
 //! The deployment files under `infra/`, checked without a cloud account:
 //!
-//! - the CloudFormation templates pass `cfn-lint`;
+//! - the CloudFormation templates pass `cfn-lint`, and `checkov` (a
+//!   security scanner) finds nothing it does not report as skipped, each
+//!   skip with its reason in the template and listed in
+//!   `infra/aws/README.md`;
 //! - all YAML there passes `yamllint` (strict), the shell scripts
 //!   `shellcheck`;
 //! - the CDN template, rendered, passes `nginx -t`;
@@ -107,11 +110,7 @@ fn cloudformation_templates_pass_cfn_lint() {
     let Some(cfn_lint) = tool("cfn-lint", &[]) else {
         return;
     };
-    let templates = with_extension(&["yaml", "yml", "json"])
-        .into_iter()
-        .filter(|path| path.parent() == Some(infra().join("aws").as_path()))
-        .collect::<Vec<_>>();
-    assert!(!templates.is_empty(), "no templates in infra/aws");
+    let templates = cloudformation_templates();
 
     // A resource property of the wrong type must be reported.
     let folder = tempfile::tempdir().expect("temp folder");
@@ -135,6 +134,168 @@ fn cloudformation_templates_pass_cfn_lint() {
         output.status.success(),
         "cfn-lint {templates:?}: {}",
         describe(&output)
+    );
+}
+
+/// The CloudFormation templates in `infra/aws`.
+fn cloudformation_templates() -> Vec<PathBuf> {
+    let templates = with_extension(&["yaml", "yml", "json"])
+        .into_iter()
+        .filter(|path| path.parent() == Some(infra().join("aws").as_path()))
+        .collect::<Vec<_>>();
+    assert!(!templates.is_empty(), "no templates in infra/aws");
+    templates
+}
+
+/// What checkov reported on some templates.
+struct CheckovReport {
+    success: bool,
+    passed: u64,
+    resources: u64,
+    /// `check id on resource`, for each failed check.
+    failed: Vec<String>,
+    /// `(check id, resource, reason)`, for each skipped check.
+    skipped: Vec<(String, String, String)>,
+}
+
+/// Runs checkov's CloudFormation checks on `templates` offline
+/// (`--skip-download`: no guidelines or policies fetched from the vendor).
+fn checkov_report(checkov: &Path, templates: &[PathBuf]) -> CheckovReport {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "--framework".as_ref(),
+        "cloudformation".as_ref(),
+        "--skip-download".as_ref(),
+        "--output".as_ref(),
+        "json".as_ref(),
+    ];
+    for template in templates {
+        args.push("--file".as_ref());
+        args.push(template.as_os_str());
+    }
+    let output = run(checkov, &args);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|err| panic!("checkov's JSON report: {err}\n{}", describe(&output)));
+    let summary = &report["summary"];
+    let count = |name: &str| {
+        summary[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("checkov's summary has no {name}: {summary}"))
+    };
+    assert_eq!(
+        count("parsing_errors"),
+        0,
+        "checkov could not parse a template: {}",
+        describe(&output)
+    );
+    let checks = |kind: &str| {
+        report["results"][kind]
+            .as_array()
+            .unwrap_or_else(|| panic!("checkov's report has no {kind}"))
+            .clone()
+    };
+    let text = |check: &serde_json::Value, field: &str| {
+        check[field].as_str().unwrap_or_default().to_owned()
+    };
+    let failed = checks("failed_checks")
+        .iter()
+        .map(|check| {
+            format!(
+                "{} ({}) on {}",
+                text(check, "check_id"),
+                text(check, "check_name"),
+                text(check, "resource")
+            )
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(failed.len() as u64, count("failed"), "checkov's summary");
+    let skipped = checks("skipped_checks")
+        .iter()
+        .map(|check| {
+            (
+                text(check, "check_id"),
+                text(check, "resource"),
+                check["check_result"]["suppress_comment"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    CheckovReport {
+        success: output.status.success(),
+        passed: count("passed"),
+        resources: count("resource_count"),
+        failed,
+        skipped,
+    }
+}
+
+#[test]
+fn cloudformation_templates_pass_checkov() {
+    let Some(checkov) = tool("checkov", &["/opt/checkov/bin/checkov"]) else {
+        return;
+    };
+
+    // checkov looks: a bare bucket, and a function with a plain
+    // environment, fail its checks (encryption, versioning, logging...).
+    let folder = tempfile::tempdir().expect("temp folder");
+    let insecure = folder.path().join("insecure.yaml");
+    std::fs::write(
+        &insecure,
+        "Resources:\n  Bucket:\n    Type: AWS::S3::Bucket\n  Function:\n    \
+         Type: AWS::Lambda::Function\n    Properties:\n      Runtime: provided.al2023\n      \
+         Handler: bootstrap\n      Role: arn:aws:iam::123456789012:role/example\n      \
+         Code:\n        ZipFile: example\n      Environment:\n        Variables:\n          \
+         SECRET_NAME: example\n",
+    )
+    .expect("write an insecure template");
+    let report = checkov_report(&checkov, std::slice::from_ref(&insecure));
+    assert!(
+        !report.success,
+        "checkov succeeded with failed checks: {:?}",
+        report.failed
+    );
+    for expected in ["CKV_AWS_18 ", "CKV_AWS_21 ", "CKV_AWS_173 "] {
+        assert!(
+            report
+                .failed
+                .iter()
+                .any(|failed| failed.starts_with(expected)),
+            "checkov missed {expected}on the insecure template: {:?}",
+            report.failed
+        );
+    }
+
+    let templates = cloudformation_templates();
+    let report = checkov_report(&checkov, &templates);
+    assert!(
+        report.failed.is_empty() && report.success,
+        "checkov's failed checks on {templates:?}:\n{}",
+        report.failed.join("\n")
+    );
+    assert!(
+        report.resources > 0 && report.passed > 0,
+        "checkov checked nothing in {templates:?}"
+    );
+
+    // A skipped check is a decision: it carries its reason in the
+    // template, and the README lists it.
+    let readme = std::fs::read_to_string(infra().join("aws/README.md")).expect("the README");
+    for (check, resource, reason) in &report.skipped {
+        assert!(
+            !reason.trim().is_empty() && reason != "No comment provided",
+            "{check} is skipped on {resource} without a reason"
+        );
+        assert!(
+            readme.contains(&format!("`{check}`")),
+            "{check} is skipped on {resource} ({reason}), but infra/aws/README.md does not list it"
+        );
+    }
+    eprintln!(
+        "checkov: {} passed, {} failed, {} skipped",
+        report.passed,
+        report.failed.len(),
+        report.skipped.len()
     );
 }
 
