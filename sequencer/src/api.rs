@@ -73,7 +73,7 @@ pub const X_LOG_DUPLICATE: HeaderName = HeaderName::from_static("x-log-duplicate
 const OVERSIZE_DRAIN_LIMIT: usize = 256 * 1024;
 /// Connections answered "too many connections" at once; beyond this they are
 /// closed without a word.
-const MAX_REFUSALS: usize = 64;
+pub const MAX_REFUSALS: usize = 64;
 /// Seconds a client turned away for a full pool or a shutdown should wait.
 const RETRY_AFTER_UNAVAILABLE: u64 = 1;
 
@@ -96,7 +96,24 @@ pub struct ApiConfig {
     pub request_timeout: Duration,
     /// Longest wait for open connections at shutdown.
     pub shutdown_timeout: Duration,
+    /// Most bytes of submission bodies being read at once, over all
+    /// connections; beyond it a submission gets 503 with `Retry-After`
+    /// before its body is read. With [`crate::log::LogConfig::pool_bytes`]
+    /// it bounds in bytes the memory that submitters can make the process
+    /// hold.
+    pub max_body_bytes: usize,
 }
+
+/// Default of [`ApiConfig::max_body_bytes`]: 32 MiB, room for 512 bodies of
+/// the largest opaque entry (64 KiB) or 256 of the largest Rekor v2 request
+/// (128 KiB) being read at once.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
+
+/// Most bytes hyper buffers per connection (and so the largest request
+/// head). Its default, about 400 KiB, times a thousand connections is
+/// memory an attacker gets for free; bodies are streamed in frames, so a
+/// small buffer costs only a few more reads.
+const MAX_CONNECTION_BUFFER: usize = 16 * 1024;
 
 /// What a request is for, once its path and method are known to be valid.
 ///
@@ -272,7 +289,7 @@ impl From<BodyError> for ApiError {
                 StatusCode::REQUEST_TIMEOUT,
                 format!(
                     "the body did not arrive within {}",
-                    humantime::format_duration(after)
+                    crate::ratelog::human_duration(after)
                 ),
             )
             .closing(),
@@ -371,6 +388,8 @@ pub struct Api {
     shutting_down: AtomicBool,
     /// The Rekor v2 API, when served.
     sigstore: Option<SigstoreConfig>,
+    /// Bytes of submission bodies that may still be read at once.
+    body_bytes: Arc<Semaphore>,
 }
 
 impl Api {
@@ -389,9 +408,10 @@ impl Api {
         Arc::new(Api {
             log,
             metrics,
-            config,
             sequencer_running: AtomicBool::new(true),
             shutting_down: AtomicBool::new(false),
+            body_bytes: Arc::new(Semaphore::new(config.max_body_bytes)),
+            config,
             sigstore,
         })
     }
@@ -467,7 +487,14 @@ impl Api {
         if self.shutting_down.load(Ordering::Relaxed) {
             return Err(ApiError::unavailable("shutting down", 1));
         }
-        Ok(text_response(StatusCode::OK, Bytes::from_static(b"ok\n")))
+        // Degraded is still healthy: the process serves reads and answers
+        // duplicates, and restarting it would not clear a full disk; the
+        // body and `/metrics` (`stele_degraded`) say why entries wait.
+        let body = match self.log.fault() {
+            Some(reason) => format!("degraded: not taking new entries: {reason}\n"),
+            None => "ok\n".to_owned(),
+        };
+        Ok(text_response(StatusCode::OK, Bytes::from(body)))
     }
 
     /// A public object of the log, with the headers a CDN would see.
@@ -525,8 +552,8 @@ impl Api {
                     .closing());
                 }
             }
-            let entry = self.read_body(request).await?;
-            self.submit(entry.to_vec()).await
+            let entry = Vec::from(self.read_body(request).await?);
+            self.submit(entry).await
         })
         .await
     }
@@ -562,12 +589,44 @@ impl Api {
             Some(0) => return Err(empty_body()),
             _ => {}
         }
+        let _reserved = self.reserve_body(request.headers(), limit)?;
         let deadline = Instant::now() + self.config.body_timeout;
         let body = read_limited(request.into_body(), limit, deadline).await?;
         if body.is_empty() {
             return Err(empty_body());
         }
         Ok(body)
+    }
+
+    /// Reserves room for a body of at most `limit` bytes (its
+    /// `Content-Length`, or `limit` for a chunked one) among the bodies
+    /// being read; the reservation lasts while the returned permit lives.
+    /// With no room left: 503 with `Retry-After`, before reading anything.
+    fn reserve_body(
+        &self,
+        headers: &HeaderMap,
+        limit: usize,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        let size =
+            content_length(headers).map_or(limit, |length| length.min(limit as u64) as usize);
+        let permits = u32::try_from(size.max(1)).unwrap_or(u32::MAX);
+        self.body_bytes
+            .clone()
+            .try_acquire_many_owned(permits)
+            .map_err(|_| {
+                self.metrics
+                    .submissions
+                    .with_label_values(&["bodies_full"])
+                    .inc();
+                ApiError::unavailable(
+                    format!(
+                        "the log is reading {} bytes of other submissions' bodies; retry later",
+                        self.config.max_body_bytes - self.body_bytes.available_permits()
+                    ),
+                    RETRY_AFTER_UNAVAILABLE,
+                )
+                .closing()
+            })
     }
 
     /// Submits canonical entry bytes and answers with the receipt once the
@@ -607,11 +666,16 @@ impl Api {
         }
         self.counting_rejections(async {
             let format = rekor_v2_preflight(request.headers(), request.uri().query())?;
-            let deadline = Instant::now() + self.config.body_timeout;
-            let body =
-                read_limited(request.into_body(), sigstore::MAX_REQUEST_SIZE, deadline).await?;
-            let validated = sigstore::validate(&body).map_err(validation_error)?;
-            self.log_rekor_v2(format, validated.entry).await
+            // The request is dropped once its entry is out: only the
+            // entry waits in the pool, counted there.
+            let entry = {
+                let _reserved = self.reserve_body(request.headers(), sigstore::MAX_REQUEST_SIZE)?;
+                let deadline = Instant::now() + self.config.body_timeout;
+                let body =
+                    read_limited(request.into_body(), sigstore::MAX_REQUEST_SIZE, deadline).await?;
+                sigstore::validate(&body).map_err(validation_error)?.entry
+            };
+            self.log_rekor_v2(format, entry).await
         })
         .await
     }
@@ -762,6 +826,10 @@ fn submit_error(err: SubmitError) -> ApiError {
         SubmitError::ShuttingDown => {
             ApiError::unavailable(err.to_string(), RETRY_AFTER_UNAVAILABLE)
         }
+        // Logged once per fault by the sequencer, not once per submitter.
+        SubmitError::Degraded { retry_after, .. } => {
+            ApiError::unavailable(err.to_string(), retry_after.as_secs().max(1))
+        }
         SubmitError::Unavailable(_) => {
             warn!(%err, "submission failed");
             ApiError::unavailable(err.to_string(), RETRY_AFTER_UNAVAILABLE)
@@ -782,6 +850,11 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         request: Request<hyper::body::Incoming>,
     ) -> impl Future<Output = Response<ResponseBody>> + Send;
+    /// The `/healthz` answer (status and text), for a probe that arrives
+    /// when every connection is taken; `None` where there is no `/healthz`.
+    fn health_probe(&self) -> Option<(StatusCode, String)> {
+        None
+    }
 }
 
 impl Handler for Api {
@@ -794,6 +867,19 @@ impl Handler for Api {
         request: Request<hyper::body::Incoming>,
     ) -> impl Future<Output = Response<ResponseBody>> + Send {
         self.handle(request)
+    }
+
+    fn health_probe(&self) -> Option<(StatusCode, String)> {
+        Some(match self.healthz() {
+            Ok(_) => (
+                StatusCode::OK,
+                match self.log.fault() {
+                    Some(reason) => format!("degraded: not taking new entries: {reason}\n"),
+                    None => "ok\n".to_owned(),
+                },
+            ),
+            Err(err) => (err.status, format!("{}\n", err.message)),
+        })
     }
 }
 
@@ -813,6 +899,7 @@ pub async fn serve<H: Handler>(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        .max_buf_size(MAX_CONNECTION_BUFFER)
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {
@@ -830,8 +917,9 @@ pub async fn serve<H: Handler>(
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             if let Ok(refusal) = refusals.clone().try_acquire_owned() {
+                let health = api.health_probe();
                 tokio::spawn(async move {
-                    refuse(stream).await;
+                    refuse(stream, health).await;
                     drop(refusal);
                 });
             }
@@ -870,24 +958,77 @@ pub async fn serve<H: Handler>(
     }
 }
 
-/// Answers a connection over the limit with 503 and closes it, reading
-/// (and discarding) what the client sends for a moment so that it sees the
-/// answer rather than a reset.
-async fn refuse(mut stream: TcpStream) {
-    const ANSWER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+/// Answers a connection over the limit and closes it: a `/healthz` probe
+/// gets the health answer (`health`), so that an orchestrator does not
+/// restart a healthy log whose connections a slow client holds; anything
+/// else gets 503. What the client sends is read (and discarded) for a
+/// moment so that it sees the answer rather than a reset.
+async fn refuse(mut stream: TcpStream, health: Option<(StatusCode, String)>) {
+    const TOO_MANY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
         content-type: text/plain; charset=utf-8\r\n\
         retry-after: 1\r\n\
         connection: close\r\n\
         content-length: 21\r\n\r\n\
         too many connections\n";
     let linger = async {
-        stream.write_all(ANSWER).await?;
+        let mut head = [0u8; 64];
+        let mut filled = 0;
+        // Enough of the request line to tell a probe; a client that sends
+        // nothing for a while gets the 503.
+        let _ = tokio::time::timeout(PROBE_WAIT, async {
+            while filled < head.len() && !head[..filled].contains(&b'\n') {
+                match stream.read(&mut head[filled..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => filled += read,
+                }
+            }
+        })
+        .await;
+        let answer = match (&health, probe_method(&head[..filled])) {
+            (Some((status, text)), Some(head_only)) => {
+                let mut answer = format!(
+                    "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\n\
+                     connection: close\r\ncontent-length: {}\r\n\r\n",
+                    status.as_u16(),
+                    status.canonical_reason().unwrap_or(""),
+                    text.len()
+                )
+                .into_bytes();
+                if !head_only {
+                    answer.extend_from_slice(text.as_bytes());
+                }
+                answer
+            }
+            _ => TOO_MANY.to_vec(),
+        };
+        stream.write_all(&answer).await?;
         stream.shutdown().await?;
         let mut sink = [0u8; 4096];
         while stream.read(&mut sink).await? > 0 {}
         Ok::<_, std::io::Error>(())
     };
-    let _ = tokio::time::timeout(Duration::from_secs(1), linger).await;
+    let _ = tokio::time::timeout(PROBE_WAIT + Duration::from_secs(1), linger).await;
+}
+
+/// How long a refused connection may take to send its request line.
+const PROBE_WAIT: Duration = Duration::from_millis(500);
+
+/// Whether a request line is a health probe: `Some(true)` for `HEAD
+/// /healthz`, `Some(false)` for `GET /healthz`, else `None`.
+fn probe_method(line: &[u8]) -> Option<bool> {
+    let line = line.split(|&byte| byte == b'\r' || byte == b'\n').next()?;
+    let mut parts = line.split(|&byte| byte == b' ');
+    let method = parts.next()?;
+    let path = parts.next()?;
+    let version = parts.next()?;
+    if path != b"/healthz" || !version.starts_with(b"HTTP/1.") || parts.next().is_some() {
+        return None;
+    }
+    match method {
+        b"GET" => Some(false),
+        b"HEAD" => Some(true),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -904,6 +1045,31 @@ mod tests {
             body_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(1),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+
+    #[test]
+    fn health_probes_are_told_from_other_requests() {
+        assert_eq!(
+            probe_method(b"GET /healthz HTTP/1.1\r\nhost: x\r\n"),
+            Some(false)
+        );
+        assert_eq!(probe_method(b"HEAD /healthz HTTP/1.0\r\n"), Some(true));
+        for other in [
+            &b"POST /healthz HTTP/1.1\r\n"[..],
+            b"GET /healthz?x HTTP/1.1\r\n",
+            b"GET /checkpoint HTTP/1.1\r\n",
+            b"GET /healthz",
+            b"GET /healthz HTTP/1.1 extra\r\n",
+            b"",
+        ] {
+            assert_eq!(
+                probe_method(other),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(other)
+            );
         }
     }
 

@@ -55,6 +55,12 @@ pub struct Config {
     /// Most entries waiting to be sequenced; beyond it `POST /add` answers
     /// 503 with `Retry-After`.
     pub pool_size: usize,
+    /// Most bytes of entries waiting to be sequenced or being committed;
+    /// beyond it submissions get 503 with `Retry-After`.
+    pub pool_bytes: usize,
+    /// Most bytes of submission bodies being read at once; beyond it a
+    /// submission gets 503 with `Retry-After` before its body is read.
+    pub max_body_bytes: usize,
     /// Largest body `POST /add` accepts, at most 65535 (an entry bundle's
     /// uint16 length prefix).
     pub max_entry_size: usize,
@@ -132,6 +138,8 @@ impl Default for Config {
             max_batch: log.max_batch,
             batch_interval: log.batch_interval,
             pool_size: log.pool_size,
+            pool_bytes: log.pool_bytes,
+            max_body_bytes: crate::api::DEFAULT_MAX_BODY_BYTES,
             max_entry_size: MAX_ENTRY_SIZE,
             no_opaque: false,
             no_sigstore: false,
@@ -211,6 +219,21 @@ impl Config {
         ] {
             if value == 0 {
                 return bad(option, "must be at least 1".into());
+            }
+        }
+        for (option, value, least) in [
+            ("pool_bytes", self.pool_bytes, MAX_ENTRY_SIZE),
+            (
+                "max_body_bytes",
+                self.max_body_bytes,
+                crate::sigstore::MAX_REQUEST_SIZE,
+            ),
+        ] {
+            if value < least {
+                return bad(
+                    option,
+                    format!("{value} is less than {least}, the largest body it must hold"),
+                );
             }
         }
         if self.batch_interval < Duration::from_millis(1)
@@ -332,6 +355,7 @@ impl Config {
             max_batch: self.max_batch,
             batch_interval: self.batch_interval,
             pool_size: self.pool_size,
+            pool_bytes: self.pool_bytes,
             delete_partials: self.delete_partials,
             witnesses,
             tile_cache_bytes: self.tile_cache_bytes,
@@ -414,6 +438,18 @@ pub struct ServeArgs {
     /// with Retry-After. [default: 65536]
     #[arg(long, env = "STELE_POOL_SIZE", value_name = "N")]
     pub pool_size: Option<usize>,
+
+    /// Most bytes of entries waiting to be sequenced (or being committed);
+    /// beyond it submissions get 503 with Retry-After. [default: 67108864
+    /// (64 MiB)]
+    #[arg(long, env = "STELE_POOL_BYTES", value_name = "BYTES")]
+    pub pool_bytes: Option<usize>,
+
+    /// Most bytes of submission bodies being read at once, over all
+    /// connections; beyond it a submission gets 503 with Retry-After
+    /// before its body is read. [default: 33554432 (32 MiB)]
+    #[arg(long, env = "STELE_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
 
     /// Largest entry POST /add accepts, 1..=65535 bytes. [default: 65535]
     #[arg(long, env = "STELE_MAX_ENTRY_SIZE", value_name = "BYTES")]
@@ -564,6 +600,8 @@ impl ServeArgs {
         set(&mut config.max_batch, &self.max_batch);
         set(&mut config.batch_interval, &self.batch_interval);
         set(&mut config.pool_size, &self.pool_size);
+        set(&mut config.pool_bytes, &self.pool_bytes);
+        set(&mut config.max_body_bytes, &self.max_body_bytes);
         set(&mut config.max_entry_size, &self.max_entry_size);
         set(&mut config.no_opaque, &self.no_opaque);
         set(&mut config.no_sigstore, &self.no_sigstore);

@@ -51,6 +51,17 @@ impl Error {
         }
     }
 
+    /// A short name for the kind of fault, for metrics and the 503 that
+    /// submitters get while the sequencer retries (see
+    /// [`crate::storage::StorageError::fault_kind`]).
+    pub fn fault_kind(&self) -> &'static str {
+        match self {
+            Error::Storage(err) => err.fault_kind(),
+            Error::Witnesses { .. } => "witnesses",
+            _ => "fatal",
+        }
+    }
+
     pub(crate) fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> Error {
         Error::Corrupt {
             what,

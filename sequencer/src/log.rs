@@ -7,6 +7,22 @@
 //! The sequencing task takes a batch when it holds `max_batch` entries or
 //! `batch_interval` has passed since its first entry, runs it through
 //! [`crate::commit`], and only then answers each submitter with its receipt.
+//!
+//! The pool is bounded twice: in entries (`pool_size`) and in bytes
+//! (`pool_bytes`, counted from submission until the entry's answer), so the
+//! memory that submitters can make the process hold has a bound in bytes
+//! whatever the entry sizes.
+//!
+//! A storage fault the host can clear (a full disk, a folder remounted
+//! read-only, no file descriptors left, a store that times out) does not
+//! stop the process. The batch in flight is answered "unavailable", the
+//! log is marked *degraded* ([`Log::fault`]), and the sequencer runs its
+//! recovery path with backoff until storage answers again. While degraded,
+//! new entries are refused at once with [`SubmitError::Degraded`] (503 with
+//! `Retry-After`), duplicates of published entries are still answered from
+//! the published tiles, and reads go on. Only what no retry can fix ends the
+//! sequencer: another sequencer took the log over, or storage holds state
+//! that does not verify.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -16,7 +32,7 @@ use stele_tiles::Hash;
 use stele_tiles::checkpoint::Checkpoint;
 use stele_tiles::note::{NoteSigner, NoteVerifier};
 use stele_tiles::receipt::Receipt;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::commit::{self, Committed, LogState};
@@ -29,8 +45,20 @@ use crate::metrics::Metrics;
 use crate::storage::Storage;
 use crate::witness::Witnesses;
 
+/// The object recovery writes after a storage fault to see that storage
+/// takes writes again (private; its content never matters).
+pub const PROBE_KEY: &str = ".stele/probe";
+
+/// Longest wait between recovery attempts while storage fails.
+const MAX_RECOVERY_DELAY: Duration = Duration::from_secs(5);
+
 /// Largest entry the log can hold (an entry bundle's uint16 length prefix).
 pub const MAX_ENTRY_SIZE: usize = stele_tiles::bundle::MAX_ENTRY_SIZE;
+
+/// Default bound of [`LogConfig::pool_bytes`]: 64 MiB, about 250,000
+/// entries of 256 bytes or 1,000 of the largest (64 KiB), and enough for
+/// the largest batch of typical entries several times over.
+pub const DEFAULT_POOL_BYTES: usize = 64 << 20;
 
 /// How the log batches and what it signs.
 #[derive(Debug, Clone)]
@@ -44,6 +72,9 @@ pub struct LogConfig {
     /// Most entries waiting to be sequenced; beyond it submitters get
     /// [`SubmitError::PoolFull`].
     pub pool_size: usize,
+    /// Most bytes of entries waiting to be sequenced or being committed;
+    /// beyond it submitters get [`SubmitError::PoolFull`].
+    pub pool_bytes: usize,
     /// Delete partial tiles and bundles once the full tile is published.
     pub delete_partials: bool,
     /// Witnesses that cosign each checkpoint before it is published.
@@ -60,6 +91,7 @@ impl Default for LogConfig {
             max_batch: 4096,
             batch_interval: Duration::from_millis(50),
             pool_size: 65536,
+            pool_bytes: DEFAULT_POOL_BYTES,
             delete_partials: false,
             witnesses: None,
             tile_cache_bytes: crate::tilecache::DEFAULT_CAPACITY_BYTES,
@@ -101,10 +133,25 @@ impl Accepted {
 /// submitting it again returns its index.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
-    /// The pool is full: try again after the given time.
-    #[error("the log is busy: {pending} entries are waiting; retry after {retry_after:?}")]
+    /// The pool is full (in entries or in bytes): try again after the
+    /// given time.
+    #[error(
+        "the log is busy: {pending} entries ({pending_bytes} bytes) are waiting; \
+         retry after {}s", retry_after.as_secs()
+    )]
     PoolFull {
         pending: usize,
+        pending_bytes: usize,
+        retry_after: Duration,
+    },
+    /// Storage is failing (a full disk, a read-only folder, no descriptors
+    /// left, ...): nothing was logged, and the sequencer retries by itself.
+    #[error(
+        "the log cannot write to its storage ({reason}); nothing was logged; \
+         retry after {}s", retry_after.as_secs()
+    )]
+    Degraded {
+        reason: String,
         retry_after: Duration,
     },
     /// The entry is larger than the log accepts.
@@ -122,6 +169,33 @@ struct Request {
     entry: Vec<u8>,
     leaf: Hash,
     reply: oneshot::Sender<Result<Accepted, SubmitError>>,
+    /// The entry's share of the pool's bytes, given back when the request
+    /// is answered (or dropped).
+    _bytes: PoolBytes,
+}
+
+/// Bytes held in the pool: a semaphore permit that also keeps the
+/// `pool_bytes` gauge right.
+struct PoolBytes {
+    permit: OwnedSemaphorePermit,
+    gauge: prometheus::IntGauge,
+}
+
+impl Drop for PoolBytes {
+    fn drop(&mut self) {
+        self.gauge.sub(self.permit.num_permits() as i64);
+    }
+}
+
+/// Why the log is degraded, while it is.
+#[derive(Debug, Clone)]
+struct Fault {
+    /// The error, as the log and `/healthz` say it.
+    reason: String,
+    /// Its kind (`disk_full`, `read_only`, `descriptors`, ...).
+    kind: &'static str,
+    /// When the next recovery attempt is due, for `Retry-After`.
+    retry_after: Duration,
 }
 
 /// What readers of the handle share with the sequencing task.
@@ -131,6 +205,26 @@ struct Shared {
     dedup: RwLock<HashMap<Hash, u64, foldhash::fast::RandomState>>,
     /// Published hash tiles, for the proofs of duplicates.
     tiles: TileCache,
+    /// Bytes the pool may still take (see [`LogConfig::pool_bytes`]).
+    pool_bytes: Arc<Semaphore>,
+    /// Set while storage fails and the sequencer is recovering.
+    fault: std::sync::Mutex<Option<Fault>>,
+}
+
+impl Shared {
+    fn fault(&self) -> Option<Fault> {
+        self.fault
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_fault(&self, fault: Option<Fault>) {
+        *self
+            .fault
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = fault;
+    }
 }
 
 /// The published state: the checkpoint every answer is proven against.
@@ -195,6 +289,11 @@ impl Log {
                 "max_batch and pool_size must be at least 1".into(),
             ));
         }
+        if config.pool_bytes < MAX_ENTRY_SIZE {
+            return Err(Error::Config(format!(
+                "pool_bytes must be at least {MAX_ENTRY_SIZE} (the largest entry)"
+            )));
+        }
         let state = commit::recover(
             storage.as_ref(),
             &config.origin,
@@ -222,6 +321,8 @@ impl Log {
         let shared = Arc::new(Shared {
             dedup: RwLock::new(dedup),
             tiles: TileCache::new(config.tile_cache_bytes),
+            pool_bytes: Arc::new(Semaphore::new(config.pool_bytes)),
+            fault: std::sync::Mutex::new(None),
         });
         let (submissions, requests) = mpsc::channel(config.pool_size);
         let (published_tx, published_rx) = watch::channel(state.published.clone());
@@ -272,6 +373,17 @@ impl Log {
         self.submissions.max_capacity() - self.submissions.capacity()
     }
 
+    /// Bytes of entries waiting to be sequenced or being committed.
+    pub fn pool_bytes(&self) -> usize {
+        self.config.pool_bytes - self.shared.pool_bytes.available_permits()
+    }
+
+    /// While storage fails and the sequencer retries: the reason. New
+    /// entries are refused meanwhile; reads and duplicates are answered.
+    pub fn fault(&self) -> Option<String> {
+        self.shared.fault().map(|fault| fault.reason)
+    }
+
     /// Asks the sequencer to stop taking entries, sequence and publish what
     /// is pending, answer every waiting submitter, and return.
     pub fn shutdown(&self) {
@@ -318,20 +430,36 @@ impl Log {
                 .observe(received.elapsed().as_secs_f64());
             return result;
         }
+        if let Some(fault) = self.shared.fault() {
+            self.metrics
+                .submissions
+                .with_label_values(&["degraded"])
+                .inc();
+            return Err(SubmitError::Degraded {
+                reason: fault.reason,
+                retry_after: fault.retry_after,
+            });
+        }
+        // An entry is at most MAX_ENTRY_SIZE (65535) bytes, so this fits.
+        let size = u32::try_from(entry.len().max(1)).unwrap_or(u32::MAX);
+        let Ok(permit) = self.shared.pool_bytes.clone().try_acquire_many_owned(size) else {
+            return Err(self.pool_full());
+        };
+        self.metrics.pool_bytes.add(i64::from(size));
+        let bytes = PoolBytes {
+            permit,
+            gauge: self.metrics.pool_bytes.clone(),
+        };
         let (reply, answer) = oneshot::channel();
-        let request = Request { entry, leaf, reply };
+        let request = Request {
+            entry,
+            leaf,
+            reply,
+            _bytes: bytes,
+        };
         match self.submissions.try_send(request) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.metrics
-                    .submissions
-                    .with_label_values(&["pool_full"])
-                    .inc();
-                return Err(SubmitError::PoolFull {
-                    pending: self.pool_depth(),
-                    retry_after: self.retry_after(),
-                });
-            }
+            Err(mpsc::error::TrySendError::Full(_)) => return Err(self.pool_full()),
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 return Err(SubmitError::ShuttingDown);
             }
@@ -342,6 +470,18 @@ impl Log {
             .submit_seconds
             .observe(received.elapsed().as_secs_f64());
         result
+    }
+
+    fn pool_full(&self) -> SubmitError {
+        self.metrics
+            .submissions
+            .with_label_values(&["pool_full"])
+            .inc();
+        SubmitError::PoolFull {
+            pending: self.pool_depth(),
+            pending_bytes: self.pool_bytes(),
+            retry_after: self.retry_after(),
+        }
     }
 
     /// A hint for rejected submitters: about the time to drain the pool.
@@ -462,16 +602,25 @@ impl Sequencer {
                     error!(%err, "sequencer stopping");
                     return Err(err);
                 }
-                warn!(%err, "batch failed; recovering from storage");
-                self.recover_until_ok().await?;
+                warn!(%err, kind = err.fault_kind(), "batch failed; recovering from storage");
+                if !self.recover_until_ok(&err).await? {
+                    warn!(
+                        "shutting down while storage fails; the next start finishes \
+                         publishing whatever was committed"
+                    );
+                    return Ok(());
+                }
             }
         }
     }
 
-    /// Recovers from storage after a failed batch, retrying transient
-    /// faults with backoff; fatal faults end the sequencer.
-    async fn recover_until_ok(&mut self) -> Result<(), Error> {
+    /// Recovers from storage after a failed batch, retrying faults that
+    /// may pass with backoff (the log is degraded meanwhile, see
+    /// [`Log::fault`]); fatal faults end the sequencer. Returns `false` if
+    /// a shutdown was asked for before storage came back.
+    async fn recover_until_ok(&mut self, cause: &Error) -> Result<bool, Error> {
         let mut delay = Duration::from_millis(50);
+        self.enter_fault(cause, delay);
         loop {
             // Boxed as `Send` explicitly: the compiler cannot prove it
             // through the trait-object references on its own.
@@ -482,7 +631,14 @@ impl Sequencer {
                 self.verifier.as_ref(),
                 self.config.witnesses.as_deref(),
             ));
-            match recovery.await {
+            // Recovery only reads when nothing was committed, so after a
+            // storage fault a write shows that storage takes writes again
+            // before submissions are let back in.
+            let recovered = match recovery.await {
+                Ok(state) => self.probe_writes().await.map(|()| state),
+                Err(err) => Err(err),
+            };
+            match recovered {
                 Ok(state) => {
                     let committed = state.edge.size();
                     if committed > self.indexed_size {
@@ -508,17 +664,68 @@ impl Sequencer {
                     self.state = state;
                     self.metrics.tree_size.set(committed as i64);
                     let _ = self.published.send(self.state.published.clone());
-                    info!(tree_size = committed, "recovered");
-                    return Ok(());
+                    self.shared.set_fault(None);
+                    self.metrics.degraded.set(0);
+                    info!(tree_size = committed, "recovered; taking submissions again");
+                    return Ok(true);
                 }
                 Err(err) if err.is_fatal() => return Err(err),
                 Err(err) => {
-                    warn!(%err, ?delay, "recovery failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                    delay = (delay * 2).min(MAX_RECOVERY_DELAY);
+                    warn!(
+                        %err,
+                        kind = err.fault_kind(),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "recovery failed; retrying"
+                    );
+                    self.enter_fault(&err, delay);
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = self.shutdown.notified() => {
+                            self.refuse_queued(|| SubmitError::ShuttingDown);
+                            return Ok(false);
+                        }
+                    }
                 }
             }
         }
+    }
+
+    /// Writes the private probe object ([`PROBE_KEY`]).
+    async fn probe_writes(&self) -> Result<(), Error> {
+        let key = crate::storage::Key::new(PROBE_KEY)?;
+        let options = crate::storage::PutOptions::private(crate::storage::Condition::None);
+        self.storage
+            .put(&key, bytes::Bytes::from_static(b"stele\n"), options)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks the log degraded by `err` and refuses what is already queued:
+    /// those submitters get their 503 now rather than at their timeout.
+    fn enter_fault(&mut self, err: &Error, delay: Duration) {
+        let fault = Fault {
+            reason: err.to_string(),
+            kind: err.fault_kind(),
+            retry_after: delay.max(Duration::from_secs(1)).min(MAX_RECOVERY_DELAY),
+        };
+        self.metrics
+            .storage_faults
+            .with_label_values(&[fault.kind])
+            .inc();
+        self.metrics.degraded.set(1);
+        self.shared.set_fault(Some(fault.clone()));
+        self.refuse_queued(|| SubmitError::Degraded {
+            reason: fault.reason.clone(),
+            retry_after: fault.retry_after,
+        });
+    }
+
+    fn refuse_queued(&mut self, error: impl Fn() -> SubmitError) {
+        while let Ok(request) = self.requests.try_recv() {
+            let _ = request.reply.send(Err(error()));
+        }
+        self.metrics.pool_depth.set(self.requests.len() as i64);
     }
 
     /// One batch: deduplicate, run the commit protocol, answer.

@@ -322,6 +322,7 @@ async fn start(storage: MemoryStorage) -> TestLog {
             body_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(5),
+            max_body_bytes: stele_sequencer::api::DEFAULT_MAX_BODY_BYTES,
         },
         Some(SigstoreConfig {
             log_id: log_id.clone(),

@@ -191,7 +191,60 @@ async fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, Error> {
     }
 }
 
+/// File descriptors kept for everything but client connections: storage
+/// (files being written, S3 and witness connections), the listeners, logs.
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// Raises the soft limit on open files to the hard limit, and refuses a
+/// `max_connections` that would leave storage no descriptors: a log whose
+/// clients take every descriptor cannot write its tiles. Returns the limit.
+fn check_descriptors(config: &Config) -> Result<u64, Error> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let hard = limit.maximum.unwrap_or(u64::MAX);
+    let mut soft = limit.current.unwrap_or(u64::MAX);
+    if soft < hard {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => {
+                info!(
+                    from = soft,
+                    to = hard,
+                    "raised the open-file limit to its hard limit"
+                );
+                soft = hard;
+            }
+            Err(err) => warn!(%err, soft, hard, "could not raise the open-file limit"),
+        }
+    }
+    let servers: u64 = if config.ingress_listen.is_some() {
+        2
+    } else {
+        1
+    };
+    let per_server = config.max_connections as u64 + api::MAX_REFUSALS as u64;
+    let needed = servers * per_server + RESERVED_DESCRIPTORS;
+    if needed > soft {
+        let fits = (soft.saturating_sub(RESERVED_DESCRIPTORS) / servers)
+            .saturating_sub(api::MAX_REFUSALS as u64);
+        return Err(Error::Config(format!(
+            "max_connections {} needs {needed} open files ({servers} listener(s) x ({} connections \
+             + {} refusals) + {RESERVED_DESCRIPTORS} for storage), but the limit is {soft} \
+             (hard limit {hard}): raise it (ulimit -n, LimitNOFILE= in systemd) or set \
+             max_connections to at most {fits}",
+            config.max_connections,
+            config.max_connections,
+            api::MAX_REFUSALS,
+        )));
+    }
+    Ok(soft)
+}
+
 async fn serve(config: Config) -> Result<(), Error> {
+    check_descriptors(&config)?;
     // The folder lock is taken first, so two processes cannot both create
     // a key for one folder.
     let metrics = Metrics::new();
@@ -280,6 +333,7 @@ async fn serve(config: Config) -> Result<(), Error> {
             body_timeout: config.body_timeout,
             request_timeout: config.request_timeout,
             shutdown_timeout: config.shutdown_timeout,
+            max_body_bytes: config.max_body_bytes,
         },
         sigstore,
     );
@@ -359,8 +413,8 @@ async fn serve(config: Config) -> Result<(), Error> {
         }
     }
     if let Some(indexer) = indexer {
-        // One last pass so the index covers what the drain published.
-        tokio::time::sleep(INDEX_POLL).await;
+        // The indexer makes one last pass when stopped, so the index covers
+        // what the drain published.
         stop_indexer.notify_one();
         let _ = indexer.await;
     }

@@ -340,7 +340,9 @@ impl Indexer {
         }
     }
 
-    /// Runs until `stop` resolves.
+    /// Runs until `stop` resolves, then makes one last pass, so that the
+    /// index covers everything published before the stop (a shutdown
+    /// stops the indexer after the sequencer has drained).
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         let mut indexed: Option<u64> = None;
@@ -349,14 +351,22 @@ impl Indexer {
             match self.step(&mut indexed).await {
                 Ok(()) => delay = self.poll,
                 Err(err) => {
-                    warn!(%err, ?delay, "digest index update failed; retrying");
                     delay = (delay * 2).min(Duration::from_secs(30));
+                    warn!(
+                        %err,
+                        retry_in_s = delay.as_secs_f64(),
+                        "digest index update failed; retrying"
+                    );
                 }
             }
             tokio::select! {
-                () = &mut stop => return,
+                () = &mut stop => break,
                 () = tokio::time::sleep(delay) => {}
             }
+        }
+        if let Err(err) = self.step(&mut indexed).await {
+            // Nothing is lost: the next start indexes from the marker.
+            warn!(%err, "the last digest index update before stopping failed");
         }
     }
 
