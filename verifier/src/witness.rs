@@ -21,14 +21,48 @@
 //! `rename`, `fsync` of the folder) *before* the cosignature is returned,
 //! and the check and the write happen under one lock, so two concurrent
 //! requests cannot roll the witness back (the race the spec describes).
+//!
+//! # Evidence
+//!
 //! A request with a valid log signature whose proof fails is kept as
-//! possible evidence of misbehaviour in `<state>/rejected/`.
+//! possible evidence of misbehaviour in `<state>/rejected/`, one file per
+//! request, named `<unix time>-<checkpoint size>-<16 hex digits of the
+//! SHA-256 of the body>-<counter>.txt`. A name that exists is never
+//! reused, so no evidence replaces other evidence. The folder's total size
+//! (the sum of its files' lengths, counted at start-up and kept up to date)
+//! is bounded: when a request would take it past the bound, the *new*
+//! request is not kept and a rate-limited warning counts how many were
+//! dropped. Dropping the newest rather than the oldest is deliberate: anyone
+//! can replay a genuinely signed checkpoint with a wrong proof, so a flood of
+//! such requests must not be able to push out the evidence that was there
+//! before it; the operator, warned, can move the folder away to make room.
+//!
+//! # Serving
+//!
+//! [`Witness::serve_with`] protects the server from its clients
+//! ([`ServerLimits`]): a connection must send a request's headers within the
+//! header timeout of their first byte, its body within the body timeout of
+//! the headers (else 408 and the connection is closed), and is closed after
+//! the idle timeout without a request (before the first one, or between
+//! keep-alive requests). At most `max_connections` connections are served at
+//! once; beyond that, a connection gets 503 and is closed by one of a few
+//! small tasks, or closed at once if those are busy too, so a flood costs
+//! bounded memory. When `accept` fails (out of descriptors, out of memory, a
+//! connection reset before it was taken) the loop waits before trying again,
+//! from 10 ms doubling up to 1 s, and reset by the next success. Warnings
+//! whose rate a client controls (accept failures, refused connections,
+//! evidence not kept) are written at most once per interval per cause, with
+//! the number of occurrences not written.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::fmt::Display;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -43,7 +77,9 @@ use stele_tiles::checkpoint::Checkpoint;
 use stele_tiles::cosignature::CosignatureSigner;
 use stele_tiles::note::{Note, verify_note};
 use stele_tiles::proof::verify_consistency;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
 use crate::keys::LogKey;
@@ -51,6 +87,217 @@ use crate::monitor::write_atomic;
 
 /// Largest request body: a checkpoint note plus 63 proof lines.
 const MAX_BODY: usize = stele_tiles::note::MAX_NOTE_SIZE + 64 * 64;
+
+/// Default [`ServerLimits::header_timeout`].
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default [`ServerLimits::body_timeout`].
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default [`ServerLimits::idle_timeout`].
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default [`ServerLimits::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Default bound of the evidence folder, in bytes: 64 MiB, at least 63
+/// requests of the largest size and thousands of ordinary ones.
+pub const DEFAULT_MAX_EVIDENCE_BYTES: u64 = 64 << 20;
+/// Default interval of rate-limited warnings.
+pub const DEFAULT_WARN_INTERVAL: Duration = Duration::from_secs(10);
+/// Descriptors the server needs beside its connections: the listener, the
+/// runtime, standard streams, state and evidence files, and the tasks that
+/// answer 503 to connections over the limit.
+pub const RESERVED_DESCRIPTORS: u64 = REFUSERS as u64 + 32;
+
+/// Tasks that may be answering 503 to connections over the limit at once;
+/// beyond them, such connections are closed without an answer.
+const REFUSERS: usize = 32;
+/// How long a refusing task spends on one connection at most.
+const REFUSE_TIME: Duration = Duration::from_secs(1);
+/// The first and the longest wait after a failed `accept`.
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+/// Largest read buffer of a connection, hence largest request head.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// How the witness server protects itself from its clients.
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    /// Time to send a request's headers, from their first byte.
+    pub header_timeout: Duration,
+    /// Time to send a request's body, from the end of its headers; past it
+    /// the answer is 408 and the connection is closed.
+    pub body_timeout: Duration,
+    /// Time a connection may wait for a request (the first, or the next on
+    /// a kept-alive connection) before it is closed.
+    pub idle_timeout: Duration,
+    /// Connections served at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// At most one warning line per cause per this interval.
+    pub warn_interval: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> ServerLimits {
+        ServerLimits {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            warn_interval: DEFAULT_WARN_INTERVAL,
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A warning for one cause whose rate someone else controls: the first
+/// occurrence is written at once, then nothing until `interval` has passed;
+/// the next line says how many occurrences were not written.
+#[derive(Debug)]
+pub struct RateLimitedWarn {
+    cause: &'static str,
+    interval: Duration,
+    /// When the last line was written, and occurrences since then.
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl RateLimitedWarn {
+    /// A warner for `cause`, writing at most one line per `interval`.
+    pub fn new(cause: &'static str, interval: Duration) -> RateLimitedWarn {
+        RateLimitedWarn {
+            cause,
+            interval,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// Records one occurrence, described by `detail`; returns whether a
+    /// line was written.
+    pub fn warn(&self, detail: &dyn Display) -> bool {
+        let now = Instant::now();
+        let suppressed = {
+            let mut state = lock(&self.state);
+            if state
+                .0
+                .is_some_and(|last| now.duration_since(last) < self.interval)
+            {
+                state.1 += 1;
+                return false;
+            }
+            state.0 = Some(now);
+            std::mem::take(&mut state.1)
+        };
+        tracing::warn!(
+            cause = self.cause,
+            suppressed,
+            "{detail} ({suppressed} more of this cause not logged since the previous line; at most one line per {})",
+            humantime::format_duration(self.interval)
+        );
+        true
+    }
+}
+
+/// Raises the soft limit on open descriptors to the hard limit, and returns
+/// the soft limit then in force (`None`: unlimited).
+pub fn raise_descriptor_limit() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        // Refused on some systems for an unlimited hard limit: the soft
+        // limit then stays as it was, which is what is reported.
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        );
+    }
+    getrlimit(Resource::Nofile).current
+}
+
+/// The evidence folder and its bound.
+#[derive(Debug)]
+struct Evidence {
+    dir: PathBuf,
+    /// Bytes the folder may hold.
+    limit: u64,
+    /// Bytes it holds.
+    used: u64,
+    /// The counter of the next file name.
+    next: u64,
+    /// Requests not kept because the folder was full, since the start.
+    dropped: u64,
+}
+
+impl Evidence {
+    /// Reads the size of the folder `dir`, removing temporary files an
+    /// interrupted write left.
+    fn open(dir: PathBuf, limit: u64) -> Result<Evidence> {
+        let mut used = 0;
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry.map_err(|err| Error::io("read", &dir, err))?;
+                    let path = entry.path();
+                    let metadata = entry
+                        .metadata()
+                        .map_err(|err| Error::io("read", &path, err))?;
+                    if !metadata.is_file() {
+                        continue;
+                    }
+                    if entry.file_name().to_string_lossy().ends_with(".tmp") {
+                        std::fs::remove_file(&path)
+                            .map_err(|err| Error::io("remove", &path, err))?;
+                    } else {
+                        used += metadata.len();
+                    }
+                }
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(Error::io("read", &dir, err)),
+        }
+        Ok(Evidence {
+            dir,
+            limit,
+            used,
+            next: 0,
+            dropped: 0,
+        })
+    }
+
+    /// Writes `body` durably under a name no other file has, and returns
+    /// that name.
+    fn keep(&mut self, body: &[u8], size: u64, now: u64) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(&self.dir)?;
+        let digest = hex::encode(Sha256::digest(body));
+        let temporary = self
+            .dir
+            .join(format!(".incoming-{}.tmp", std::process::id()));
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(body)?;
+        file.sync_all()?;
+        drop(file);
+        // All writes happen under the witness's lock, so a name found free
+        // here is still free at the rename.
+        let path = loop {
+            let path = self
+                .dir
+                .join(format!("{now}-{size}-{}-{}.txt", &digest[..16], self.next));
+            self.next += 1;
+            match std::fs::symlink_metadata(&path) {
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => break path,
+                Err(err) => return Err(err),
+                Ok(_) => continue,
+            }
+        };
+        std::fs::rename(&temporary, &path)?;
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        self.used += body.len() as u64;
+        Ok(path)
+    }
+}
 
 /// A witness's answer to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,13 +330,38 @@ pub struct Witness {
     state: PathBuf,
     /// Held from reading the stored size to writing the new one.
     lock: Mutex<()>,
+    /// Taken only under `lock`.
+    evidence: Mutex<Evidence>,
+    evidence_full: RateLimitedWarn,
+    evidence_failed: RateLimitedWarn,
 }
 
 impl Witness {
     /// A witness cosigning with `signer` for `logs`, keeping state in
-    /// `state` (created if missing).
+    /// `state` (created if missing), evidence bounded by
+    /// [`DEFAULT_MAX_EVIDENCE_BYTES`].
     pub fn new(signer: CosignatureSigner, logs: Vec<LogKey>, state: &Path) -> Result<Witness> {
+        Witness::with_evidence_limit(
+            signer,
+            logs,
+            state,
+            DEFAULT_MAX_EVIDENCE_BYTES,
+            DEFAULT_WARN_INTERVAL,
+        )
+    }
+
+    /// As [`Witness::new`], keeping at most `max_evidence_bytes` of
+    /// rejected requests in `<state>/rejected/` (0: none), and warning of
+    /// requests not kept at most once per `warn_interval`.
+    pub fn with_evidence_limit(
+        signer: CosignatureSigner,
+        logs: Vec<LogKey>,
+        state: &Path,
+        max_evidence_bytes: u64,
+        warn_interval: Duration,
+    ) -> Result<Witness> {
         std::fs::create_dir_all(state).map_err(|err| Error::io("create", state, err))?;
+        let evidence = Evidence::open(state.join("rejected"), max_evidence_bytes)?;
         Ok(Witness {
             signer,
             logs: logs
@@ -98,7 +370,42 @@ impl Witness {
                 .collect(),
             state: state.to_owned(),
             lock: Mutex::new(()),
+            evidence: Mutex::new(evidence),
+            evidence_full: RateLimitedWarn::new("evidence folder full", warn_interval),
+            evidence_failed: RateLimitedWarn::new("evidence not written", warn_interval),
         })
+    }
+
+    /// Bytes the evidence folder holds.
+    pub fn evidence_bytes(&self) -> u64 {
+        lock(&self.evidence).used
+    }
+
+    /// Keeps a rejected request as evidence, if the folder has room; called
+    /// under `lock`.
+    fn keep_evidence(&self, body: &[u8], size: u64, now: u64) {
+        let mut evidence = lock(&self.evidence);
+        let len = body.len() as u64;
+        if evidence.used.saturating_add(len) > evidence.limit {
+            evidence.dropped += 1;
+            self.evidence_full.warn(&format_args!(
+                "a rejected request for size {size} ({len} bytes) was not kept: {} holds {} of its {} bytes; {} not kept since the start",
+                evidence.dir.display(),
+                evidence.used,
+                evidence.limit,
+                evidence.dropped
+            ));
+            return;
+        }
+        match evidence.keep(body, size, now) {
+            Ok(path) => tracing::info!(path = %path.display(), size, "kept a rejected request"),
+            Err(err) => {
+                self.evidence_failed.warn(&format_args!(
+                    "a rejected request for size {size} was not kept in {}: {err}",
+                    evidence.dir.display()
+                ));
+            }
+        }
     }
 
     /// The witness's verifier key text.
@@ -154,10 +461,7 @@ impl Witness {
                 ),
             );
         }
-        let _guard = self
-            .lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = lock(&self.lock);
         let (stored_size, stored_root) = match self.latest(&checkpoint.origin) {
             Ok(latest) => latest,
             Err(err) => return Answer::text(500, err.to_string()),
@@ -185,12 +489,7 @@ impl Witness {
             &checkpoint.root,
             &request.proof,
         ) {
-            let dir = self.state.join("rejected");
-            let _ = std::fs::create_dir_all(&dir)
-                .map_err(|e| Error::io("create", &dir, e))
-                .and_then(|()| {
-                    write_atomic(&dir.join(format!("{now}-{}.txt", checkpoint.size)), body)
-                });
+            self.keep_evidence(body, checkpoint.size, now);
             return Answer::text(422, format!("consistency proof: {err}"));
         }
         let signature = match self.signer.cosign(&request.note.text, now) {
@@ -209,48 +508,174 @@ impl Witness {
         }
     }
 
-    /// Serves `POST /add-checkpoint` on `listener` until the task is
-    /// dropped.
+    /// Serves `POST /add-checkpoint` on `listener` with the default
+    /// [`ServerLimits`] until the task is dropped.
     pub async fn serve(self: Arc<Witness>, listener: TcpListener) -> Result<()> {
+        self.serve_with(listener, ServerLimits::default()).await
+    }
+
+    /// Serves `POST /add-checkpoint` on `listener` within `limits` until
+    /// the task is dropped.
+    pub async fn serve_with(
+        self: Arc<Witness>,
+        listener: TcpListener,
+        limits: ServerLimits,
+    ) -> Result<()> {
+        let limits = Arc::new(limits);
+        let interval = limits.warn_interval;
+        let connections = Arc::new(Semaphore::new(
+            limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+        ));
+        let refusers = Arc::new(Semaphore::new(REFUSERS));
+        let out_of_descriptors = RateLimitedWarn::new("accept: out of descriptors", interval);
+        let out_of_memory = RateLimitedWarn::new("accept: out of memory", interval);
+        let connection_lost = RateLimitedWarn::new("accept: connection lost", interval);
+        let other = RateLimitedWarn::new("accept: other error", interval);
+        let busy = RateLimitedWarn::new("connection limit", interval);
+        let mut backoff = ACCEPT_BACKOFF.0;
         loop {
-            let (stream, _) = match listener.accept().await {
-                Ok(accepted) => accepted,
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => {
+                    backoff = ACCEPT_BACKOFF.0;
+                    stream
+                }
                 Err(err) => {
-                    tracing::warn!(%err, "accept failed");
+                    use rustix::io::Errno;
+                    let warner = match Errno::from_io_error(&err) {
+                        Some(Errno::MFILE | Errno::NFILE) => &out_of_descriptors,
+                        Some(Errno::NOBUFS | Errno::NOMEM) => &out_of_memory,
+                        Some(
+                            Errno::CONNABORTED | Errno::CONNRESET | Errno::PROTO | Errno::PERM,
+                        ) => &connection_lost,
+                        _ => &other,
+                    };
+                    warner.warn(&format_args!(
+                        "accepting a connection failed: {err}; waiting {} before the next try",
+                        humantime::format_duration(backoff)
+                    ));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
                     continue;
                 }
             };
-            let witness = Arc::clone(&self);
-            tokio::spawn(async move {
-                let service = service_fn(move |request| {
-                    let witness = Arc::clone(&witness);
-                    async move { Ok::<_, Infallible>(witness.handle(request).await) }
-                });
-                if let Err(err) = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
-                    tracing::debug!(%err, "connection ended");
+            match Arc::clone(&connections).try_acquire_owned() {
+                Ok(permit) => {
+                    tokio::spawn(Arc::clone(&self).connection(stream, Arc::clone(&limits), permit));
                 }
-            });
+                Err(_) => {
+                    let answered = match Arc::clone(&refusers).try_acquire_owned() {
+                        Ok(permit) => {
+                            tokio::spawn(refuse(stream, permit));
+                            "answered 503"
+                        }
+                        Err(_) => "closed without an answer",
+                    };
+                    busy.warn(&format_args!(
+                        "{} connections are open, the limit: a new one was {answered}",
+                        limits.max_connections
+                    ));
+                }
+            }
         }
     }
 
-    async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        let answer = if request.uri().path() != "/add-checkpoint" {
-            Answer::text(404, "not found: the witness serves POST /add-checkpoint")
+    /// Serves one connection within the timeouts of `limits`.
+    async fn connection(
+        self: Arc<Witness>,
+        stream: TcpStream,
+        limits: Arc<ServerLimits>,
+        _permit: OwnedSemaphorePermit,
+    ) {
+        let activity = Arc::new(Activity {
+            phase: Mutex::new(Phase::Idle(Instant::now())),
+            changed: Notify::new(),
+        });
+        let io = TokioIo::new(Watched {
+            stream,
+            activity: Arc::clone(&activity),
+        });
+        let body_timeout = limits.body_timeout;
+        let service_activity = Arc::clone(&activity);
+        let service = service_fn(move |request| {
+            let witness = Arc::clone(&self);
+            let activity = Arc::clone(&service_activity);
+            async move {
+                activity.set(Phase::Busy);
+                let response = witness.handle(request, body_timeout).await;
+                activity.set(Phase::Idle(Instant::now()));
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let mut builder = http1::Builder::new();
+        // The header timeout is kept here, apart from the idle one: hyper's
+        // own would run from the end of the previous response.
+        builder.header_read_timeout(None).max_buf_size(MAX_HEAD);
+        let connection = builder.serve_connection(io, service);
+        tokio::pin!(connection);
+        loop {
+            let deadline = activity.deadline(&limits);
+            let changed = activity.changed.notified();
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(err) = result {
+                        tracing::debug!(%err, "connection ended");
+                    }
+                    return;
+                }
+                () = changed => {}
+                () = sleep_until(deadline.map(|(at, _)| at)) => {
+                    // The phase may have changed as the timer fired.
+                    if let Some((at, why)) = activity.deadline(&limits) {
+                        if Instant::now() >= at {
+                            tracing::debug!("closing a connection: {why} timeout");
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle(
+        self: Arc<Witness>,
+        request: Request<Incoming>,
+        body_timeout: Duration,
+    ) -> Response<Full<Bytes>> {
+        let (answer, close) = if request.uri().path() != "/add-checkpoint" {
+            (
+                Answer::text(404, "not found: the witness serves POST /add-checkpoint"),
+                false,
+            )
         } else if request.method() != Method::POST {
-            Answer::text(405, "add-checkpoint takes POST")
+            (Answer::text(405, "add-checkpoint takes POST"), false)
         } else {
-            match Limited::new(request.into_body(), MAX_BODY).collect().await {
-                Ok(body) => {
+            let body = Limited::new(request.into_body(), MAX_BODY).collect();
+            match tokio::time::timeout(body_timeout, body).await {
+                Ok(Ok(body)) => {
                     let now = SystemTime::now()
                         .duration_since(UNIX_EPOCH)
                         .map(|d| d.as_secs())
                         .unwrap_or_default();
-                    self.add_checkpoint(&body.to_bytes(), now)
+                    let body = body.to_bytes();
+                    let witness = Arc::clone(&self);
+                    // The check fsyncs under a lock: off the async workers.
+                    let answer =
+                        tokio::task::spawn_blocking(move || witness.add_checkpoint(&body, now))
+                            .await
+                            .unwrap_or_else(|err| Answer::text(500, err.to_string()));
+                    (answer, false)
                 }
-                Err(err) => Answer::text(400, format!("reading the body: {err}")),
+                Ok(Err(err)) => (Answer::text(400, format!("reading the body: {err}")), true),
+                Err(_) => (
+                    Answer::text(
+                        408,
+                        format!(
+                            "the request body did not arrive within {}",
+                            humantime::format_duration(body_timeout)
+                        ),
+                    ),
+                    true,
+                ),
             }
         };
         let mut response = Response::new(Full::new(Bytes::from(answer.body)));
@@ -260,7 +685,149 @@ impl Witness {
             hyper::header::CONTENT_TYPE,
             hyper::header::HeaderValue::from_static(answer.content_type),
         );
+        if close {
+            // The rest of the body is unread: the connection cannot be reused.
+            response.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+        }
         response
+    }
+}
+
+/// Sleeps until `at`, or forever.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Answers 503 to a connection over the limit and closes it, reading what
+/// the client sent meanwhile so that the answer is not lost to a reset; at
+/// most [`REFUSE_TIME`] and 64 KiB.
+async fn refuse(mut stream: TcpStream, _permit: OwnedSemaphorePermit) {
+    const BODY: &str = "the witness is at its connection limit; try again later\n";
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(REFUSE_TIME, async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut total = 0;
+        while total < 64 * 1024 {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                read => total += read,
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+}
+
+/// Where a connection is, for its timeouts.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Waiting for a request since then.
+    Idle(Instant),
+    /// Reading a request head whose first byte came then.
+    Head(Instant),
+    /// A request is being handled (its body has its own timeout).
+    Busy,
+}
+
+/// A connection's phase, shared by its reader, its service and its
+/// watchdog; `changed` wakes the watchdog.
+#[derive(Debug)]
+struct Activity {
+    phase: Mutex<Phase>,
+    changed: Notify,
+}
+
+impl Activity {
+    fn set(&self, phase: Phase) {
+        *lock(&self.phase) = phase;
+        self.changed.notify_one();
+    }
+
+    /// Bytes arrived: an idle connection now reads a request head.
+    fn bytes_arrived(&self) {
+        let mut phase = lock(&self.phase);
+        if let Phase::Idle(_) = *phase {
+            *phase = Phase::Head(Instant::now());
+            drop(phase);
+            self.changed.notify_one();
+        }
+    }
+
+    /// When the connection must be closed, and why.
+    fn deadline(&self, limits: &ServerLimits) -> Option<(Instant, &'static str)> {
+        match *lock(&self.phase) {
+            Phase::Idle(since) => since
+                .checked_add(limits.idle_timeout)
+                .map(|at| (at, "idle")),
+            Phase::Head(since) => since
+                .checked_add(limits.header_timeout)
+                .map(|at| (at, "header")),
+            Phase::Busy => None,
+        }
+    }
+}
+
+/// A connection's socket, telling its [`Activity`] when bytes arrive.
+#[derive(Debug)]
+struct Watched {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.activity.bytes_arrived();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
     }
 }
 

@@ -25,7 +25,9 @@ use stele_verifier::fetch::{Fetcher, HttpOptions, MAX_INDEX_BYTES};
 use stele_verifier::keys::{LogKey, text_or_file, witness_policy};
 use stele_verifier::monitor::{Finding, Monitor};
 use stele_verifier::reader::{Log, VerifiedCheckpoint};
-use stele_verifier::witness::Witness;
+use stele_verifier::witness::{
+    RESERVED_DESCRIPTORS, ServerLimits, Witness, raise_descriptor_limit,
+};
 use stele_verifier::{Error, Result, index};
 
 #[derive(Debug, Parser)]
@@ -170,9 +172,38 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8081")]
         listen: String,
-        /// Folder keeping the last cosigned checkpoint of each log.
+        /// Folder keeping the last cosigned checkpoint of each log, and
+        /// rejected requests in DIR/rejected/.
         #[arg(long, value_name = "DIR")]
         state: PathBuf,
+        /// Time a client has to send a request's headers, from their first
+        /// byte; then the connection is closed.
+        #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        header_timeout: Duration,
+        /// Time a client has to send a request's body, from the end of its
+        /// headers; then it gets 408 and the connection is closed.
+        #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        body_timeout: Duration,
+        /// Time a connection may go without a request (before its first, or
+        /// between keep-alive requests) before it is closed.
+        #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        idle_timeout: Duration,
+        /// Connections served at once; more get 503 and are closed. Each
+        /// takes a descriptor: the soft descriptor limit is raised to the
+        /// hard one at start, and a warning says if N does not fit in it.
+        #[arg(long, default_value_t = stele_verifier::witness::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
+        max_connections: usize,
+        /// Total bytes of rejected requests kept as evidence in
+        /// DIR/rejected/ (0: none). When full, new rejected requests are not
+        /// kept (a rate-limited warning counts them), so that a flood cannot
+        /// push out the evidence already kept.
+        #[arg(long, default_value_t = stele_verifier::witness::DEFAULT_MAX_EVIDENCE_BYTES, value_name = "BYTES")]
+        max_evidence_bytes: u64,
+        /// Warnings whose rate clients control (failed accepts, refused
+        /// connections, evidence not kept) are written at most once per
+        /// this interval per cause, with the count of those not written.
+        #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        warn_interval: Duration,
     },
     /// Witness key management.
     Cosigner {
@@ -184,12 +215,15 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum CosignerCommand {
     /// Make a witness key: writes the private key to FILE (mode 0600) and
-    /// its verifier key to FILE.pub, and prints the verifier key.
+    /// its verifier key to FILE with its extension replaced by `.pub`
+    /// (`w1.key` gives `w1.pub`, `w1` gives `w1.pub`), and prints the
+    /// verifier key. Neither file may exist.
     Keygen {
         /// The witness name, e.g. witness.example/w1.
         #[arg(long)]
         name: String,
-        /// Private key file to create.
+        /// Private key file to create; the verifier key goes beside it, in
+        /// FILE with its extension replaced by `.pub`.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
@@ -503,7 +537,27 @@ async fn run(cli: Cli) -> Result<Report> {
             key,
             listen,
             state,
+            header_timeout,
+            body_timeout,
+            idle_timeout,
+            max_connections,
+            max_evidence_bytes,
+            warn_interval,
         } => {
+            for (flag, value) in [
+                ("--header-timeout", header_timeout),
+                ("--body-timeout", body_timeout),
+                ("--idle-timeout", idle_timeout),
+            ] {
+                if value.is_zero() {
+                    return Err(Error::Usage(format!("{flag} must be above zero")));
+                }
+            }
+            if *max_connections == 0 {
+                return Err(Error::Usage(
+                    "--max-connections must be at least 1".to_owned(),
+                ));
+            }
             let (text, _) = text_or_file(&key.display().to_string())?;
             let signer = CosignatureSigner::from_private_key_text(text.trim()).map_err(|err| {
                 Error::Key {
@@ -515,7 +569,21 @@ async fn run(cli: Cli) -> Result<Report> {
                 .iter()
                 .map(|vkey| LogKey::parse(vkey, origin.as_deref()))
                 .collect::<Result<Vec<_>>>()?;
-            let witness = Arc::new(Witness::new(signer, logs, state)?);
+            let witness = Arc::new(Witness::with_evidence_limit(
+                signer,
+                logs,
+                state,
+                *max_evidence_bytes,
+                *warn_interval,
+            )?);
+            if let Some(descriptors) = raise_descriptor_limit() {
+                let needed = (*max_connections as u64).saturating_add(RESERVED_DESCRIPTORS);
+                if needed > descriptors {
+                    tracing::warn!(
+                        "--max-connections {max_connections} and about {RESERVED_DESCRIPTORS} descriptors for the rest need {needed}, above the limit of {descriptors} open files: connections past it wait in the listen queue while `accept` backs off"
+                    );
+                }
+            }
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|err| Error::Usage(format!("listen on {listen}: {err}")))?;
@@ -526,7 +594,14 @@ async fn run(cli: Cli) -> Result<Report> {
                 "witness {} listening on http://{address}/add-checkpoint",
                 witness.verifier_text()
             );
-            witness.serve(listener).await?;
+            let limits = ServerLimits {
+                header_timeout: *header_timeout,
+                body_timeout: *body_timeout,
+                idle_timeout: *idle_timeout,
+                max_connections: *max_connections,
+                warn_interval: *warn_interval,
+            };
+            witness.serve_with(listener, limits).await?;
             Err(Error::Usage("the witness server stopped".to_owned()))
         }
         Command::Cosigner {
