@@ -1,34 +1,69 @@
-//! The commit protocol under every single fault: the memory backend fails
-//! each storage operation of a run of batches in turn, as an error the
-//! sequencer survives and as a crash (the process gone, all in-memory state
-//! dropped), and after recovery the whole log is checked from the store:
+//! The commit protocol under every single fault, and recovery under every
+//! second one. The memory backend fails each storage operation of a run of
+//! batches in turn, as an error the sequencer survives and as a crash (the
+//! process gone, all in-memory state dropped). After a crash, the restart's
+//! own recovery (finishing publication from the staging object, cleaning
+//! up, rebuilding the right edge and the deduplication index) has each of
+//! its storage operations failed in turn too, as an error, a crash before
+//! and a crash after, before a clean restart. Then the whole log is checked
+//! from the store:
 //!
 //! - it is complete: every tile and bundle matches a log recomputed from the
 //!   published entries, and the tiles hash to the checkpoint's root;
-//! - it is consistent with every checkpoint ever published;
+//! - it is consistent with every checkpoint ever published and with the
+//!   checkpoint of every receipt given;
 //! - every acknowledged entry is in it at its acknowledged index, and its
-//!   receipt verifies offline;
-//! - no public path was ever written with two contents.
+//!   receipt verifies offline (with the witness's cosignature where the log
+//!   has a witness);
+//! - no public path was ever written with two contents (the digest index
+//!   objects, which grow by design, only ever grow, and name no entry
+//!   beyond the checkpoint published before them);
+//! - a partial tile is only ever deleted once its full tile is there.
+//!
+//! The walk runs twice: over a plain log (opaque entries, partial tiles
+//! kept, no witness), and over a log with every optional step on: partial
+//! tiles deleted, a witness whose cosignature each checkpoint needs, and
+//! Sigstore hashedrekord entries whose digest index is kept by the indexer.
+//! The faulted batches cross a tile boundary, so that the full tile, the
+//! deletion of its partials, the witness and the index all meet faults.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use sha2::{Digest, Sha256};
+use stele_sequencer::sigstore::entry::canonical_entry;
+use stele_sequencer::sigstore::index::{self, Indexer, MARKER_KEY};
+use stele_sequencer::sigstore::request::{HashedRekordRequest, VerifierMaterial};
+use stele_sequencer::sigstore::verify::KeyDetails;
 use stele_sequencer::storage::Key;
-use stele_sequencer::storage::memory::{Fault, FaultError, MemoryStorage, Op};
+use stele_sequencer::storage::memory::{Fault, FaultError, MemoryStorage, Op, OpInfo};
+use stele_sequencer::witness::Witnesses;
 use stele_sequencer::{Accepted, Log, LogConfig, SubmitError};
-use stele_tiles::bundle;
 use stele_tiles::checkpoint::{Checkpoint, open_checkpoint};
-use stele_tiles::cosignature::WitnessPolicy;
+use stele_tiles::cosignature::{CosignatureSigner, CosignatureVerifier, WitnessPolicy};
 use stele_tiles::integrate::RightEdge;
 use stele_tiles::note::{Ed25519Signer, Ed25519Verifier, NoteSigner, NoteVerifier};
-use stele_tiles::proof::{TileSet, prove_consistency, verify_consistency};
+use stele_tiles::proof::{TileSet, prove_consistency, verify_consistency, verify_inclusion};
 use stele_tiles::receipt::Receipt;
-use stele_tiles::tile::{TILE_HEIGHT, Tile, new_tiles};
+use stele_tiles::tile::{TILE_HEIGHT, TILE_WIDTH, Tile, new_tiles};
+use stele_tiles::{Hash, bundle};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 const ORIGIN: &str = "test.example/faults";
+/// Entries logged before the faults start: the faulted batches then cross
+/// the first tile boundary (256).
+const HISTORY: usize = 250;
+/// New entries submitted while the fault is armed.
+const FAULTED: usize = 12;
 
 fn keys() -> (Arc<Ed25519Signer>, Arc<Ed25519Verifier>) {
     let signer = Ed25519Signer::from_seed(ORIGIN, &[7u8; 32]).expect("key");
@@ -36,56 +71,253 @@ fn keys() -> (Arc<Ed25519Signer>, Arc<Ed25519Verifier>) {
     (Arc::new(signer), Arc::new(verifier))
 }
 
-fn config() -> LogConfig {
+/// Which optional steps of publication the log runs.
+#[derive(Clone, Copy, Debug)]
+struct Setup {
+    delete_partials: bool,
+    witness: bool,
+    sigstore: bool,
+}
+
+const PLAIN: Setup = Setup {
+    delete_partials: false,
+    witness: false,
+    sigstore: false,
+};
+
+const FULL: Setup = Setup {
+    delete_partials: true,
+    witness: true,
+    sigstore: true,
+};
+
+/// Entry `i`: opaque text, or in the Sigstore setup every other one a
+/// canonical hashedrekord entry; nine artifacts share the digests, so index
+/// objects hold several indices and grow across batches.
+fn entry(setup: Setup, i: usize) -> Vec<u8> {
+    if setup.sigstore && i % 2 == 0 {
+        let request = HashedRekordRequest {
+            digest: Sha256::digest(format!("artifact {}", i % 9)).to_vec(),
+            signature: format!("signature {i}").into_bytes(),
+            verifier: VerifierMaterial::PublicKey(b"a test key".to_vec()),
+            key_details: KeyDetails::EcdsaP256Sha256,
+        };
+        return canonical_entry(&request).expect("canonical entry");
+    }
+    format!("entry number {i:05}").into_bytes()
+}
+
+// ---------------------------------------------------------------------------
+// A witness: a c2sp.org/tlog-witness server on loopback that checks the log
+// signature and the consistency proof from the size it holds. It outlives
+// sequencer crashes, as a real witness would.
+
+const WITNESS_NAME: &str = "witness.test/faults";
+
+struct WitnessState {
+    signer: CosignatureSigner,
+    held: Mutex<(u64, Hash)>,
+}
+
+struct TestWitness {
+    state: Arc<WitnessState>,
+    address: SocketAddr,
+}
+
+fn witness_signer() -> CosignatureSigner {
+    CosignatureSigner::from_seed(WITNESS_NAME, &[9; 32]).expect("witness key")
+}
+
+fn witness_policy() -> WitnessPolicy {
+    WitnessPolicy::new(vec![witness_signer().verifier()], 1).expect("policy")
+}
+
+async fn witness_answer(state: &WitnessState, request: hyper::Request<Incoming>) -> (u16, String) {
+    let Ok(body) = request.into_body().collect().await else {
+        return (400, "no body".into());
+    };
+    let text = String::from_utf8_lossy(&body.to_bytes()).into_owned();
+    let Some((head, note)) = text.split_once("\n\n") else {
+        return (400, "no blank line".into());
+    };
+    let mut lines = head.lines();
+    let Some(old) = lines
+        .next()
+        .and_then(|line| line.strip_prefix("old "))
+        .and_then(|size| size.parse::<u64>().ok())
+    else {
+        return (400, "no old line".into());
+    };
+    let Ok(proof) = lines.map(Hash::from_base64).collect::<Result<Vec<_>, _>>() else {
+        return (400, "bad proof line".into());
+    };
+    let (_, log_key) = keys();
+    let Ok((checkpoint, _)) = open_checkpoint(note.as_bytes(), ORIGIN, log_key.as_ref()) else {
+        return (403, "bad log signature".into());
+    };
+    let mut held = state.held.lock().expect("lock");
+    if old != held.0 {
+        return (409, format!("{}\n", held.0));
+    }
+    if checkpoint.size < held.0
+        || verify_consistency(old, checkpoint.size, &held.1, &checkpoint.root, &proof).is_err()
+    {
+        return (422, "inconsistent".into());
+    }
+    *held = (checkpoint.size, checkpoint.root);
+    let signature = state
+        .signer
+        .cosign(&checkpoint.to_text(), 1_700_000_000)
+        .expect("cosign");
+    (200, format!("{signature}\n"))
+}
+
+impl TestWitness {
+    /// A witness that holds `held` (what the log's witness held at a crash).
+    async fn start(held: (u64, Hash)) -> TestWitness {
+        let state = Arc::new(WitnessState {
+            signer: witness_signer(),
+            held: Mutex::new(held),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let served = state.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = served.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let state = state.clone();
+                        async move {
+                            let (status, body) = witness_answer(&state, request).await;
+                            Ok::<_, Infallible>(
+                                hyper::Response::builder()
+                                    .status(status)
+                                    .body(Full::new(hyper::body::Bytes::from(body)))
+                                    .expect("response"),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        TestWitness { state, address }
+    }
+
+    fn held(&self) -> (u64, Hash) {
+        *self.state.held.lock().expect("lock")
+    }
+
+    fn setting(&self) -> (String, CosignatureVerifier) {
+        (
+            format!("http://{}", self.address),
+            witness_signer().verifier(),
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A sequencer process: the log, its sequencing task and, with Sigstore
+// entries, the digest indexer beside it.
+
+struct Process {
+    log: Log,
+    task: JoinHandle<Result<(), stele_sequencer::Error>>,
+    indexer: Option<(JoinHandle<()>, Arc<Notify>)>,
+}
+
+fn config(setup: Setup, witness: Option<&TestWitness>, max_batch: usize) -> LogConfig {
     LogConfig {
         origin: ORIGIN.into(),
-        max_batch: 5,
+        max_batch,
         batch_interval: Duration::from_millis(2),
         pool_size: 1000,
-        delete_partials: false,
-        witnesses: None,
+        delete_partials: setup.delete_partials,
+        witnesses: witness.map(|witness| {
+            Arc::new(
+                Witnesses::new(vec![witness.setting()], 1, Duration::from_secs(5))
+                    .expect("witnesses"),
+            )
+        }),
         ..LogConfig::default()
     }
 }
 
-fn entry(i: usize) -> Vec<u8> {
-    // Enough entries per run to fill a level-0 tile now and then.
-    format!("entry number {i:05}").into_bytes()
-}
-
-async fn start(
+/// Opens the log (the recovery) without starting anything.
+async fn open(
     store: &MemoryStorage,
-) -> Result<(Log, JoinHandle<Result<(), stele_sequencer::Error>>), stele_sequencer::Error> {
+    setup: Setup,
+    witness: Option<&TestWitness>,
+    max_batch: usize,
+) -> Result<(Log, stele_sequencer::Sequencer), stele_sequencer::Error> {
     let (signer, verifier) = keys();
-    let (log, sequencer) = Log::open(
+    Log::open(
         Arc::new(store.clone()),
         signer as Arc<dyn NoteSigner>,
         verifier as Arc<dyn NoteVerifier>,
-        config(),
+        config(setup, witness, max_batch),
         Default::default(),
     )
-    .await?;
-    Ok((log, tokio::spawn(sequencer.run())))
+    .await
 }
 
-/// Opens the log on a store that may still fail now and then (recovery
-/// itself faces the fault), retrying like a supervisor restarting a process.
-async fn start_retrying(
-    store: &MemoryStorage,
-) -> (Log, JoinHandle<Result<(), stele_sequencer::Error>>) {
-    for _ in 0..50 {
-        match start(store).await {
-            Ok(started) => return started,
-            Err(err) => {
-                assert!(
-                    !err.is_fatal() || matches!(err, stele_sequencer::Error::Storage(_)),
-                    "{err}"
-                );
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+fn run(setup: Setup, (log, sequencer): (Log, stele_sequencer::Sequencer)) -> Process {
+    let indexer = setup.sigstore.then(|| {
+        let stop = Arc::new(Notify::new());
+        let waited = stop.clone();
+        let task = tokio::spawn(
+            Indexer::new(log.clone(), Duration::from_millis(2))
+                .run(async move { waited.notified().await }),
+        );
+        (task, stop)
+    });
+    Process {
+        log,
+        task: tokio::spawn(sequencer.run()),
+        indexer,
+    }
+}
+
+impl Process {
+    /// The process dies: its tasks and every in-memory structure go.
+    async fn crash(self) {
+        self.task.abort();
+        let _ = self.task.await;
+        if let Some((indexer, _)) = self.indexer {
+            indexer.abort();
+            let _ = indexer.await;
         }
     }
-    panic!("the log never opened");
+
+    /// A clean stop, once the digest index has caught up with the log.
+    async fn finish(self, store: &MemoryStorage) {
+        let limit = Duration::from_secs(20);
+        if let Some((indexer, stop)) = self.indexer {
+            let published = self.log.published().checkpoint.size;
+            let started = Instant::now();
+            while index::read_marker(store).await.expect("marker") < published {
+                assert!(
+                    started.elapsed() < limit,
+                    "the digest index never caught up"
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            stop.notify_one();
+            tokio::time::timeout(limit, indexer)
+                .await
+                .expect("the indexer stops")
+                .expect("indexer task");
+        }
+        self.log.shutdown();
+        let outcome = tokio::time::timeout(limit, self.task)
+            .await
+            .expect("shutdown")
+            .expect("task");
+        assert!(outcome.is_ok(), "sequencer ended with {outcome:?}");
+    }
 }
 
 /// Submits entries concurrently; returns what each got, in order.
@@ -109,10 +341,11 @@ async fn submit_all(
     results
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Acked {
     /// Entry bytes to acknowledged index.
     indices: BTreeMap<Vec<u8>, u64>,
+    /// Receipts not yet checked against a final log.
     receipts: Vec<(Vec<u8>, Receipt)>,
 }
 
@@ -129,16 +362,84 @@ impl Acked {
     }
 }
 
+// ---------------------------------------------------------------------------
+// The checks.
+
+/// Every delete of a partial tile must find its full tile already there;
+/// a hook records the ones that do not.
+#[derive(Clone, Default)]
+struct EarlyDeletes(Arc<Mutex<Vec<String>>>);
+
+impl EarlyDeletes {
+    fn check(&self, store: &MemoryStorage, info: &OpInfo) {
+        if info.op != Op::Delete {
+            return;
+        }
+        if let Some((full, _)) = info.key.split_once(".p/") {
+            if !store.contains(&Key::new(full).expect("key")) {
+                self.0.lock().expect("lock").push(info.key.clone());
+            }
+        }
+    }
+
+    /// `store` with no fault, only this check.
+    fn watch(&self, store: &MemoryStorage) -> MemoryStorage {
+        let watched = store.restart();
+        let early = self.clone();
+        let observer = watched.clone();
+        watched.set_hook(move |info| {
+            early.check(&observer, info);
+            None
+        });
+        watched
+    }
+
+    fn assert_none(&self) {
+        let early = self.0.lock().expect("lock");
+        assert!(
+            early.is_empty(),
+            "partial tiles deleted before their full tile: {early:?}"
+        );
+    }
+}
+
+/// Signed checkpoints already opened, by their bytes (a signature check in
+/// a debug build is slow, and the same notes come back in every run).
+#[derive(Default)]
+struct Opened(Mutex<HashMap<(Vec<u8>, bool), Checkpoint>>);
+
+impl Opened {
+    fn open(&self, note: &[u8], policy: Option<&WitnessPolicy>) -> Checkpoint {
+        let cached = (note.to_vec(), policy.is_some());
+        if let Some(checkpoint) = self.0.lock().expect("lock").get(&cached) {
+            return checkpoint.clone();
+        }
+        let (_, verifier) = keys();
+        let (checkpoint, opened) =
+            open_checkpoint(note, ORIGIN, verifier.as_ref()).expect("checkpoint verifies");
+        if let Some(policy) = policy {
+            policy
+                .check(&opened)
+                .expect("a published checkpoint carries the witness's cosignature");
+        }
+        self.0
+            .lock()
+            .expect("lock")
+            .insert(cached, checkpoint.clone());
+        checkpoint
+    }
+}
+
 /// The whole log, checked from the store alone.
-fn check_log(store: &MemoryStorage, acked: &Acked) {
-    let (_, verifier) = keys();
+fn check_log(store: &MemoryStorage, setup: Setup, acked: &Acked, opened: &Opened) {
     let objects = store.snapshot();
     let get = |path: &str| objects.get(&Key::new(path).expect("key")).cloned();
-    let note = get("checkpoint").expect("a public checkpoint");
-    let (checkpoint, _) =
-        open_checkpoint(&note, ORIGIN, verifier.as_ref()).expect("checkpoint verifies");
-    let lock = get(".stele/lock").expect("a lock object");
-    let (committed, _) = open_checkpoint(&lock, ORIGIN, verifier.as_ref()).expect("lock verifies");
+    let policy = setup.witness.then(witness_policy);
+    let checkpoint = opened.open(
+        &get("checkpoint").expect("a public checkpoint"),
+        policy.as_ref(),
+    );
+    let committed = opened.open(&get(".stele/lock").expect("a lock object"), None);
     assert_eq!(
         committed, checkpoint,
         "after recovery the public checkpoint is the committed one"
@@ -147,7 +448,7 @@ fn check_log(store: &MemoryStorage, acked: &Acked) {
     // Recompute the log from the published bundles.
     let size = checkpoint.size;
     let mut entries: Vec<Vec<u8>> = Vec::new();
-    let width = 1u64 << TILE_HEIGHT;
+    let width = u64::from(TILE_WIDTH);
     for index in 0..size.div_ceil(width) {
         let tile = Tile::entries(index, (size - index * width).min(width) as u32);
         let data = get(&tile.path()).unwrap_or_else(|| panic!("{tile} missing"));
@@ -177,24 +478,47 @@ fn check_log(store: &MemoryStorage, acked: &Acked) {
         );
         tiles.insert(&tile, tile.decode_hashes(&data).expect("tile"));
     }
-
-    // Consistent with every checkpoint ever published.
-    for record in store.journal() {
-        if record.key.as_str() != "checkpoint" {
-            continue;
-        }
-        let (old, _) =
-            open_checkpoint(&record.bytes, ORIGIN, verifier.as_ref()).expect("old checkpoint");
+    let consistent = |old: &Checkpoint, what: &str| {
         assert!(
             old.size <= size,
-            "a published checkpoint is ahead of the log"
+            "{what} of size {} is ahead of the log",
+            old.size
         );
         let proof = prove_consistency(old.size, size, &tiles).expect("consistency proof");
         verify_consistency(old.size, size, &old.root, &checkpoint.root, &proof)
-            .unwrap_or_else(|err| panic!("checkpoint {} inconsistent: {err}", old.size));
+            .unwrap_or_else(|err| panic!("{what} of size {} inconsistent: {err}", old.size));
+    };
+
+    // Consistent with every checkpoint ever published; the digest index
+    // only ever names entries of the checkpoint published before it, and
+    // its objects only grow.
+    let mut published_size = 0;
+    let mut index_objects: BTreeMap<Key, Vec<u64>> = BTreeMap::new();
+    for record in store.journal() {
+        if record.key.as_str() == "checkpoint" {
+            let old = opened.open(&record.bytes, policy.as_ref());
+            consistent(&old, "a published checkpoint");
+            published_size = published_size.max(old.size);
+        } else if record.key.as_str().starts_with(index::INDEX_PREFIX) {
+            let indices = index::parse_index(&record.bytes).expect("an index object parses");
+            assert!(
+                indices.iter().all(|&i| i < published_size),
+                "{} names an entry beyond the published tree of {published_size}: {indices:?}",
+                record.key
+            );
+            let previous = index_objects.insert(record.key.clone(), indices.clone());
+            if let Some(previous) = previous {
+                assert!(
+                    previous.iter().all(|i| indices.contains(i)),
+                    "{} lost indices: {previous:?} then {indices:?}",
+                    record.key
+                );
+            }
+        }
     }
 
-    // Every acknowledged entry at its acknowledged index.
+    // Every acknowledged entry at its acknowledged index; every receipt
+    // verifies, and its checkpoint is a prefix of the final log.
     for (entry, index) in &acked.indices {
         assert_eq!(
             entries.get(*index as usize),
@@ -202,23 +526,57 @@ fn check_log(store: &MemoryStorage, acked: &Acked) {
             "acknowledged entry missing from its index {index}"
         );
     }
-    let policy = WitnessPolicy::new(vec![], 0).expect("empty policy");
     for (entry, receipt) in &acked.receipts {
-        receipt
-            .verify(entry, ORIGIN, verifier.as_ref(), &policy)
-            .expect("receipt verifies offline");
+        let tree = opened.open(&receipt.checkpoint, policy.as_ref());
+        verify_inclusion(
+            &stele_tiles::leaf_hash(entry),
+            receipt.index,
+            tree.size,
+            &receipt.proof,
+            &tree.root,
+        )
+        .expect("a receipt's inclusion proof verifies");
+        assert_eq!(acked.indices.get(entry), Some(&receipt.index));
+        consistent(&tree, "a receipt's checkpoint");
     }
 
     // Same path, same bytes.
     for key in store.keys_with_several_contents() {
         assert!(
-            key.as_str() == "checkpoint" || key.as_str().starts_with(".stele/"),
+            key.as_str() == "checkpoint"
+                || key.as_str().starts_with(".stele/")
+                || key.as_str().starts_with(index::INDEX_PREFIX),
             "public path {key} was written with two contents"
         );
     }
+
+    // The digest index covers the log exactly.
+    if setup.sigstore {
+        let marker = get(MARKER_KEY).expect("an index marker");
+        assert_eq!(marker.as_ref(), format!("{size}\n").as_bytes());
+        let expected: BTreeMap<String, Vec<u8>> = index::collect(0, &entries)
+            .into_iter()
+            .map(|((algorithm, digest), indices)| {
+                (
+                    index::index_path(algorithm, &digest),
+                    index::render_index(&indices),
+                )
+            })
+            .collect();
+        let found: BTreeMap<String, Vec<u8>> = objects
+            .iter()
+            .filter(|(key, _)| key.as_str().starts_with(index::INDEX_PREFIX))
+            .map(|(key, bytes)| (key.as_str().to_owned(), bytes.to_vec()))
+            .collect();
+        assert!(!expected.is_empty(), "no Sigstore entry in the log");
+        assert_eq!(found, expected, "the digest index differs from the log");
+    }
 }
 
-#[derive(Clone, Copy, Debug)]
+// ---------------------------------------------------------------------------
+// The walk.
+
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Mode {
     /// The operation fails once; the sequencer recovers in-process.
     Error,
@@ -228,128 +586,317 @@ enum Mode {
     CrashAfter,
 }
 
-async fn scenario(fault_at: u64, mode: Mode) -> bool {
-    let store = MemoryStorage::new();
-    let mut acked = Acked::default();
-    let limit = Duration::from_secs(5);
+const MODES: [Mode; 3] = [Mode::Error, Mode::CrashBefore, Mode::CrashAfter];
 
-    // A log with some history.
-    let (log, task) = start(&store).await.expect("open");
-    let first: Vec<Vec<u8>> = (0..23).map(entry).collect();
-    let results = submit_all(&log, &first, limit).await;
-    assert!(
-        results.iter().all(|r| matches!(r, Some(Ok(_)))),
-        "clean run failed"
-    );
-    acked.record(&first, results);
+/// Whether an armed fault fired, and a signal when it does.
+#[derive(Default)]
+struct Fired {
+    flag: AtomicBool,
+    signal: Notify,
+}
 
-    // Arm the fault at the `fault_at`-th operation from now.
-    let base = store.operation_count();
-    let crashed = Arc::new(AtomicBool::new(false));
-    let flag = crashed.clone();
+impl Fired {
+    fn load(&self, ordering: Ordering) -> bool {
+        self.flag.load(ordering)
+    }
+}
+
+/// Arms `mode` at the operation `at` (an operation count) of `store`, with
+/// the early-delete check on every operation.
+fn arm(store: &MemoryStorage, at: u64, mode: Mode, early: &EarlyDeletes) -> Arc<Fired> {
+    let fired = Arc::new(Fired::default());
+    let flag = fired.clone();
+    let early = early.clone();
+    let observer = store.clone();
     store.set_hook(move |info| {
-        if info.sequence < base + fault_at {
+        early.check(&observer, info);
+        if info.sequence < at {
             return None;
         }
+        let first = !flag.flag.swap(true, Ordering::SeqCst);
+        if first {
+            flag.signal.notify_one();
+        }
         match mode {
-            Mode::Error => {
-                (info.sequence == base + fault_at).then_some(Fault::Fail(FaultError::Transient))
-            }
-            Mode::CrashBefore => {
-                flag.store(true, Ordering::SeqCst);
-                Some(Fault::Fail(FaultError::Transient))
-            }
-            Mode::CrashAfter => {
-                let first = !flag.swap(true, Ordering::SeqCst);
-                Some(if first && info.op == Op::Put {
-                    Fault::FailAfterWrite(FaultError::Transient)
-                } else {
-                    Fault::Fail(FaultError::Transient)
-                })
-            }
+            Mode::Error => first.then_some(Fault::Fail(FaultError::Transient)),
+            Mode::CrashBefore => Some(Fault::Fail(FaultError::Transient)),
+            Mode::CrashAfter => Some(if first && info.op == Op::Put {
+                Fault::FailAfterWrite(FaultError::Transient)
+            } else if first && info.op == Op::Delete {
+                // The delete happens, its answer is lost, the process dies.
+                Fault::FailAfterWrite(FaultError::Transient)
+            } else {
+                Fault::Fail(FaultError::Transient)
+            }),
         }
     });
-
-    // More batches, with duplicates of old and new entries mixed in.
-    let second: Vec<Vec<u8>> = (23..48).map(entry).chain([entry(3), entry(30)]).collect();
-    let wait = match mode {
-        Mode::Error => limit,
-        Mode::CrashBefore | Mode::CrashAfter => Duration::from_millis(300),
-    };
-    let results = submit_all(&log, &second, wait).await;
-    acked.record(&second, results);
-    let fired = store.operation_count() > base + fault_at;
-
-    let (log, task) = match mode {
-        Mode::Error => (log, task),
-        Mode::CrashBefore | Mode::CrashAfter => {
-            // The process dies: its task and every in-memory structure go.
-            task.abort();
-            let _ = task.await;
-            drop(log);
-            let restarted = store.restart();
-            start_retrying(&restarted).await
-        }
-    };
-
-    // Everything submitted again, plus new entries: all succeed, and what
-    // was acknowledged keeps its index.
-    // A submitter answered "unavailable" retries, as a client would.
-    let third: Vec<Vec<u8>> = (0..60).map(entry).collect();
-    let mut results = submit_all(&log, &third, limit).await;
-    for _ in 0..3 {
-        for (entry, result) in third.iter().zip(results.iter_mut()) {
-            if matches!(result, Some(Err(SubmitError::Unavailable(_)))) {
-                *result = submit_all(&log, std::slice::from_ref(entry), limit)
-                    .await
-                    .remove(0);
-            }
-        }
-    }
-    for (entry, result) in third.iter().zip(&results) {
-        match result {
-            Some(Ok(_)) => {}
-            other => panic!(
-                "{mode:?} at {fault_at}: {} not logged after recovery: {other:?}",
-                String::from_utf8_lossy(entry)
-            ),
-        }
-    }
-    acked.record(&third, results);
-    log.shutdown();
-    let outcome = tokio::time::timeout(limit, task)
-        .await
-        .expect("shutdown")
-        .expect("task");
-    assert!(outcome.is_ok(), "sequencer ended with {outcome:?}");
-    check_log(&store.restart(), &acked);
     fired
 }
 
-async fn every_fault(mode: Mode) {
+/// What one walk shares between its runs: the log before the faults.
+struct Base {
+    setup: Setup,
+    store: MemoryStorage,
+    acked: Acked,
+    witness_held: (u64, Hash),
+    opened: Opened,
+    early: EarlyDeletes,
+}
+
+impl Base {
+    async fn new(setup: Setup) -> Base {
+        let store = MemoryStorage::new();
+        let witness = if setup.witness {
+            Some(TestWitness::start((0, Hash::EMPTY)).await)
+        } else {
+            None
+        };
+        let process = run(
+            setup,
+            open(&store, setup, witness.as_ref(), 64)
+                .await
+                .expect("open"),
+        );
+        let history: Vec<Vec<u8>> = (0..HISTORY).map(|i| entry(setup, i)).collect();
+        let results = submit_all(&process.log, &history, Duration::from_secs(30)).await;
+        assert!(
+            results.iter().all(|r| matches!(r, Some(Ok(_)))),
+            "clean run failed"
+        );
+        let mut acked = Acked::default();
+        acked.record(&history, results);
+        process.finish(&store).await;
+        let opened = Opened::default();
+        check_log(&store, setup, &acked, &opened);
+        // Their receipts are checked now; their indices every time.
+        acked.receipts.clear();
+        Base {
+            setup,
+            store,
+            acked,
+            witness_held: witness.map_or((0, Hash::EMPTY), |witness| witness.held()),
+            opened,
+            early: EarlyDeletes::default(),
+        }
+    }
+
+    async fn witness(&self, held: (u64, Hash)) -> Option<TestWitness> {
+        if self.setup.witness {
+            Some(TestWitness::start(held).await)
+        } else {
+            None
+        }
+    }
+
+    /// A process on a store that has no fault: it must open at once.
+    async fn start_clean(&self, store: &MemoryStorage, witness: Option<&TestWitness>) -> Process {
+        let opened = open(store, self.setup, witness, 5)
+            .await
+            .unwrap_or_else(|err| panic!("a clean restart failed: {err}"));
+        run(self.setup, opened)
+    }
+
+    /// Everything submitted again plus new entries, all logged (a submitter
+    /// answered "unavailable" retries, as a client would); then a clean stop
+    /// and the checks.
+    async fn finish(
+        &self,
+        store: &MemoryStorage,
+        process: Process,
+        mut acked: Acked,
+        what: &str,
+    ) -> usize {
+        let limit = Duration::from_secs(20);
+        let third: Vec<Vec<u8>> = (0..HISTORY)
+            .step_by(41)
+            .chain(HISTORY..HISTORY + FAULTED + 3)
+            .map(|i| entry(self.setup, i))
+            .collect();
+        let mut results = submit_all(&process.log, &third, limit).await;
+        for _ in 0..3 {
+            for (entry, result) in third.iter().zip(results.iter_mut()) {
+                if matches!(result, Some(Err(SubmitError::Unavailable(_)))) {
+                    *result = submit_all(&process.log, std::slice::from_ref(entry), limit)
+                        .await
+                        .remove(0);
+                }
+            }
+        }
+        for (entry, result) in third.iter().zip(&results) {
+            match result {
+                Some(Ok(_)) => {}
+                other => panic!(
+                    "{what}: {} not logged after recovery: {other:?}",
+                    String::from_utf8_lossy(entry)
+                ),
+            }
+        }
+        acked.record(&third, results);
+        process.finish(store).await;
+        check_log(&store.restart(), self.setup, &acked, &self.opened);
+        1
+    }
+
+    /// One first fault; after a crash, every second fault in the restart's
+    /// recovery. Returns whether the first fault fired, and the runs made.
+    async fn scenario(&self, fault_at: u64, mode: Mode) -> (bool, usize) {
+        let store = self.early.watch(&self.store.fork());
+        let witness = self.witness(self.witness_held).await;
+        let mut acked = self.acked.clone();
+        let what = format!("{mode:?} at {fault_at}");
+        let process = self.start_clean(&store, witness.as_ref()).await;
+
+        let base = store.operation_count();
+        let fired = arm(&store, base + fault_at, mode, &self.early);
+        // More batches, crossing the tile boundary, with duplicates of old
+        // and new entries mixed in.
+        let faulted: Vec<Vec<u8>> = (HISTORY..HISTORY + FAULTED)
+            .chain([3, HISTORY + 2])
+            .map(|i| entry(self.setup, i))
+            .collect();
+        let log = process.log.clone();
+        let submitted = submit_all(&log, &faulted, Duration::from_secs(20));
+        if mode == Mode::Error {
+            acked.record(&faulted, submitted.await);
+            let fired = fired.load(Ordering::SeqCst);
+            return (fired, self.finish(&store, process, acked, &what).await);
+        }
+        // The process dies at the faulted operation: nothing it would do
+        // after it reaches storage, so it can be stopped at once. The
+        // submitters left waiting then get an error.
+        tokio::pin!(submitted);
+        let results = tokio::select! {
+            results = &mut submitted => Some(results),
+            () = fired.signal.notified() => None,
+        };
+        process.crash().await;
+        let results = match results {
+            Some(results) => results,
+            None => submitted.await,
+        };
+        acked.record(&faulted, results);
+        let fired = fired.load(Ordering::SeqCst);
+        let crashed_witness = witness.as_ref().map_or((0, Hash::EMPTY), TestWitness::held);
+        let mut runs = 0;
+        if fired {
+            // How many storage operations the restart's recovery makes.
+            let probe = store.fork();
+            let before = probe.operation_count();
+            let probe_witness = self.witness(crashed_witness).await;
+            drop(open(&probe, self.setup, probe_witness.as_ref(), 5).await);
+            let recovery = probe.operation_count() - before;
+            for second in 0..recovery {
+                for second_mode in MODES {
+                    runs += self
+                        .nested(&store, crashed_witness, second, second_mode, &acked, &what)
+                        .await;
+                }
+            }
+        }
+        let restarted = self.early.watch(&store);
+        let process = self.start_clean(&restarted, witness.as_ref()).await;
+        runs += self.finish(&restarted, process, acked, &what).await;
+        (fired, runs)
+    }
+
+    /// The restart after a crash meets `mode` at its `second`-th storage
+    /// operation; then a clean restart finishes.
+    async fn nested(
+        &self,
+        crashed: &MemoryStorage,
+        witness_held: (u64, Hash),
+        second: u64,
+        mode: Mode,
+        acked: &Acked,
+        first: &str,
+    ) -> usize {
+        let what = format!("{first}, then {mode:?} at recovery operation {second}");
+        let store = crashed.fork();
+        let witness = self.witness(witness_held).await;
+        let fired = arm(&store, store.operation_count() + second, mode, &self.early);
+        match open(&store, self.setup, witness.as_ref(), 5).await {
+            // A fault that recovery survived: after an error the process
+            // goes on; after a crash it is gone all the same.
+            Ok(opened) if mode == Mode::Error => {
+                let process = run(self.setup, opened);
+                return self.finish(&store, process, acked.clone(), &what).await;
+            }
+            Ok(opened) => drop(opened),
+            Err(err) => assert!(
+                !err.is_fatal(),
+                "{what}: an injected transient fault stopped recovery for good: {err}"
+            ),
+        }
+        assert!(
+            fired.load(Ordering::SeqCst),
+            "{what}: the fault never fired"
+        );
+        let restarted = self.early.watch(&store);
+        let process = self.start_clean(&restarted, witness.as_ref()).await;
+        self.finish(&restarted, process, acked.clone(), &what).await
+    }
+}
+
+async fn every_fault(setup: Setup, mode: Mode) {
+    let started = Instant::now();
+    let base = Base::new(setup).await;
     let mut fault_at = 0;
+    let mut runs = 0;
     // Walk the fault through every operation until a run finishes without
     // reaching it.
-    while scenario(fault_at, mode).await {
+    loop {
+        let (fired, made) = base.scenario(fault_at, mode).await;
+        runs += made;
+        if !fired {
+            break;
+        }
         fault_at += 1;
-        assert!(fault_at < 500, "runaway");
+        assert!(fault_at < 1000, "runaway");
     }
-    assert!(fault_at > 20, "only {fault_at} operations were exercised");
+    base.early.assert_none();
+    assert!(fault_at > 40, "only {fault_at} operations were exercised");
+    eprintln!(
+        "{setup:?}, {mode:?}: {fault_at} first faults, {runs} recoveries checked in {:.1?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_fails_once() {
-    every_fault(Mode::Error).await;
+    every_fault(PLAIN, Mode::Error).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_before_every_operation() {
-    every_fault(Mode::CrashBefore).await;
+async fn crash_before_every_operation_and_every_recovery_operation() {
+    every_fault(PLAIN, Mode::CrashBefore).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_after_every_write() {
-    every_fault(Mode::CrashAfter).await;
+async fn crash_after_every_write_and_every_recovery_operation() {
+    every_fault(PLAIN, Mode::CrashAfter).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_witness_index_and_deletes_every_operation_fails_once() {
+    every_fault(FULL, Mode::Error).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_witness_index_and_deletes_crash_before_every_operation() {
+    every_fault(FULL, Mode::CrashBefore).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_witness_index_and_deletes_crash_after_every_write() {
+    every_fault(FULL, Mode::CrashAfter).await;
+}
+
+/// A plain log's process on `store`, without the indexer.
+async fn start(
+    store: &MemoryStorage,
+) -> Result<(Log, JoinHandle<Result<(), stele_sequencer::Error>>), stele_sequencer::Error> {
+    let (log, sequencer) = open(store, PLAIN, None, 5).await?;
+    Ok((log, tokio::spawn(sequencer.run())))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,7 +905,7 @@ async fn a_second_sequencer_cannot_fork_the_log() {
     let (first, first_task) = start(&store).await.expect("first");
     let results = submit_all(
         &first,
-        &(0..10).map(entry).collect::<Vec<_>>(),
+        &(0..10).map(|i| entry(PLAIN, i)).collect::<Vec<_>>(),
         Duration::from_secs(5),
     )
     .await;
@@ -366,7 +913,7 @@ async fn a_second_sequencer_cannot_fork_the_log() {
 
     // A second sequencer opens the same store, then the first commits more.
     let (second, second_task) = start(&store.restart()).await.expect("second opens");
-    let more: Vec<Vec<u8>> = (10..20).map(entry).collect();
+    let more: Vec<Vec<u8>> = (10..20).map(|i| entry(PLAIN, i)).collect();
     let results = submit_all(&first, &more, Duration::from_secs(5)).await;
     assert!(results.iter().all(|r| matches!(r, Some(Ok(_)))));
 
@@ -390,13 +937,13 @@ async fn a_second_sequencer_cannot_fork_the_log() {
     first_task.await.expect("task").expect("first ends cleanly");
 
     let mut acked = Acked::default();
-    let all: Vec<Vec<u8>> = (0..20).map(entry).collect();
+    let all: Vec<Vec<u8>> = (0..20).map(|i| entry(PLAIN, i)).collect();
     let (log, task) = start(&store.restart()).await.expect("reopen");
     let results = submit_all(&log, &all, Duration::from_secs(5)).await;
     acked.record(&all, results);
     log.shutdown();
     task.await.expect("task").expect("clean");
-    check_log(&store, &acked);
+    check_log(&store, PLAIN, &acked, &Opened::default());
     let (_, verifier) = keys();
     let (checkpoint, _): (Checkpoint, _) = open_checkpoint(
         &store.snapshot()[&Key::new("checkpoint").expect("key")],
@@ -430,30 +977,21 @@ async fn stale_partials_are_deleted_only_after_their_full_tile() {
         }
         None
     });
-    let (signer, verifier) = keys();
-    let (log, sequencer) = Log::open(
-        Arc::new(store.clone()),
-        signer as Arc<dyn NoteSigner>,
-        verifier as Arc<dyn NoteVerifier>,
-        LogConfig {
-            delete_partials: true,
-            max_batch: 40,
-            ..config()
-        },
-        Default::default(),
-    )
-    .await
-    .expect("open");
+    let setup = Setup {
+        delete_partials: true,
+        ..PLAIN
+    };
+    let (log, sequencer) = open(&store, setup, None, 40).await.expect("open");
     let task = tokio::spawn(sequencer.run());
     let mut acked = Acked::default();
-    let entries: Vec<Vec<u8>> = (0..700).map(entry).collect();
+    let entries: Vec<Vec<u8>> = (0..700).map(|i| entry(PLAIN, i)).collect();
     for chunk in entries.chunks(50) {
         let results = submit_all(&log, chunk, Duration::from_secs(10)).await;
         acked.record(chunk, results);
     }
     // Duplicates are proven from storage, through the full tiles now that
     // their partial versions are gone.
-    let again: Vec<Vec<u8>> = (0..700).step_by(97).map(entry).collect();
+    let again: Vec<Vec<u8>> = (0..700).step_by(97).map(|i| entry(PLAIN, i)).collect();
     let results = submit_all(&log, &again, Duration::from_secs(10)).await;
     assert!(
         results
@@ -479,5 +1017,5 @@ async fn stale_partials_are_deleted_only_after_their_full_tile() {
             );
         }
     }
-    check_log(&store.restart(), &acked);
+    check_log(&store.restart(), PLAIN, &acked, &Opened::default());
 }

@@ -217,6 +217,29 @@ impl MemoryStorage {
         }
     }
 
+    /// An independent copy of the stored state (objects, journal and
+    /// operation count) with no faults: what a crash left, to be recovered
+    /// from several times over, one fault each time. Writes to the copy and
+    /// to `self` no longer meet.
+    pub fn fork(&self) -> Self {
+        let state = self.state();
+        let copy = Persisted {
+            objects: state.objects.clone(),
+            journal: state.journal.clone(),
+            sequence: state.sequence,
+        };
+        Self {
+            persisted: Arc::new(Mutex::new(copy)),
+            faults: Arc::default(),
+        }
+    }
+
+    /// Whether `key` holds an object now (counts as no operation and meets
+    /// no fault: for checks made from inside a fault hook).
+    pub fn contains(&self, key: &Key) -> bool {
+        self.state().objects.contains_key(key)
+    }
+
     /// Adds a scripted fault. Rules are checked in order; the first that
     /// fires wins, and a hook is asked only when no rule fired.
     pub fn inject(&self, rule: FaultRule) {
