@@ -29,10 +29,34 @@ fi
 
 export RUSTC_BOOTSTRAP=1
 
+# Every file under fuzz/fuzz_targets must be a target that runs: a file
+# without its [[bin]] entry in fuzz/Cargo.toml would never be fuzzed, and an
+# empty list would make this script pass having run nothing.
+listed="$(cargo fuzz list)"
+mapfile -t all_targets < <(printf '%s\n' "$listed" | sed '/^$/d' | sort)
+mapfile -t files < <(find fuzz/fuzz_targets -maxdepth 1 -name '*.rs' -printf '%f\n' |
+    sed 's/\.rs$//' | sort)
+if [ "${#all_targets[@]}" -eq 0 ]; then
+    echo "cargo fuzz list found no fuzz targets" >&2
+    exit 1
+fi
+if [ "${all_targets[*]}" != "${files[*]}" ]; then
+    echo "the targets in fuzz/Cargo.toml and the files in fuzz/fuzz_targets differ:" >&2
+    diff <(printf '%s\n' "${all_targets[@]}") <(printf '%s\n' "${files[@]}") \
+        --label 'cargo fuzz list' --label fuzz/fuzz_targets >&2 || true
+    exit 1
+fi
+
 if [ "$#" -gt 0 ]; then
     targets=("$@")
+    for target in "${targets[@]}"; do
+        if ! printf '%s\n' "${all_targets[@]}" | grep -qxF -- "$target"; then
+            echo "no fuzz target named $target (cargo fuzz list: ${all_targets[*]})" >&2
+            exit 2
+        fi
+    done
 else
-    mapfile -t targets < <(cargo fuzz list)
+    targets=("${all_targets[@]}")
 fi
 
 # Build all first, so that a compile error fails fast and run times are

@@ -18,7 +18,8 @@
 //! schema and the Go build are in `gointerop/harness.rs`.
 //!
 //! Without Go the Go-driven tests fail, telling to run
-//! `scripts/install-test-deps.sh`; `STELE_SKIP_GO_TESTS=1` skips them.
+//! `scripts/install-test-deps.sh`; `STELE_SKIP_GO_TESTS=1` skips them, outside
+//! CI only (with `CI` set it fails them).
 
 use std::collections::{BTreeMap, BTreeSet};
 
