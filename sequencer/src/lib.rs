@@ -10,6 +10,7 @@ pub mod keyfile;
 pub mod log;
 pub mod metered;
 pub mod metrics;
+pub mod ratelog;
 pub mod sigstore;
 pub mod staging;
 pub mod storage;

@@ -34,6 +34,9 @@ pub struct Metrics {
     /// (`disk_full`, `read_only`, `descriptors`, `permission`, `io`,
     /// `transient`, `witnesses`).
     pub storage_faults: IntCounterVec,
+    /// Refused requests and other events an attacker can repeat at will,
+    /// by cause; see [`crate::ratelog`].
+    pub refusals: IntCounterVec,
 }
 
 impl Metrics {
@@ -101,6 +104,15 @@ impl Metrics {
             &["kind"],
         )
         .expect("static metric definition");
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "refusals_total",
+                "Refused requests and other attacker-driven events, by cause (logged at most \
+                 once an interval each)",
+            ),
+            &["cause"],
+        )
+        .expect("static metric definition");
         for collector in [
             Box::new(batch_size.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(batch_phase_seconds.clone()),
@@ -113,6 +125,7 @@ impl Metrics {
             Box::new(pool_bytes.clone()),
             Box::new(degraded.clone()),
             Box::new(storage_faults.clone()),
+            Box::new(refusals.clone()),
         ] {
             // Names are distinct and static, so registration cannot fail.
             let _ = registry.register(collector);
@@ -130,6 +143,7 @@ impl Metrics {
             pool_bytes,
             degraded,
             storage_faults,
+            refusals,
         }
     }
 

@@ -210,7 +210,12 @@ impl Witnesses {
         };
         tokio::time::timeout(self.timeout, attempt)
             .await
-            .unwrap_or_else(|_| Err(format!("no answer within {:?}", self.timeout)))
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "no answer within {}",
+                    crate::ratelog::human_duration(self.timeout)
+                ))
+            })
     }
 }
 

@@ -35,6 +35,7 @@
 //! Nothing here knows about Lambda: the function's adapter turns its
 //! platform's events into `http` requests and back.
 
+pub mod canonical;
 pub mod front;
 pub mod server;
 
@@ -211,7 +212,8 @@ fn unix_seconds(time: SystemTime) -> u64 {
 }
 
 /// Why a forwarded request was not authenticated. The sequencer answers
-/// each with 401 and logs nothing.
+/// each with 401 ([`AuthError::Overloaded`] with 503) and warns of it at
+/// most once an interval per kind ([`crate::ratelog`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("the {0} header is missing")]

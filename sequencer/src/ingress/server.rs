@@ -1,6 +1,11 @@
 //! The sequencer's side of the private ingress: a listener of its own
 //! (`--ingress-listen`), apart from the public API, that takes
 //! authenticated canonical entries and answers as the Rekor v2 API does.
+//!
+//! Every refusal is answered with its reason and logged through a
+//! [`RateLimitedWarn`] per cause, so a flood of refused requests writes at
+//! most one line per cause and interval, and is counted in
+//! `stele_refusals_total{cause="ingress_..."}`.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -10,12 +15,11 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::time::Instant;
-use tracing::warn;
 
-use super::{AuthError, Authenticator, INGRESS_PATH};
-use crate::api::{Api, ApiConfig, ApiError, Handler, ResponseBody, read_limited};
+use super::{AuthError, Authenticator, INGRESS_PATH, canonical};
+use crate::api::{Api, ApiConfig, ApiError, BodyError, Handler, ResponseBody, read_limited};
 use crate::log::MAX_ENTRY_SIZE;
-use crate::sigstore::entry::artifact_digest;
+use crate::ratelog::{DEFAULT_INTERVAL, RateLimitedWarn};
 
 /// The ingress handler: authenticate, then log through the same path as
 /// `POST /api/v2/log/entries`.
@@ -24,13 +28,63 @@ pub struct Ingress {
     api: Arc<Api>,
     auth: Authenticator,
     limits: ApiConfig,
+    refusals: Refusals,
+}
+
+/// One rate-limited warning per cause of refusal.
+#[derive(Debug)]
+struct Refusals {
+    /// No credentials, malformed ones, or a MAC that does not verify.
+    unauthenticated: RateLimitedWarn,
+    /// A time too far from this server's clock.
+    stale: RateLimitedWarn,
+    /// A nonce seen before.
+    replayed: RateLimitedWarn,
+    /// Too many recent nonces to remember another.
+    overloaded: RateLimitedWarn,
+    /// An authenticated body that is not a canonical hashedrekord entry.
+    not_canonical: RateLimitedWarn,
+    /// A body too large, too slow, or cut off.
+    body: RateLimitedWarn,
+}
+
+impl Refusals {
+    fn new(api: &Api) -> Refusals {
+        let metrics = api.metrics();
+        let warner = |cause| RateLimitedWarn::new(cause, DEFAULT_INTERVAL, metrics);
+        Refusals {
+            unauthenticated: warner("ingress_unauthenticated"),
+            stale: warner("ingress_stale"),
+            replayed: warner("ingress_replayed"),
+            overloaded: warner("ingress_overloaded"),
+            not_canonical: warner("ingress_not_canonical"),
+            body: warner("ingress_body"),
+        }
+    }
+
+    fn auth(&self, err: &AuthError) -> &RateLimitedWarn {
+        match err {
+            AuthError::Missing(_) | AuthError::Malformed { .. } | AuthError::BadMac => {
+                &self.unauthenticated
+            }
+            AuthError::Stale { .. } => &self.stale,
+            AuthError::Replayed => &self.replayed,
+            AuthError::Overloaded => &self.overloaded,
+        }
+    }
 }
 
 impl Ingress {
     /// An ingress in front of `api`'s log; `limits` are its own connection
     /// limits and timeouts.
     pub fn new(api: Arc<Api>, auth: Authenticator, limits: ApiConfig) -> Arc<Ingress> {
-        Arc::new(Ingress { api, auth, limits })
+        let refusals = Refusals::new(&api);
+        Arc::new(Ingress {
+            api,
+            auth,
+            limits,
+            refusals,
+        })
     }
 
     async fn entries(
@@ -39,12 +93,24 @@ impl Ingress {
     ) -> Result<Response<ResponseBody>, ApiError> {
         let (parts, body) = request.into_parts();
         let deadline = Instant::now() + self.limits.body_timeout;
-        let body: Bytes = read_limited(body, MAX_ENTRY_SIZE, deadline).await?;
+        let body: Bytes =
+            read_limited(body, MAX_ENTRY_SIZE, deadline)
+                .await
+                .map_err(|err: BodyError| {
+                    let refusal = ApiError::from(err);
+                    self.refusals.body.warn(format_args!(
+                        "refused an ingress request whose body did not arrive whole: {}",
+                        refusal.message
+                    ));
+                    refusal
+                })?;
         let format = self
             .auth
             .authenticate(&parts.headers, &body, SystemTime::now())
             .map_err(|err| {
-                warn!(%err, "refused an unauthenticated ingress request");
+                self.refusals
+                    .auth(&err)
+                    .warn(format_args!("refused an ingress request: {err}"));
                 let status = match err {
                     AuthError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
                     _ => StatusCode::UNAUTHORIZED,
@@ -55,14 +121,17 @@ impl Ingress {
                 }
                 refusal
             })?;
-        // The function checked the signature; this only guards against a
-        // function that forwards something other than a canonical
-        // hashedrekord entry (an old or broken build), which the digest
-        // index could not read.
-        if artifact_digest(&body).is_none() {
+        // The function checked the signature; the body must be exactly
+        // what it forwards, so that an old or broken build (or a holder of
+        // the secret that is not the function) cannot log anything else.
+        if let Err(err) = canonical::check(&body) {
+            self.refusals.not_canonical.warn(format_args!(
+                "refused an authenticated ingress request whose body is not a canonical \
+                 hashedrekord entry: {err}"
+            ));
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "ingress: the body is not a canonical hashedrekord entry",
+                format!("ingress: the body is not a canonical hashedrekord entry: {err}"),
             ));
         }
         self.api.log_rekor_v2(format, body.to_vec()).await
