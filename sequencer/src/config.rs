@@ -47,6 +47,10 @@ pub struct Config {
     /// `None`: Ed25519. When set, an existing key of another algorithm is
     /// an error rather than silently used.
     pub key_algorithm: Option<KeyAlgorithm>,
+    /// Start even when the private key file is open to its group or other
+    /// users, with a warning; otherwise that refuses the start
+    /// ([`crate::keyfile::check_permissions`]).
+    pub allow_insecure_key_permissions: bool,
     /// Most new entries in one batch.
     pub max_batch: usize,
     /// Longest wait from a batch's first entry to its sequencing.
@@ -135,6 +139,7 @@ impl Default for Config {
             origin: None,
             key: None,
             key_algorithm: None,
+            allow_insecure_key_permissions: false,
             max_batch: log.max_batch,
             batch_interval: log.batch_interval,
             pool_size: log.pool_size,
@@ -425,6 +430,12 @@ pub struct ServeArgs {
     )]
     pub key_algorithm: Option<KeyAlgorithm>,
 
+    /// Start even when the private key file is readable or writable by its
+    /// group or other users (refused by default, as ssh does).
+    #[arg(long, env = "STELE_ALLOW_INSECURE_KEY_PERMISSIONS", value_name = "BOOL", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", value_parser = parse_bool)]
+    pub allow_insecure_key_permissions: Option<bool>,
+
     /// Most new entries in one batch. [default: 4096]
     #[arg(long, env = "STELE_MAX_BATCH", value_name = "N")]
     pub max_batch: Option<usize>,
@@ -597,6 +608,10 @@ impl ServeArgs {
         set_some(&mut config.origin, &self.origin);
         set_some(&mut config.key, &self.key);
         set_some(&mut config.key_algorithm, &self.key_algorithm);
+        set(
+            &mut config.allow_insecure_key_permissions,
+            &self.allow_insecure_key_permissions,
+        );
         set(&mut config.max_batch, &self.max_batch);
         set(&mut config.batch_interval, &self.batch_interval);
         set(&mut config.pool_size, &self.pool_size);

@@ -15,7 +15,10 @@
 //!   in checkpoint signature lines, as rekor-tiles names its checkpoint
 //!   signer after its origin) comes from the configuration.
 //!
-//! The private key file is written with mode 0600 and never replaced.
+//! The private key file is written with mode 0600 and never replaced, the
+//! verifier key file with 0644, and a folder made for them with 0755, all
+//! whatever the umask. Like ssh, [`load`] refuses a private key file that
+//! other users may read or write, unless told to accept it.
 
 use std::fmt;
 use std::fs::{self, OpenOptions};
@@ -30,6 +33,7 @@ use tracing::warn;
 
 use crate::error::Error;
 use crate::sigstore::log_id_ed25519;
+use crate::storage::fs::{PRIVATE_FILE_MODE, PUBLIC_DIR_MODE, PUBLIC_FILE_MODE, create_folders};
 
 /// The signature algorithm of a log key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
@@ -151,7 +155,7 @@ pub fn generate(
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(PRIVATE_FILE_MODE)
         .open(key_path)
         .map_err(|err| match err.kind() {
             std::io::ErrorKind::AlreadyExists => Error::Config(format!(
@@ -160,7 +164,9 @@ pub fn generate(
             )),
             _ => io_error("create key file", key_path, err),
         })?;
-    file.write_all(private_text.as_bytes())
+    // The mode on creation is masked by the umask; set it whole.
+    file.set_permissions(fs::Permissions::from_mode(PRIVATE_FILE_MODE))
+        .and_then(|()| file.write_all(private_text.as_bytes()))
         .and_then(|()| file.sync_all())
         .map_err(|err| io_error("write key file", key_path, err))?;
     write_verifier(&key, vkey_path)?;
@@ -176,19 +182,40 @@ pub fn write_verifier(key: &LogKey, vkey_path: &Path) -> Result<(), Error> {
     }
     create_parent(vkey_path)?;
     let temporary = temporary_path(vkey_path);
-    fs::write(&temporary, &text)
-        .and_then(|()| fs::rename(&temporary, vkey_path))
-        .map_err(|err| io_error("write verifier key file", vkey_path, err))
+    let written = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(PUBLIC_FILE_MODE)
+        .open(&temporary)
+        .and_then(|mut file| {
+            file.set_permissions(fs::Permissions::from_mode(PUBLIC_FILE_MODE))?;
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::rename(&temporary, vkey_path));
+    if written.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    written.map_err(|err| io_error("write verifier key file", vkey_path, err))
 }
 
 /// Reads the key at `key_path`. The key type is told by the content: PEM is
 /// ECDSA P-256 and needs `origin`, as PEM carries no name; anything else is
 /// read as Go's Ed25519 private key text, whose name must equal `origin` if
 /// one is given: the origin of a log never changes.
-pub fn load(key_path: &Path, origin: Option<&str>) -> Result<LogKey, Error> {
+///
+/// A key file that group or others may read or write is refused (see
+/// [`check_permissions`]) unless `allow_insecure_permissions`, when it is
+/// only warned of.
+pub fn load(
+    key_path: &Path,
+    origin: Option<&str>,
+    allow_insecure_permissions: bool,
+) -> Result<LogKey, Error> {
+    check_permissions(key_path, allow_insecure_permissions)?;
     let text =
         fs::read_to_string(key_path).map_err(|err| io_error("read key file", key_path, err))?;
-    warn_if_readable_by_others(key_path);
     if text.trim_start().starts_with("-----BEGIN ") {
         let origin = origin.ok_or_else(|| {
             Error::Config(format!(
@@ -236,10 +263,11 @@ pub fn load_or_create(
     vkey_path: &Path,
     origin: Option<&str>,
     algorithm: Option<KeyAlgorithm>,
+    allow_insecure_permissions: bool,
 ) -> Result<LogKey, Error> {
     match fs::metadata(key_path) {
         Ok(_) => {
-            let key = load(key_path, origin)?;
+            let key = load(key_path, origin, allow_insecure_permissions)?;
             match algorithm {
                 Some(wanted) if wanted != key.algorithm => Err(Error::Config(format!(
                     "{} is an {} key, but key_algorithm is {wanted}: a log keeps the key it \
@@ -272,24 +300,38 @@ fn create_parent(path: &Path) -> Result<(), Error> {
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
     {
-        Some(parent) => {
-            fs::create_dir_all(parent).map_err(|err| io_error("create folder", parent, err))
-        }
+        Some(parent) => create_folders(parent, PUBLIC_DIR_MODE)
+            .map_err(|err| io_error("create folder", parent, err)),
         None => Ok(()),
     }
 }
 
-fn warn_if_readable_by_others(key_path: &Path) {
-    if let Ok(metadata) = fs::metadata(key_path) {
-        let mode = metadata.permissions().mode();
-        if mode & 0o077 != 0 {
-            warn!(
-                path = %key_path.display(),
-                mode = format!("{:o}", mode & 0o777),
-                "the private key file is readable by other users; chmod 600 it"
-            );
-        }
+/// The option of `stele serve` that accepts a key file open to others.
+pub const ALLOW_INSECURE_FLAG: &str = "--allow-insecure-key-permissions";
+
+/// Refuses, as ssh does, a private key file that its group or other users
+/// may read or write (any of the mode bits 0o077): whoever can read it can
+/// sign checkpoints as the log. With `allow`, only warns.
+pub fn check_permissions(key_path: &Path, allow: bool) -> Result<(), Error> {
+    let metadata =
+        fs::metadata(key_path).map_err(|err| io_error("read key file", key_path, err))?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(());
     }
+    let problem = format!(
+        "the private key file {} is open to other users (mode {mode:04o}): whoever can read it \
+         can sign for the log",
+        key_path.display()
+    );
+    if allow {
+        warn!("{problem}; started anyway ({ALLOW_INSECURE_FLAG})");
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "{problem}. Fix it with `chmod 600 {}`, or pass {ALLOW_INSECURE_FLAG} to start anyway",
+        key_path.display()
+    )))
 }
 
 fn temporary_path(path: &Path) -> PathBuf {
@@ -316,6 +358,12 @@ AwEHoUQDQgAEeLw7gX40qy1z7JUhGMAaaDITbV7p2D+C5G9xPEsy/PVAo9H0mgS4
 NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
 -----END EC PRIVATE KEY-----
 ";
+
+    /// Writes a key file as an operator would: readable by its owner only.
+    fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+        fs::write(path, text)?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+    }
 
     /// Signs a checkpoint-shaped note with the key and checks it with the
     /// key's verifier, so signer and verifier belong together.
@@ -353,7 +401,7 @@ NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
         assert_signs_and_verifies(&generated);
 
         std::fs::remove_file(&vkey).expect("remove vkey");
-        let loaded = load_or_create(&key, &vkey, None, None).expect("load");
+        let loaded = load_or_create(&key, &vkey, None, None, false).expect("load");
         assert!(
             !vkey.exists(),
             "an existing key's verifier is written by the caller"
@@ -362,9 +410,9 @@ NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
         assert_eq!(loaded.public_key_text, generated.public_key_text);
         assert_eq!(loaded.log_id, generated.log_id);
         assert_eq!(loaded.origin(), "example.com/log");
-        assert!(load_or_create(&key, &vkey, Some("example.com/log"), None).is_ok());
-        let err =
-            load_or_create(&key, &vkey, Some("other/log"), None).expect_err("origin mismatch");
+        assert!(load_or_create(&key, &vkey, Some("example.com/log"), None, false).is_ok());
+        let err = load_or_create(&key, &vkey, Some("other/log"), None, false)
+            .expect_err("origin mismatch");
         assert!(err.to_string().contains("other/log"), "{err}");
         let err = generate(KeyAlgorithm::Ed25519, "example.com/log", &key, &vkey)
             .expect_err("no overwrite");
@@ -400,10 +448,11 @@ NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
         assert_signs_and_verifies(&generated);
 
         // PEM has no name: loading needs the origin.
-        let err = load(&key, None).expect_err("no origin");
+        let err = load(&key, None, false).expect_err("no origin");
         assert!(err.to_string().contains("--origin"), "{err}");
         assert!(err.to_string().contains("log.key"), "{err}");
-        let loaded = load_or_create(&key, &vkey, Some("example.com/log"), None).expect("load");
+        let loaded =
+            load_or_create(&key, &vkey, Some("example.com/log"), None, false).expect("load");
         assert!(!loaded.created);
         assert_eq!(loaded.algorithm, KeyAlgorithm::EcdsaP256);
         assert_eq!(loaded.origin(), "example.com/log");
@@ -419,8 +468,8 @@ NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
     fn reads_an_openssl_sec1_key_with_rekor_tiles_key_id() {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = dir.path().join("log.key");
-        fs::write(&key, REKOR_TILES_EC_KEY).expect("write");
-        let loaded = load(&key, Some("rekor.example/log")).expect("loads");
+        write_private(&key, REKOR_TILES_EC_KEY).expect("write");
+        let loaded = load(&key, Some("rekor.example/log"), false).expect("loads");
         assert_eq!(loaded.algorithm, KeyAlgorithm::EcdsaP256);
         assert_eq!(loaded.signer.key_id(), 2408765216);
         assert_eq!(loaded.log_id[..4], 2408765216u32.to_be_bytes());
@@ -432,7 +481,7 @@ NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
         let dir = tempfile::tempdir().expect("tempdir");
         let key = dir.path().join("data/log.key");
         let vkey = dir.path().join("data/log.vkey");
-        let created = load_or_create(&key, &vkey, None, None).expect("create");
+        let created = load_or_create(&key, &vkey, None, None, false).expect("create");
         assert!(created.created);
         assert_eq!(created.algorithm, KeyAlgorithm::Ed25519);
         assert_eq!(created.origin(), crate::config::DEFAULT_ORIGIN);
@@ -443,7 +492,7 @@ NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
         let dir = tempfile::tempdir().expect("tempdir");
         let key = dir.path().join("data/log.key");
         let vkey = dir.path().join("data/log.vkey");
-        let err = load_or_create(&key, &vkey, None, Some(KeyAlgorithm::EcdsaP256))
+        let err = load_or_create(&key, &vkey, None, Some(KeyAlgorithm::EcdsaP256), false)
             .expect_err("a PEM key needs a name");
         assert!(err.to_string().contains("--origin"), "{err}");
         assert!(!key.exists(), "nothing is written on refusal");
@@ -453,6 +502,7 @@ NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
             &vkey,
             Some("example.com/log"),
             Some(KeyAlgorithm::EcdsaP256),
+            false,
         )
         .expect("create");
         assert!(created.created);
@@ -466,8 +516,8 @@ NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
 
         // The same setting loads it again; no setting takes what is there.
         for algorithm in [Some(KeyAlgorithm::EcdsaP256), None] {
-            let loaded =
-                load_or_create(&key, &vkey, Some("example.com/log"), algorithm).expect("load");
+            let loaded = load_or_create(&key, &vkey, Some("example.com/log"), algorithm, false)
+                .expect("load");
             assert!(!loaded.created);
             assert_eq!(loaded.log_id, created.log_id);
         }
@@ -478,6 +528,7 @@ NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
             &vkey,
             Some("example.com/log"),
             Some(KeyAlgorithm::Ed25519),
+            false,
         )
         .expect_err("another algorithm");
         let message = err.to_string();
@@ -492,9 +543,9 @@ NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
     fn rejects_a_damaged_key() {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = dir.path().join("log.key");
-        fs::write(&key, "PRIVATE+KEY+x+00000000+AQ==\n").expect("write");
-        let err =
-            load_or_create(&key, &dir.path().join("log.vkey"), None, None).expect_err("damaged");
+        write_private(&key, "PRIVATE+KEY+x+00000000+AQ==\n").expect("write");
+        let err = load_or_create(&key, &dir.path().join("log.vkey"), None, None, false)
+            .expect_err("damaged");
         assert!(err.to_string().contains("log.key"), "{err}");
     }
 
@@ -503,23 +554,53 @@ NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
         let dir = tempfile::tempdir().expect("tempdir");
         let key = dir.path().join("log.key");
         // An Ed25519 PKCS#8 key (RFC 8410 section 10.3).
-        fs::write(
+        write_private(
             &key,
             "-----BEGIN PRIVATE KEY-----\n\
              MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
              -----END PRIVATE KEY-----\n",
         )
         .expect("write");
-        let err = load(&key, Some("example.com/log")).expect_err("not P-256");
+        let err = load(&key, Some("example.com/log"), false).expect_err("not P-256");
         let message = err.to_string();
         assert!(message.contains("log.key"), "{message}");
         assert!(message.contains("ECDSA P-256"), "{message}");
         // A damaged PEM body is refused too.
-        fs::write(
+        write_private(
             &key,
             "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
         )
         .expect("write");
-        assert!(load(&key, Some("example.com/log")).is_err());
+        assert!(load(&key, Some("example.com/log"), false).is_err());
+    }
+
+    /// Like ssh: a key file that group or others may read or write is
+    /// refused with the file and the fix named, and taken (with a warning)
+    /// only when allowed; the owner's own bits do not matter.
+    #[test]
+    fn key_files_open_to_others_are_refused_unless_allowed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("log.key");
+        let vkey = dir.path().join("log.vkey");
+        let generated =
+            generate(KeyAlgorithm::Ed25519, "example.com/log", &key, &vkey).expect("generate");
+        for mode in [
+            0o644, 0o640, 0o604, 0o620, 0o602, 0o610, 0o601, 0o666, 0o660,
+        ] {
+            fs::set_permissions(&key, fs::Permissions::from_mode(mode)).expect("chmod");
+            let err = load_or_create(&key, &vkey, None, None, false).expect_err("open key");
+            let message = err.to_string();
+            assert!(message.contains(&key.display().to_string()), "{message}");
+            assert!(message.contains(&format!("mode {mode:04o}")), "{message}");
+            assert!(message.contains("chmod 600"), "{message}");
+            assert!(message.contains(ALLOW_INSECURE_FLAG), "{message}");
+            let loaded = load_or_create(&key, &vkey, None, None, true).expect("allowed");
+            assert_eq!(loaded.public_key_text, generated.public_key_text);
+        }
+        for mode in [0o600, 0o400, 0o700] {
+            fs::set_permissions(&key, fs::Permissions::from_mode(mode)).expect("chmod");
+            let loaded = load(&key, None, false).expect("private key");
+            assert_eq!(loaded.public_key_text, generated.public_key_text);
+        }
     }
 }

@@ -265,6 +265,7 @@ async fn serve(config: Config) -> Result<(), Error> {
         &config.vkey_path(),
         config.origin.as_deref(),
         config.key_algorithm,
+        config.allow_insecure_key_permissions,
     )?;
     let origin = key.origin().to_owned();
     if key.created {

@@ -18,10 +18,16 @@
 //!
 //! Content-Type and Cache-Control are not stored: whoever serves the folder
 //! derives them from the path.
+//!
+//! Modes are set explicitly, whatever the umask: the folder and the folders
+//! of public objects are 0755 and public objects 0644, so any web server can
+//! serve them; `.stele/`, which holds the lock and the staged batches
+//! (entries acknowledged but not yet published), is 0700 with its folders,
+//! and its files are 0600.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -38,6 +44,16 @@ const BACKEND: &str = "filesystem";
 const LOCK_FILE: &str = ".stele/lock.pid";
 /// Where writes are prepared, relative to the folder. Emptied on open.
 const TMP_DIR: &str = ".stele/tmp";
+/// The sequencer's private folder, relative to the folder.
+const PRIVATE_DIR: &str = ".stele";
+/// Mode of the log folder and the folders of public objects.
+pub const PUBLIC_DIR_MODE: u32 = 0o755;
+/// Mode of public objects.
+pub const PUBLIC_FILE_MODE: u32 = 0o644;
+/// Mode of `.stele/` and the folders in it.
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+/// Mode of the files in `.stele/`.
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
 
 /// A log folder, locked for this process until the store is dropped.
 #[derive(Debug, Clone)]
@@ -76,15 +92,25 @@ impl FsStorage {
 
 impl Inner {
     fn open(root: PathBuf) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(root.join(".stele")).map_err(|e| StorageError::io(&root, e))?;
+        create_folders(&root, PUBLIC_DIR_MODE).map_err(|e| StorageError::io(&root, e))?;
+        // Private, also when an earlier version or a loose umask left it
+        // open.
+        let private = root.join(PRIVATE_DIR);
+        create_folders(&private, PRIVATE_DIR_MODE)
+            .and_then(|()| set_mode(&private, PRIVATE_DIR_MODE))
+            .map_err(|e| StorageError::io(&private, e))?;
         let lock_path = root.join(LOCK_FILE);
-        let mut lock = OpenOptions::new()
-            .read(true)
+        OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(PRIVATE_FILE_MODE)
             .open(&lock_path)
             .map_err(|e| StorageError::io(&lock_path, e))?;
+        // The lock is held on a read-only descriptor: a process that keeps
+        // no file open for writing lets an operator remount the folder
+        // read-only (and back) under a running log.
+        let mut lock = File::open(&lock_path).map_err(|e| StorageError::io(&lock_path, e))?;
         // Fully qualified: std's `File::try_lock` is newer than our MSRV.
         match FileExt::try_lock(&lock) {
             Ok(()) => {}
@@ -103,13 +129,14 @@ impl Inner {
             }
             Err(TryLockError::Error(e)) => return Err(StorageError::io(&lock_path, e)),
         }
-        let record_pid = |lock: &mut File| -> io::Result<()> {
-            lock.set_len(0)?;
-            lock.rewind()?;
-            writeln!(lock, "{}", std::process::id())?;
-            lock.sync_all()
+        let record_pid = || -> io::Result<()> {
+            let mut pid = OpenOptions::new().write(true).open(&lock_path)?;
+            pid.set_permissions(std::fs::Permissions::from_mode(PRIVATE_FILE_MODE))?;
+            pid.set_len(0)?;
+            writeln!(pid, "{}", std::process::id())?;
+            pid.sync_all()
         };
-        record_pid(&mut lock).map_err(|e| StorageError::io(&lock_path, e))?;
+        record_pid().map_err(|e| StorageError::io(&lock_path, e))?;
 
         // We hold the lock, so anything left in the temporary folder is from
         // a crashed writer and was never linked into place.
@@ -119,7 +146,7 @@ impl Inner {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(StorageError::io(&tmp_dir, e)),
         }
-        std::fs::create_dir_all(&tmp_dir).map_err(|e| StorageError::io(&tmp_dir, e))?;
+        create_folders(&tmp_dir, PRIVATE_DIR_MODE).map_err(|e| StorageError::io(&tmp_dir, e))?;
         Ok(Self {
             root,
             tmp_dir,
@@ -277,21 +304,27 @@ impl Inner {
     }
 
     /// Writes `bytes` to a new fsynced file in the temporary folder. A
-    /// public object is readable by all (mode 0644 under the usual umask),
-    /// so that any web server can serve the folder; a private one (under
-    /// `.stele/`) stays 0600.
+    /// public object is readable by all (0644), so that any web server can
+    /// serve the folder; a private one (under `.stele/`) is 0600. The mode
+    /// is set after creation, so the umask does not change it.
     fn write_temp(
         &self,
         bytes: &[u8],
         public: bool,
     ) -> Result<tempfile::NamedTempFile, StorageError> {
-        let mode = if public { 0o644 } else { 0o600 };
+        let mode = if public {
+            PUBLIC_FILE_MODE
+        } else {
+            PRIVATE_FILE_MODE
+        };
         let mut staged = tempfile::Builder::new()
             .permissions(std::fs::Permissions::from_mode(mode))
             .tempfile_in(&self.tmp_dir)
             .map_err(|e| StorageError::io(&self.tmp_dir, e))?;
         let written = staged
-            .write_all(bytes)
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .and_then(|()| staged.write_all(bytes))
             .and_then(|()| staged.as_file().sync_all());
         written.map_err(|e| StorageError::io(staged.path(), e))?;
         Ok(staged)
@@ -307,10 +340,15 @@ impl Inner {
             return Ok(());
         }
         let relative = parent.strip_prefix(&self.root).unwrap_or(parent);
+        let mode = if relative.starts_with(PRIVATE_DIR) {
+            PRIVATE_DIR_MODE
+        } else {
+            PUBLIC_DIR_MODE
+        };
         let mut folder = self.root.clone();
         for component in relative.components() {
             folder.push(component);
-            match std::fs::create_dir(&folder) {
+            match create_folder(&folder, mode) {
                 Ok(()) => sync_parent(&folder)?,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(StorageError::io(&folder, e)),
@@ -389,6 +427,40 @@ fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
         Err(e) if is_missing(&e) => Ok(None),
         Err(e) => Err(StorageError::io(path, e)),
     }
+}
+
+/// Creates the folder `path` with exactly `mode`, whatever the umask; fails
+/// with `AlreadyExists` if it exists.
+fn create_folder(path: &Path, mode: u32) -> io::Result<()> {
+    std::fs::DirBuilder::new().mode(mode).create(path)?;
+    set_mode(path, mode)
+}
+
+/// Creates `path` and any missing folders above it, each new one with
+/// exactly `mode`; folders that exist are left as they are.
+pub(crate) fn create_folders(path: &Path, mode: u32) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut current = Some(path);
+    while let Some(folder) = current.filter(|folder| !folder.as_os_str().is_empty()) {
+        if folder.is_dir() {
+            break;
+        }
+        missing.push(folder);
+        current = folder.parent();
+    }
+    for folder in missing.into_iter().rev() {
+        match create_folder(folder, mode) {
+            Ok(()) => {}
+            // Made by someone else meanwhile.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && folder.is_dir() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
 /// Fsyncs the folder holding `path`, which makes a rename, link, unlink or
