@@ -35,7 +35,8 @@
 //! dropped. Dropping the newest rather than the oldest is deliberate: anyone
 //! can replay a genuinely signed checkpoint with a wrong proof, so a flood of
 //! such requests must not be able to push out the evidence that was there
-//! before it; the operator, warned, can move the folder away to make room.
+//! before it; the operator, warned, can move files away to make room (a
+//! full folder is measured again, at most every few seconds).
 //!
 //! # Serving
 //!
@@ -113,6 +114,8 @@ const REFUSERS: usize = 32;
 const REFUSE_TIME: Duration = Duration::from_secs(1);
 /// The first and the longest wait after a failed `accept`.
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+/// How often a full evidence folder is measured again at most.
+const REMEASURE: Duration = Duration::from_secs(5);
 /// Largest read buffer of a connection, hence largest request head.
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -229,42 +232,38 @@ struct Evidence {
     next: u64,
     /// Requests not kept because the folder was full, since the start.
     dropped: u64,
+    /// When `used` was last measured on disk.
+    measured: Instant,
 }
 
 impl Evidence {
     /// Reads the size of the folder `dir`, removing temporary files an
     /// interrupted write left.
     fn open(dir: PathBuf, limit: u64) -> Result<Evidence> {
-        let mut used = 0;
-        match std::fs::read_dir(&dir) {
-            Ok(entries) => {
-                for entry in entries {
-                    let entry = entry.map_err(|err| Error::io("read", &dir, err))?;
-                    let path = entry.path();
-                    let metadata = entry
-                        .metadata()
-                        .map_err(|err| Error::io("read", &path, err))?;
-                    if !metadata.is_file() {
-                        continue;
-                    }
-                    if entry.file_name().to_string_lossy().ends_with(".tmp") {
-                        std::fs::remove_file(&path)
-                            .map_err(|err| Error::io("remove", &path, err))?;
-                    } else {
-                        used += metadata.len();
-                    }
-                }
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => return Err(Error::io("read", &dir, err)),
-        }
+        let used = measure(&dir).map_err(|err| Error::io("read", &dir, err))?;
         Ok(Evidence {
             dir,
             limit,
             used,
             next: 0,
             dropped: 0,
+            measured: Instant::now(),
         })
+    }
+
+    /// Whether `len` more bytes fit. A full folder is measured again (at
+    /// most once per [`REMEASURE`]), so that files moved away make room.
+    fn has_room(&mut self, len: u64) -> bool {
+        if self.used.saturating_add(len) <= self.limit {
+            return true;
+        }
+        if self.measured.elapsed() >= REMEASURE {
+            self.measured = Instant::now();
+            if let Ok(used) = measure(&self.dir) {
+                self.used = used;
+            }
+        }
+        self.used.saturating_add(len) <= self.limit
     }
 
     /// Writes `body` durably under a name no other file has, and returns
@@ -275,16 +274,29 @@ impl Evidence {
         let temporary = self
             .dir
             .join(format!(".incoming-{}.tmp", std::process::id()));
-        let mut file = std::fs::File::create(&temporary)?;
+        let result = self.keep_from(&temporary, body, |next| {
+            format!("{now}-{size}-{}-{next}.txt", &digest[..16])
+        });
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temporary);
+        }
+        result
+    }
+
+    fn keep_from(
+        &mut self,
+        temporary: &Path,
+        body: &[u8],
+        name: impl Fn(u64) -> String,
+    ) -> std::io::Result<PathBuf> {
+        let mut file = std::fs::File::create(temporary)?;
         file.write_all(body)?;
         file.sync_all()?;
         drop(file);
         // All writes happen under the witness's lock, so a name found free
         // here is still free at the rename.
         let path = loop {
-            let path = self
-                .dir
-                .join(format!("{now}-{size}-{}-{}.txt", &digest[..16], self.next));
+            let path = self.dir.join(name(self.next));
             self.next += 1;
             match std::fs::symlink_metadata(&path) {
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => break path,
@@ -292,11 +304,36 @@ impl Evidence {
                 Ok(_) => continue,
             }
         };
-        std::fs::rename(&temporary, &path)?;
+        std::fs::rename(temporary, &path)?;
         std::fs::File::open(&self.dir)?.sync_all()?;
         self.used += body.len() as u64;
         Ok(path)
     }
+}
+
+/// The total length of the files in `dir` (0 if it does not exist),
+/// removing the temporary files of interrupted writes; called under the
+/// witness's lock, when no write is under way.
+fn measure(dir: &Path) -> std::io::Result<u64> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(err) => return Err(err),
+    };
+    let mut used = 0;
+    for entry in entries {
+        let entry = entry?;
+        let metadata = entry.metadata()?;
+        if !metadata.is_file() {
+            continue;
+        }
+        if entry.file_name().to_string_lossy().ends_with(".tmp") {
+            std::fs::remove_file(entry.path())?;
+        } else {
+            used += metadata.len();
+        }
+    }
+    Ok(used)
 }
 
 /// A witness's answer to one request.
@@ -386,7 +423,7 @@ impl Witness {
     fn keep_evidence(&self, body: &[u8], size: u64, now: u64) {
         let mut evidence = lock(&self.evidence);
         let len = body.len() as u64;
-        if evidence.used.saturating_add(len) > evidence.limit {
+        if !evidence.has_room(len) {
             evidence.dropped += 1;
             self.evidence_full.warn(&format_args!(
                 "a rejected request for size {size} ({len} bytes) was not kept: {} holds {} of its {} bytes; {} not kept since the start",
@@ -895,6 +932,48 @@ pub fn parse_request(body: &[u8]) -> std::result::Result<AddRequest, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With a long interval, only the first occurrence is written and the
+    /// others are counted for the next line; with none, every one is.
+    #[test]
+    fn rate_limited_warnings_count_what_they_do_not_write() {
+        let warn = RateLimitedWarn::new("test", Duration::from_secs(3600));
+        assert!(warn.warn(&"first"));
+        for _ in 0..5 {
+            assert!(!warn.warn(&"again"));
+        }
+        assert_eq!(lock(&warn.state).1, 5);
+        let every = RateLimitedWarn::new("test", Duration::ZERO);
+        assert!((0..5).all(|_| every.warn(&"each")));
+        assert_eq!(lock(&every.state).1, 0);
+    }
+
+    /// Evidence never replaces a file: a name that exists is skipped, a
+    /// restart counts what the folder holds and clears interrupted writes.
+    #[test]
+    fn evidence_names_are_never_reused() {
+        let temp = tempfile::tempdir().expect("temp");
+        let dir = temp.path().join("rejected");
+        let mut evidence = Evidence::open(dir.clone(), 1000).expect("open");
+        let digest = hex::encode(Sha256::digest(b"body"));
+        // A file from an earlier run with the name the counter starts at.
+        std::fs::create_dir_all(&dir).expect("dir");
+        let taken = dir.join(format!("7-3-{}-0.txt", &digest[..16]));
+        std::fs::write(&taken, b"earlier").expect("write");
+        let first = evidence.keep(b"body", 3, 7).expect("keep");
+        let second = evidence.keep(b"body", 3, 7).expect("keep");
+        assert_ne!(first, taken);
+        assert_ne!(first, second);
+        assert_eq!(std::fs::read(&taken).expect("read"), b"earlier");
+        assert_eq!(std::fs::read(&first).expect("read"), b"body");
+        assert_eq!(std::fs::read(&second).expect("read"), b"body");
+        assert_eq!(evidence.used, 8);
+        std::fs::write(dir.join(".incoming-1.tmp"), b"partial").expect("write");
+        let reopened = Evidence::open(dir.clone(), 1000).expect("open");
+        assert_eq!(reopened.used, 7 + 8);
+        assert!(!dir.join(".incoming-1.tmp").exists());
+        assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 3);
+    }
 
     /// Arbitrary bodies never panic and never get a cosignature: every
     /// answer is a 4xx.
