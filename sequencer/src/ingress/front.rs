@@ -175,7 +175,7 @@ impl Front {
                         format!(
                             "the log did not answer within {}; the entry may still be logged: \
                              submit it again for its receipt",
-                            humantime::format_duration(self.timeout)
+                            crate::ratelog::human_duration(self.timeout)
                         ),
                         1,
                     ));

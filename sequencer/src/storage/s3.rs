@@ -190,9 +190,29 @@ impl S3Storage {
     /// refuses it otherwise: on a store that ignores them, two sequencers
     /// could both commit and fork the log.
     ///
-    /// Writes a probe object under `.stele/probe/`, then deletes it.
+    /// Writes a probe object under `.stele/probe/`, then deletes it, whether
+    /// the store passes or not.
     pub async fn check_conditional_writes(&self) -> Result<(), StorageError> {
         let probe = Key::new(format!(".stele/probe/{:016x}", fastrand::u64(..)))?;
+        let checked = self.probe_conditions(&probe).await;
+        // A refused store is left as it was found: a probe object left
+        // behind would be the only trace of a sequencer that never ran (and
+        // a store that ignores conditions still deletes). The check's own
+        // error is the one worth reporting, so a failed delete is only
+        // logged then.
+        match (checked, self.delete(&probe).await) {
+            (Ok(()), deleted) => deleted,
+            (Err(error), Ok(())) => Err(error),
+            (Err(error), Err(delete)) => {
+                tracing::warn!(%delete, key = %probe, "could not delete the conditional-write probe");
+                Err(error)
+            }
+        }
+    }
+
+    /// The writes and reads of [`S3Storage::check_conditional_writes`].
+    async fn probe_conditions(&self, probe: &Key) -> Result<(), StorageError> {
+        let probe = probe.clone();
         let unsupported = |check| StorageError::ConditionalWritesUnsupported {
             endpoint: self.config.endpoint_name(),
             check,
@@ -264,7 +284,7 @@ impl S3Storage {
                 ));
             }
         }
-        self.delete(&probe).await
+        Ok(())
     }
 
     fn object_key(&self, key: &str) -> String {
@@ -303,7 +323,14 @@ impl S3Storage {
                 }
                 Err(Failure::Retry(message)) => {
                     let delay = cap.mul_f64(fastrand::f64());
-                    tracing::debug!(operation, key, attempt = number, ?delay, %message, "retrying S3 request");
+                    tracing::debug!(
+                        operation,
+                        key,
+                        attempt = number,
+                        delay = %crate::ratelog::human_duration(delay),
+                        %message,
+                        "retrying S3 request"
+                    );
                     tokio::time::sleep(delay).await;
                     cap = (cap * 2).min(self.config.max_backoff);
                 }
