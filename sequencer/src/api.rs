@@ -53,6 +53,7 @@ use tracing::{Instrument, debug, debug_span, error, info, warn};
 use crate::commit::{CACHE_CHECKPOINT, CHECKPOINT_KEY};
 use crate::log::{Accepted, Log, SubmitError};
 use crate::metrics::Metrics;
+use crate::ratelog::{self, RateLimitedWarn};
 use crate::sigstore::{
     self, SigstoreConfig,
     response::{Format, TLOG_PROOF_MEDIA_TYPE, transparency_log_entry},
@@ -104,10 +105,10 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
 }
 
-/// Default of [`ApiConfig::max_body_bytes`]: 32 MiB, room for 512 bodies of
-/// the largest opaque entry (64 KiB) or 256 of the largest Rekor v2 request
-/// (128 KiB) being read at once.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
+/// Default of [`ApiConfig::max_body_bytes`]: 16 MiB, room for 256 bodies of
+/// the largest opaque entry (64 KiB) or 128 of the largest Rekor v2 request
+/// (128 KiB) being read at once, and thousands of typical ones.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
 
 /// Most bytes hyper buffers per connection (and so the largest request
 /// head). Its default, about 400 KiB, times a thousand connections is
@@ -855,6 +856,11 @@ pub trait Handler: Send + Sync + 'static {
     fn health_probe(&self) -> Option<(StatusCode, String)> {
         None
     }
+    /// Where refused connections and failed accepts are counted
+    /// (`stele_refusals_total`); `None`: only rate-limited log lines.
+    fn metrics(&self) -> Option<&Metrics> {
+        None
+    }
 }
 
 impl Handler for Api {
@@ -867,6 +873,10 @@ impl Handler for Api {
         request: Request<hyper::body::Incoming>,
     ) -> impl Future<Output = Response<ResponseBody>> + Send {
         self.handle(request)
+    }
+
+    fn metrics(&self) -> Option<&Metrics> {
+        Some(&self.metrics)
     }
 
     fn health_probe(&self) -> Option<(StatusCode, String)> {
@@ -902,20 +912,42 @@ pub async fn serve<H: Handler>(
         .max_buf_size(MAX_CONNECTION_BUFFER)
         .keep_alive(true);
     tokio::pin!(shutdown);
+    // Both happen at the rate clients choose: a line per interval each,
+    // every one counted.
+    let warner = |cause| match api.metrics() {
+        Some(metrics) => RateLimitedWarn::new(cause, ratelog::DEFAULT_INTERVAL, metrics),
+        None => RateLimitedWarn::uncounted(cause, ratelog::DEFAULT_INTERVAL),
+    };
+    let accept_failed = warner("accept_failed");
+    let too_many = warner("too_many_connections");
+    let mut backoff = MIN_ACCEPT_BACKOFF;
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    backoff = MIN_ACCEPT_BACKOFF;
+                    accepted
+                }
                 Err(err) => {
-                    // Out of file descriptors and the like: back off, do not spin.
-                    warn!(%err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of file descriptors (EMFILE, ENFILE) and the
+                    // like: the connection stays in the backlog and every
+                    // accept fails at once, so back off rather than spin.
+                    accept_failed.warn(format_args!("accept failed: {err}"));
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = &mut shutdown => break,
+                    }
+                    backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
+            too_many.warn(format_args!(
+                "{} connections open; refusing {peer}",
+                limits.max_connections
+            ));
             if let Ok(refusal) = refusals.clone().try_acquire_owned() {
                 let health = api.health_probe();
                 tokio::spawn(async move {
@@ -1009,6 +1041,11 @@ async fn refuse(mut stream: TcpStream, health: Option<(StatusCode, String)>) {
     };
     let _ = tokio::time::timeout(PROBE_WAIT + Duration::from_secs(1), linger).await;
 }
+
+/// Backoff after a failed accept, doubling up to the maximum while
+/// accepts keep failing.
+const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// How long a refused connection may take to send its request line.
 const PROBE_WAIT: Duration = Duration::from_millis(500);

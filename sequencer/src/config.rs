@@ -451,14 +451,14 @@ pub struct ServeArgs {
     pub pool_size: Option<usize>,
 
     /// Most bytes of entries waiting to be sequenced (or being committed);
-    /// beyond it submissions get 503 with Retry-After. [default: 67108864
-    /// (64 MiB)]
+    /// beyond it submissions get 503 with Retry-After. [default: 33554432
+    /// (32 MiB)]
     #[arg(long, env = "STELE_POOL_BYTES", value_name = "BYTES")]
     pub pool_bytes: Option<usize>,
 
     /// Most bytes of submission bodies being read at once, over all
     /// connections; beyond it a submission gets 503 with Retry-After
-    /// before its body is read. [default: 33554432 (32 MiB)]
+    /// before its body is read. [default: 16777216 (16 MiB)]
     #[arg(long, env = "STELE_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
 

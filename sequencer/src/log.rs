@@ -55,10 +55,12 @@ const MAX_RECOVERY_DELAY: Duration = Duration::from_secs(5);
 /// Largest entry the log can hold (an entry bundle's uint16 length prefix).
 pub const MAX_ENTRY_SIZE: usize = stele_tiles::bundle::MAX_ENTRY_SIZE;
 
-/// Default bound of [`LogConfig::pool_bytes`]: 64 MiB, about 250,000
-/// entries of 256 bytes or 1,000 of the largest (64 KiB), and enough for
-/// the largest batch of typical entries several times over.
-pub const DEFAULT_POOL_BYTES: usize = 64 << 20;
+/// Default bound of [`LogConfig::pool_bytes`]: 32 MiB, about 125,000
+/// entries of 256 bytes or 512 of the largest (64 KiB): many batches of
+/// typical entries. A batch being committed is held a few times over
+/// (entries, bundles, the staging object), so the memory this bounds is a
+/// small multiple of it; see README.md, "Staying up".
+pub const DEFAULT_POOL_BYTES: usize = 32 << 20;
 
 /// How the log batches and what it signs.
 #[derive(Debug, Clone)]

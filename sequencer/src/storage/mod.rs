@@ -389,10 +389,10 @@ impl StorageError {
 /// (Linux numbering, which `std` exposes through `ErrorKind` only in part).
 pub fn io_fault_kind(err: &std::io::Error) -> &'static str {
     match err.raw_os_error() {
-        Some(28) | Some(122) => "disk_full", // ENOSPC, EDQUOT
-        Some(30) => "read_only",             // EROFS
+        Some(28) | Some(122) => "disk_full",  // ENOSPC, EDQUOT
+        Some(30) => "read_only",              // EROFS
         Some(23) | Some(24) => "descriptors", // ENFILE, EMFILE
-        Some(1) | Some(13) => "permission",  // EPERM, EACCES
+        Some(1) | Some(13) => "permission",   // EPERM, EACCES
         _ => match err.kind() {
             std::io::ErrorKind::StorageFull => "disk_full",
             std::io::ErrorKind::ReadOnlyFilesystem => "read_only",
