@@ -164,12 +164,7 @@ impl Drop for Sequencer {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn against_the_real_sequencer() {
-    let Some(binary) = common::stele_binary() else {
-        // Build it with `cargo build -p stele-sequencer --bin stele` (or set
-        // STELE_BIN); without it this test has nothing to run against.
-        eprintln!("SKIPPED: no stele binary (set STELE_BIN or build stele-sequencer)");
-        return;
-    };
+    let binary = common::stele::stele_binary();
     let temp = tempfile::tempdir().expect("temp");
     let data = temp.path().join("data");
     let (_sequencer, url) = Sequencer::start(&binary, &data, "example.com/sequenced").await;
@@ -289,10 +284,7 @@ async fn against_the_real_sequencer() {
 #[tokio::test(flavor = "multi_thread")]
 async fn against_the_real_sequencer_with_an_ecdsa_key() {
     const ORIGIN: &str = "example.com/ecdsa";
-    let Some(binary) = common::stele_binary() else {
-        eprintln!("SKIPPED: no stele binary (set STELE_BIN or build stele-sequencer)");
-        return;
-    };
+    let binary = common::stele::stele_binary();
     let temp = tempfile::tempdir().expect("temp");
     let data = temp.path().join("data");
     let keygen = |out: &std::path::Path| {

@@ -86,10 +86,7 @@ fn serve(binary: &Path, data: &Path, port: u16, witness: &str) -> Process {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sequencer_publishes_checkpoints_cosigned_by_the_witness() {
-    let Some(binary) = common::stele_binary() else {
-        eprintln!("SKIPPED: no stele binary (set STELE_BIN or build stele-sequencer)");
-        return;
-    };
+    let binary = common::stele::stele_binary();
     let temp = tempfile::tempdir().expect("temp");
     let data = temp.path().join("data");
     let origin = "example.com/witnessed";
@@ -201,10 +198,7 @@ async fn the_sequencer_publishes_checkpoints_cosigned_by_the_witness() {
 /// root hash, proof or body makes it fail.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rekor_transparency_log_entry_verifies_offline() {
-    let Some(binary) = common::stele_binary() else {
-        eprintln!("SKIPPED: no stele binary (set STELE_BIN or build stele-sequencer)");
-        return;
-    };
+    let binary = common::stele::stele_binary();
     let fixture: serde_json::Value = serde_json::from_slice(
         &std::fs::read(
             Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,6 +1,9 @@
 //! Shared test helpers: logs built with `stele_tiles::integrate` into a
-//! folder, and a small HTTP file server that can be told to misbehave.
+//! folder, a small HTTP file server that can be told to misbehave, and the
+//! `stele` binary of the current tree (`stele.rs`).
 #![allow(dead_code, unreachable_pub)]
+
+pub mod stele;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -196,19 +199,6 @@ pub async fn serve(root: &Path) -> Server {
         requests,
         task,
     }
-}
-
-/// The sequencer binary: `$STELE_BIN`, or the workspace's debug build.
-pub fn stele_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("STELE_BIN") {
-        return Some(PathBuf::from(path));
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut candidates = vec![root.join("target/debug/stele")];
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        candidates.insert(0, PathBuf::from(dir).join("debug/stele"));
-    }
-    candidates.into_iter().find(|path| path.is_file())
 }
 
 /// Waits until `url` answers at all (a server starting up).
