@@ -18,9 +18,11 @@ use stele_tiles::receipt::Receipt;
 
 mod common;
 
+use common::http::{
+    Response, connect, get, metric_value, parse_response, post_add, read_response, request_head,
+    send,
+};
 use common::stele::{STELE, Stele};
-
-const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running `stele serve`.
 struct Server {
@@ -108,106 +110,9 @@ fn data_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temporary data folder")
 }
 
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-    stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
-    stream
-}
-
-/// Reads one response; the request asked for `Connection: close`, or the
-/// server closes after it.
-fn read_response(stream: &mut TcpStream) -> Response {
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read response");
-    parse_response(&raw)
-}
-
-fn parse_response(raw: &[u8]) -> Response {
-    let split = raw
-        .windows(4)
-        .position(|window| window == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no complete response: {:?}", String::from_utf8_lossy(raw)));
-    let head = std::str::from_utf8(&raw[..split]).expect("ASCII head");
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().expect("status line");
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if let Some(length) = headers
-        .iter()
-        .find(|(name, _)| name == "content-length")
-        .and_then(|(_, value)| value.parse::<usize>().ok())
-    {
-        body.truncate(length);
-    }
-    Response {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn send(addr: SocketAddr, request: &[u8]) -> Response {
-    let mut stream = connect(addr);
-    stream.write_all(request).expect("send request");
-    read_response(&mut stream)
-}
-
-fn request_head(method: &str, path: &str, extra: &str) -> String {
-    format!("{method} {path} HTTP/1.1\r\nHost: stele.test\r\nConnection: close\r\n{extra}\r\n")
-}
-
-fn get(addr: SocketAddr, path: &str) -> Response {
-    send(addr, request_head("GET", path, "").as_bytes())
-}
-
-fn post_add(addr: SocketAddr, entry: &[u8]) -> Response {
-    let mut request = request_head(
-        "POST",
-        "/add",
-        &format!(
-            "Content-Type: application/octet-stream\r\nContent-Length: {}\r\n",
-            entry.len()
-        ),
-    )
-    .into_bytes();
-    request.extend_from_slice(entry);
-    send(addr, &request)
-}
-
 fn metric(server: &Server, name: &str) -> f64 {
     let text = server.get("/metrics").text();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("metric {name} missing from:\n{text}"))
+    metric_value(&text, name).unwrap_or_else(|| panic!("metric {name} missing from:\n{text}"))
 }
 
 #[test]
@@ -389,15 +294,15 @@ fn slow_and_aborted_uploads_change_nothing() {
         "Content-Type: application/octet-stream\r\nContent-Length: 10\r\n",
     );
 
-    // Stalls after 3 of 10 bytes: 408 once the body timeout passes.
-    let started = Instant::now();
+    // Stalls after 3 of 10 bytes: 408 once the body timeout passes (the
+    // read timeout of the client is far longer, so the answer is the
+    // server's).
     let mut stream = connect(server.addr);
     stream.write_all(head.as_bytes()).expect("send head");
     stream.write_all(b"abc").expect("send part");
     let response = read_response(&mut stream);
     assert_eq!(response.status, 408, "{}", response.text());
-    assert!(started.elapsed() >= Duration::from_millis(900));
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(response.text().contains("within 1s"), "{}", response.text());
 
     // A chunked upload that stalls mid-chunk.
     let mut stream = connect(server.addr);
@@ -425,13 +330,18 @@ fn slow_and_aborted_uploads_change_nothing() {
     stream.write_all(b"abc").expect("send part");
     drop(stream);
 
-    thread::sleep(Duration::from_millis(200));
     assert_eq!(server.tree_size(), 0, "nothing was logged");
     assert_eq!(server.get("/healthz").status, 200);
-    // The 10 bytes sent whole are logged, once.
+    // The 10 bytes sent whole are logged, once, and first: none of the
+    // partial uploads above took an index.
     assert_eq!(
         server.check_receipt(b"abcdefghij", &server.post(b"abcdefghij")),
         0
+    );
+    assert_eq!(server.tree_size(), 1);
+    assert_eq!(
+        metric(&server, "stele_submissions_total{outcome=\"new\"}"),
+        1.0
     );
 }
 
@@ -555,27 +465,32 @@ fn private_files_and_traversal_attempts_are_not_served() {
 fn connections_over_the_limit_are_refused() {
     let data = data_dir();
     let server = Server::start(data.path(), &["--max-connections", "2"]);
+    // The server accepts connections in the order they were made (the
+    // kernel's accept queue is first in, first out), so the two held ones
+    // have their slots before the third is looked at. A read path rather
+    // than /healthz, which an orchestrator must reach even then.
     let held: Vec<TcpStream> = (0..2).map(|_| connect(server.addr)).collect();
-    thread::sleep(Duration::from_millis(200));
     let mut third = connect(server.addr);
-    let _ = third.write_all(request_head("GET", "/healthz", "").as_bytes());
+    let _ = third.write_all(request_head("GET", "/checkpoint", "").as_bytes());
     let response = read_response(&mut third);
     assert_eq!(response.status, 503);
     assert_eq!(response.header("retry-after"), Some("1"));
     assert!(response.text().contains("too many connections"));
 
     drop(held);
+    // The slots come back once the server sees the two closed; poll for
+    // that, with a generous deadline.
     let started = Instant::now();
     loop {
         let mut stream = connect(server.addr);
-        let _ = stream.write_all(request_head("GET", "/healthz", "").as_bytes());
+        let _ = stream.write_all(request_head("GET", "/checkpoint", "").as_bytes());
         let mut raw = Vec::new();
         let _ = stream.read_to_end(&mut raw);
         if parse_response(&raw).status == 200 {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(5),
+            started.elapsed() < Duration::from_secs(60),
             "slots were not freed"
         );
         thread::sleep(Duration::from_millis(50));
@@ -641,52 +556,87 @@ fn a_full_pool_answers_503_with_retry_after() {
     );
 }
 
-#[test]
-fn sigterm_publishes_pending_submissions_and_exits_0() {
-    let data = data_dir();
-    // A long interval: the submissions are still waiting when SIGTERM comes.
-    let mut server = Server::start(data.path(), &["--batch-interval", "3s"]);
+/// Submits `entries` from threads of their own, and returns once the
+/// server holds every one of them waiting for a batch: the pool's byte
+/// count (`stele_pool_bytes`) covers them all. The threads return the
+/// answers.
+fn submit_and_wait_until_pending(
+    server: &Server,
+    entries: Vec<Vec<u8>>,
+) -> Vec<thread::JoinHandle<Response>> {
     let addr = server.addr;
-    let (sent, all_sent) = std::sync::mpsc::channel();
-    let handles: Vec<_> = (0..20)
-        .map(|n| {
-            let sent = sent.clone();
-            thread::spawn(move || {
-                let entry = format!("pending {n}");
-                let mut stream = connect(addr);
-                let mut request = request_head(
-                    "POST",
-                    "/add",
-                    &format!("Content-Length: {}\r\n", entry.len()),
-                )
-                .into_bytes();
-                request.extend_from_slice(entry.as_bytes());
-                stream.write_all(&request).expect("send request");
-                let _ = sent.send(());
-                read_response(&mut stream)
-            })
-        })
-        .collect();
-    for _ in 0..20 {
-        all_sent.recv().expect("request sent");
+    let mut handles = Vec::new();
+    let mut pending_bytes = 0.0;
+    for entry in entries {
+        // One at a time, so that each one's bytes are seen arriving: the
+        // figure is the test's own, not a guess at how the pool counts.
+        let before = metric(server, "stele_pool_bytes");
+        handles.push(thread::spawn(move || post_add(addr, &entry)));
+        wait_for(
+            Duration::from_secs(60),
+            "the entry to reach the pool",
+            || metric(server, "stele_pool_bytes") > before,
+        );
+        pending_bytes = metric(server, "stele_pool_bytes");
     }
-    // Sent; give the server a moment to hand them to the sequencer.
-    thread::sleep(Duration::from_millis(300));
-    let status = server.terminate();
+    assert!(pending_bytes > 0.0);
+    assert_eq!(
+        metric(server, "stele_tree_size"),
+        0.0,
+        "nothing published yet"
+    );
+    handles
+}
+
+/// Polls `done` until it holds; panics after `limit`.
+fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "waited {limit:?} for {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGTERM or SIGINT (`signal`) while 20 submissions wait for their batch:
+/// every one gets its receipt, the process exits 0, and the log holds them.
+fn signal_publishes_pending_submissions_and_exits_0(signal: &str) {
+    let data = data_dir();
+    // The longest interval: the submissions are still waiting when the
+    // signal comes.
+    let mut server = Server::start(data.path(), &["--batch-interval", "60s"]);
+    let entries: Vec<Vec<u8>> = (0..20)
+        .map(|n| format!("pending {n:02}").into_bytes())
+        .collect();
+    let handles = submit_and_wait_until_pending(&server, entries.clone());
+    server.stele.signal(signal);
+    let status = server.stele.wait(Duration::from_secs(60));
     assert!(
         status.success(),
         "exit status {status}: {}",
         server.stderr()
     );
-    for (n, handle) in handles.into_iter().enumerate() {
+    for (entry, handle) in entries.iter().zip(handles) {
         let response = handle.join().expect("thread");
-        server.check_receipt(format!("pending {n}").as_bytes(), &response);
+        server.check_receipt(entry, &response);
     }
-    assert!(server.stderr().contains("stopped cleanly"));
+    let stderr = server.stderr();
+    assert!(stderr.contains("stopped cleanly"), "{stderr}");
+    // The log says which signal it took.
+    assert!(stderr.contains(&format!("SIG{signal}")), "{stderr}");
 
     // The published log holds them all.
     let server = Server::start(data.path(), &[]);
     assert_eq!(server.tree_size(), 20);
+}
+
+#[test]
+fn sigterm_publishes_pending_submissions_and_exits_0() {
+    signal_publishes_pending_submissions_and_exits_0("TERM");
+}
+
+#[test]
+fn sigint_publishes_pending_submissions_and_exits_0() {
+    signal_publishes_pending_submissions_and_exits_0("INT");
 }
 
 #[test]

@@ -3,5 +3,6 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod contract;
+pub mod http;
 pub mod seaweed;
 pub mod stele;
