@@ -60,7 +60,12 @@ impl Serve {
     /// Starts `stele serve --data DATA ARGS...` on a free port, under
     /// `prlimit --nofile=N:N` when `nofile` is given. `Err` holds the
     /// stderr of a process that exited before listening.
-    fn start(data: &Path, logs: &Path, args: &[&str], nofile: Option<u64>) -> Result<Serve, String> {
+    fn start(
+        data: &Path,
+        logs: &Path,
+        args: &[&str],
+        nofile: Option<u64>,
+    ) -> Result<Serve, String> {
         std::fs::create_dir_all(logs).expect("log folder");
         let stdout = logs.join("stele.out");
         let stderr = logs.join("stele.err");
@@ -102,7 +107,10 @@ impl Serve {
             if child.try_wait().expect("poll stele").is_some() {
                 return Err(std::fs::read_to_string(&stderr).unwrap_or_default());
             }
-            assert!(Instant::now() < deadline, "stele serve did not listen in 60s");
+            assert!(
+                Instant::now() < deadline,
+                "stele serve did not listen in 60s"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -174,7 +182,13 @@ impl Tmpfs {
         let path = parent.join("mnt");
         std::fs::create_dir_all(&path).expect("mount point");
         let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
             .arg(&path)
             .stderr(Stdio::piped())
             .output();
@@ -330,7 +344,9 @@ async fn check_log(client: &Client, base: &str, data: &Path, acknowledged: &Ackn
         audited.repeated_entries()
     );
     for (entry, receipt) in &acknowledged.0 {
-        let parsed = key.verify_receipt(entry, receipt).expect("receipt verifies");
+        let parsed = key
+            .verify_receipt(entry, receipt)
+            .expect("receipt verifies");
         audited
             .check_entry(parsed.index, entry)
             .expect("acknowledged entry is in the log at its index");
@@ -403,7 +419,11 @@ fn full_disk_then_room_again() {
         let health = wait_for_health(&client, &base, "degraded").await;
         assert!(health.contains("No space left"), "{health}");
         // New entries are refused at once, with the reason.
-        match client.submit(&base, random_entry(100)).await.expect("submit") {
+        match client
+            .submit(&base, random_entry(100))
+            .await
+            .expect("submit")
+        {
             Submission::Busy {
                 retry_after: Some(_),
                 message,
@@ -548,22 +568,32 @@ fn descriptor_limit_and_idle_connections() {
         .filter_map(|_| TcpStream::connect(&address).ok())
         .collect();
     assert!(idle.len() > 512, "only {} connections opened", idle.len());
-    let (cpu_before, log_before, started) = (serve.cpu_ticks(), serve.stderr_bytes(), Instant::now());
+    let (cpu_before, log_before, started) =
+        (serve.cpu_ticks(), serve.stderr_bytes(), Instant::now());
     // A probe while every connection is taken: answered from the reserve.
     let deadline = Instant::now() + Duration::from_secs(30);
     let health = loop {
-        if let Some(answer) = raw_request(&address, "GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n") {
+        if let Some(answer) = raw_request(
+            &address,
+            "GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        ) {
             if answer.starts_with("HTTP/1.1 200") {
                 break answer;
             }
         }
-        assert!(Instant::now() < deadline, "no /healthz answer while connections are exhausted");
+        assert!(
+            Instant::now() < deadline,
+            "no /healthz answer while connections are exhausted"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(health.ends_with("ok\n"), "{health}");
     // A submission now is turned away, not left hanging.
-    let answer = raw_request(&address, "POST /add HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\n\r\nx")
-        .unwrap_or_default();
+    let answer = raw_request(
+        &address,
+        "POST /add HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\n\r\nx",
+    )
+    .unwrap_or_default();
     assert!(
         answer.is_empty() || answer.starts_with("HTTP/1.1 503"),
         "{answer}"
@@ -577,7 +607,10 @@ fn descriptor_limit_and_idle_connections() {
         "the process spun: {cpu} ticks of CPU in {wall_ticks:.0} ticks of wall time"
     );
     let logged = serve.stderr_bytes() - log_before;
-    assert!(logged < 64 * 1024, "{logged} bytes of log while holding idle connections");
+    assert!(
+        logged < 64 * 1024,
+        "{logged} bytes of log while holding idle connections"
+    );
     drop(idle);
     let base = serve.url.clone();
     runtime().block_on(async {
@@ -629,8 +662,11 @@ fn slowloris_is_cut_off() {
         slow.push(stream);
     }
     // Every connection is taken; a probe still gets its answer.
-    let health = raw_request(&address, "GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-        .expect("a /healthz answer while slow clients hold every connection");
+    let health = raw_request(
+        &address,
+        "GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .expect("a /healthz answer while slow clients hold every connection");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     // Each slow client is cut off by the server (end of stream or reset),
     // some with a 408.
@@ -695,7 +731,10 @@ fn flood_of_largest_entries_is_bounded_in_bytes() {
                         Ok(submission @ Submission::Accepted { .. }) => {
                             acknowledged.record(&entry, &submission);
                         }
-                        Ok(Submission::Busy { retry_after, message }) => {
+                        Ok(Submission::Busy {
+                            retry_after,
+                            message,
+                        }) => {
                             assert!(retry_after.is_some(), "503 without Retry-After: {message}");
                             busy += 1;
                         }
@@ -754,7 +793,9 @@ fn flood_of_largest_entries_is_bounded_in_bytes() {
 /// `None` when the connection fails or is closed without one.
 fn raw_request(address: &str, request: &str) -> Option<String> {
     let mut stream = TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     stream.write_all(request.as_bytes()).ok()?;
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
