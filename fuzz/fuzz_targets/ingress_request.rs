@@ -29,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let body = rest;
     let mut headers = HeaderMap::new();
-    for (name, value) in [AUTHORIZATION, X_FORMAT, X_TIME, X_NONCE].into_iter().zip(&values) {
+    for (name, value) in [AUTHORIZATION, X_FORMAT, X_TIME, X_NONCE]
+        .into_iter()
+        .zip(&values)
+    {
         if let Ok(value) = HeaderValue::from_bytes(value) {
             headers.insert(name, value);
         }
@@ -48,7 +51,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let time: u64 = text(X_TIME).parse().expect("a decimal time");
     let nonce: [u8; 16] = hex_nonce(text(X_NONCE));
-    let expected = ingress::sign(&secret, format, body, UNIX_EPOCH + Duration::from_secs(time), nonce);
+    let expected = ingress::sign(
+        &secret,
+        format,
+        body,
+        UNIX_EPOCH + Duration::from_secs(time),
+        nonce,
+    );
     for (name, value) in expected {
         assert_eq!(text(name), value);
     }
