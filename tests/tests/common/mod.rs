@@ -8,6 +8,7 @@ pub mod nginx;
 /// reads of the bucket for the readers.
 pub use stele_testkit::seaweed;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -296,36 +297,130 @@ pub fn log_key(data: &Path) -> LogKey {
     LogKey::from_text(&text).expect("a valid verifier key in DATA/log.vkey")
 }
 
-/// Polls a log's public checkpoint in the background and keeps every
-/// distinct one it sees, in the order seen.
+/// Where a [`CheckpointPoller`] reads: a log's public base URL and the
+/// incarnation of whatever serves it. A test that takes the server down
+/// (a kill) changes the incarnation, or the target to `None`, first, so
+/// that a poll the kill cut short is told apart from a real failure.
+pub type PollTarget = Option<(String, u64)>;
+
+/// What a [`CheckpointPoller`] saw.
+#[derive(Debug, Default, Clone)]
+pub struct Polled {
+    /// Every distinct checkpoint, in the order seen; each verified under
+    /// the log's key when it was seen.
+    pub checkpoints: Vec<Bytes>,
+    /// Polls answered (a checkpoint, or 404 before the first one).
+    pub answered: u64,
+    /// Polls that failed while their target was being taken down.
+    pub cut_by_restarts: u64,
+    /// Everything else that went wrong: a poll that failed while its
+    /// target stayed up, an answer other than 200 or 404, a checkpoint
+    /// that does not verify, a smaller size after a larger one, two roots
+    /// for one size. A correct log under a working test gives none.
+    pub errors: Vec<String>,
+    /// The largest size seen.
+    pub largest: Option<u64>,
+    /// Answered polls by the target's incarnation.
+    pub answered_by: BTreeMap<u64, u64>,
+    /// The root seen for each size.
+    roots: BTreeMap<u64, String>,
+}
+
+impl Polled {
+    /// Panics unless the poller saw checkpoints and nothing went wrong.
+    pub fn assert_clean(&self) {
+        assert!(
+            self.errors.is_empty(),
+            "the checkpoint poller saw {} problems (first 10): {:#?}",
+            self.errors.len(),
+            &self.errors[..self.errors.len().min(10)]
+        );
+        assert!(
+            !self.checkpoints.is_empty(),
+            "the checkpoint poller saw no checkpoint in {} answered polls",
+            self.answered
+        );
+    }
+
+    fn record(&mut self, key: &LogKey, bytes: Bytes) {
+        if self.checkpoints.last() == Some(&bytes) {
+            return;
+        }
+        let checkpoint = match key.open_checkpoint(&bytes) {
+            Ok(checkpoint) => checkpoint,
+            Err(err) => {
+                self.errors.push(format!("a polled checkpoint: {err}"));
+                return;
+            }
+        };
+        if let Some(largest) = self.largest {
+            if checkpoint.size < largest {
+                self.errors.push(format!(
+                    "the public checkpoint went back from size {largest} to {}",
+                    checkpoint.size
+                ));
+            }
+        }
+        let root = checkpoint.root.to_base64();
+        if let Some(seen) = self.roots.get(&checkpoint.size) {
+            if *seen != root {
+                self.errors.push(format!(
+                    "two roots for size {}: {seen} and {root}",
+                    checkpoint.size
+                ));
+            }
+        }
+        self.roots.insert(checkpoint.size, root);
+        self.largest = Some(self.largest.unwrap_or(0).max(checkpoint.size));
+        self.checkpoints.push(bytes);
+    }
+}
+
+/// Polls a log's public checkpoint in the background, checks each new one
+/// as it comes (signature, never smaller, one root per size), and keeps
+/// every distinct one, in the order seen. Failures are kept, not
+/// swallowed: see [`Polled`].
 #[derive(Debug)]
 pub struct CheckpointPoller {
-    seen: Arc<Mutex<Vec<Bytes>>>,
+    polled: Arc<Mutex<Polled>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl CheckpointPoller {
-    /// Polls `base()` (`None` while the log has no public endpoint, such as
-    /// while a filesystem-backed sequencer is down) every `every`.
+    /// Polls `target()` (`None` while the log has no public endpoint, such
+    /// as while a filesystem-backed sequencer is down) every `every`.
     pub fn start(
         client: Client,
-        base: impl Fn() -> Option<String> + Send + 'static,
+        key: LogKey,
+        target: impl Fn() -> PollTarget + Send + 'static,
         every: Duration,
     ) -> CheckpointPoller {
-        let seen: Arc<Mutex<Vec<Bytes>>> = Arc::default();
+        let polled: Arc<Mutex<Polled>> = Arc::default();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let task = tokio::spawn({
-            let seen = seen.clone();
+            let polled = polled.clone();
             let stop = stop.clone();
             async move {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    if let Some(base) = base() {
+                    if let Some((base, incarnation)) = target() {
                         let log = PublicLog::new(client.clone(), &base);
-                        if let Ok(Some(bytes)) = log.checkpoint_bytes().await {
-                            let mut seen = seen.lock().expect("poller lock");
-                            if seen.last() != Some(&bytes) {
-                                seen.push(bytes);
+                        let answer = log.checkpoint_bytes().await;
+                        let mut polled = polled.lock().expect("poller lock");
+                        match answer {
+                            Ok(found) => {
+                                polled.answered += 1;
+                                *polled.answered_by.entry(incarnation).or_default() += 1;
+                                if let Some(bytes) = found {
+                                    polled.record(&key, bytes);
+                                }
+                            }
+                            Err(err) => {
+                                if target() == Some((base.clone(), incarnation)) {
+                                    polled.errors.push(format!("GET {base}/checkpoint: {err}"));
+                                } else {
+                                    polled.cut_by_restarts += 1;
+                                }
                             }
                         }
                     }
@@ -333,15 +428,60 @@ impl CheckpointPoller {
                 }
             }
         });
-        CheckpointPoller { seen, stop, task }
+        CheckpointPoller { polled, stop, task }
+    }
+
+    /// What was seen so far.
+    pub fn polled(&self) -> Polled {
+        self.polled.lock().expect("poller lock").clone()
+    }
+
+    /// Waits (at most `limit`) until the poller has seen a checkpoint of at
+    /// least `size`; panics with what it saw otherwise.
+    pub async fn wait_for_size(&self, size: u64, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let polled = self.polled();
+            if polled.largest.is_some_and(|largest| largest >= size) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the checkpoint poller did not see size {size} within {limit:?}: largest {:?}, \
+                 {} answered polls, errors {:?}",
+                polled.largest,
+                polled.answered,
+                &polled.errors[..polled.errors.len().min(10)]
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits (at most `limit`) until a poll of the target's incarnation
+    /// `incarnation` was answered.
+    pub async fn wait_for_answer_from(&self, incarnation: u64, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let polled = self.polled();
+            if polled.answered_by.contains_key(&incarnation) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the checkpoint poller got no answer from incarnation {incarnation} within \
+                 {limit:?}; errors {:?}",
+                &polled.errors[..polled.errors.len().min(10)]
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Stops polling and returns what was seen.
-    pub async fn finish(self) -> Vec<Bytes> {
+    pub async fn finish(self) -> Polled {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = self.task.await;
-        let seen = self.seen.lock().expect("poller lock");
-        seen.clone()
+        self.task.await.expect("the checkpoint poller panicked");
+        let polled = self.polled.lock().expect("poller lock");
+        polled.clone()
     }
 }
 
