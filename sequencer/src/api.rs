@@ -482,6 +482,13 @@ impl Api {
     }
 
     fn healthz(&self) -> Result<Response<ResponseBody>, ApiError> {
+        let body = self.health_text()?;
+        Ok(text_response(StatusCode::OK, Bytes::from(body)))
+    }
+
+    /// The text of a healthy `/healthz` (`ok`, or why entries are turned
+    /// away), or the 503 of an unhealthy one.
+    fn health_text(&self) -> Result<String, ApiError> {
         if !self.sequencer_running.load(Ordering::Relaxed) {
             return Err(ApiError::unavailable("the sequencer has stopped", 1));
         }
@@ -491,11 +498,10 @@ impl Api {
         // Degraded is still healthy: the process serves reads and answers
         // duplicates, and restarting it would not clear a full disk; the
         // body and `/metrics` (`stele_degraded`) say why entries wait.
-        let body = match self.log.fault() {
+        Ok(match self.log.fault() {
             Some(reason) => format!("degraded: not taking new entries: {reason}\n"),
             None => "ok\n".to_owned(),
-        };
-        Ok(text_response(StatusCode::OK, Bytes::from(body)))
+        })
     }
 
     /// A public object of the log, with the headers a CDN would see.
@@ -880,14 +886,8 @@ impl Handler for Api {
     }
 
     fn health_probe(&self) -> Option<(StatusCode, String)> {
-        Some(match self.healthz() {
-            Ok(_) => (
-                StatusCode::OK,
-                match self.log.fault() {
-                    Some(reason) => format!("degraded: not taking new entries: {reason}\n"),
-                    None => "ok\n".to_owned(),
-                },
-            ),
+        Some(match self.health_text() {
+            Ok(text) => (StatusCode::OK, text),
             Err(err) => (err.status, format!("{}\n", err.message)),
         })
     }
