@@ -726,8 +726,6 @@ fn a_missing_or_empty_ingress_secret_file_is_refused() {
 /// An ingress secret file that others may read is refused, as `ssh`
 /// refuses a private key others may read.
 #[test]
-#[ignore = "stele serve reads an ingress secret file of mode 0644 without complaint \
-            (sequencer/src/ingress/mod.rs, IngressSecret::from_file checks no mode)"]
 fn an_ingress_secret_file_readable_by_others_is_refused() {
     let data = data_dir();
     let open = data.path().join("open.secret");
@@ -768,6 +766,10 @@ fn an_ingress_without_a_secret_is_refused() {
         !String::from_utf8_lossy(&output.stdout).contains("listening on"),
         "it listened"
     );
+    // Refused before anything was created: no key, no lock.
+    for made in ["log.key", "log.vkey", ".stele"] {
+        assert!(!data.path().join(made).exists(), "{made} was created");
+    }
 
     // A secret too short in the variable is refused too.
     let output = serve_fails_with_env(data.path(), &args, &[("STELE_INGRESS_SECRET", "short")]);

@@ -244,7 +244,34 @@ fn check_descriptors(config: &Config) -> Result<u64, Error> {
 }
 
 async fn serve(config: Config) -> Result<(), Error> {
+    // Signals are taken from the start: one that arrives while the log
+    // opens is acted on once it listens, never the default (death).
+    let mut terminate = signal(SignalKind::terminate())
+        .map_err(|err| Error::Config(format!("cannot handle SIGTERM: {err}")))?;
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|err| Error::Config(format!("cannot handle SIGINT: {err}")))?;
     check_descriptors(&config)?;
+    // The ingress's secret and both sockets before anything is created or
+    // served, so that a mistake there stops the start and changes nothing.
+    let ingress = match config.ingress_listen {
+        Some(address) => {
+            let secret = IngressSecret::from_env_or_file(config.ingress_secret_file.as_deref())?
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "ingress_listen is set but there is no ingress secret: set {SECRET_ENV} \
+                         or ingress_secret_file"
+                    ))
+                })?;
+            let listener = TcpListener::bind(address).await.map_err(|err| {
+                Error::Config(format!("cannot listen for the ingress on {address}: {err}"))
+            })?;
+            Some((listener, Authenticator::new(secret)))
+        }
+        None => None,
+    };
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|err| Error::Config(format!("cannot listen on {}: {err}", config.listen)))?;
     // The folder lock is taken first, so two processes cannot both create
     // a key for one folder.
     let metrics = Metrics::new();
@@ -294,27 +321,6 @@ async fn serve(config: Config) -> Result<(), Error> {
     // The log verified its checkpoint with this key: publish the verifier.
     keyfile::write_verifier(&key, &config.vkey_path())?;
 
-    // The ingress's secret and socket before anything is served, so a
-    // mistake there stops the start.
-    let ingress = match config.ingress_listen {
-        Some(address) => {
-            let secret = IngressSecret::from_env_or_file(config.ingress_secret_file.as_deref())?
-                .ok_or_else(|| {
-                    Error::Config(format!(
-                        "ingress_listen is set but there is no ingress secret: set {SECRET_ENV} \
-                         or ingress_secret_file"
-                    ))
-                })?;
-            let listener = TcpListener::bind(address).await.map_err(|err| {
-                Error::Config(format!("cannot listen for the ingress on {address}: {err}"))
-            })?;
-            Some((listener, Authenticator::new(secret)))
-        }
-        None => None,
-    };
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|err| Error::Config(format!("cannot listen on {}: {err}", config.listen)))?;
     let address = listener
         .local_addr()
         .map_err(|err| Error::Config(format!("cannot listen on {}: {err}", config.listen)))?;
@@ -378,11 +384,9 @@ async fn serve(config: Config) -> Result<(), Error> {
     // A line tests and scripts can wait for (the port may have been 0).
     println!("listening on http://{address}");
 
-    let mut terminate = signal(SignalKind::terminate())
-        .map_err(|err| Error::Config(format!("cannot handle SIGTERM: {err}")))?;
     let outcome = tokio::select! {
         _ = terminate.recv() => Shutdown::Signal("SIGTERM"),
-        _ = tokio::signal::ctrl_c() => Shutdown::Signal("SIGINT"),
+        _ = interrupt.recv() => Shutdown::Signal("SIGINT"),
         result = &mut sequencer => Shutdown::SequencerEnded(result),
     };
     let result = match outcome {

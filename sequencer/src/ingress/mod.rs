@@ -111,8 +111,31 @@ impl IngressSecret {
         })
     }
 
-    /// The secret in the file at `path`.
+    /// The secret in the file at `path`, which only its owner may read:
+    /// a file open to its group or others (any of the mode bits 0o077) is
+    /// refused, as ssh refuses such a private key, since whoever reads the
+    /// secret can log entries whose signatures nobody checked.
     pub fn from_file(path: &Path) -> Result<IngressSecret, Error> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|err| {
+                Error::Config(format!(
+                    "cannot read the ingress secret file {}: {err}",
+                    path.display()
+                ))
+            })?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(Error::Config(format!(
+                "the ingress secret file {} is readable by other users (mode {mode:04o}): \
+                 whoever reads it can log entries without a signature check; fix it with \
+                 `chmod 600 {}`",
+                path.display(),
+                path.display()
+            )));
+        }
         let text = std::fs::read_to_string(path).map_err(|err| {
             Error::Config(format!(
                 "cannot read the ingress secret file {}: {err}",
