@@ -377,26 +377,33 @@ async fn check_log(client: &Client, base: &str, data: &Path, acknowledged: &Ackn
     }
 }
 
+/// `stele serve` with its data folder on a tmpfs of `size` of its own
+/// (its output outside it); `None` where mounting is not allowed. The
+/// mount is dropped after the process.
+fn serve_on_tmpfs(dir: &Path, size: &str) -> Option<(Tmpfs, PathBuf, Serve)> {
+    let disk = Tmpfs::mount(dir, size)?;
+    let data = disk.path.join("log");
+    let serve = Serve::start(
+        &data,
+        &dir.join("logs"),
+        &["--batch-interval", "10ms", "--no-sigstore"],
+        None,
+    )
+    .expect("stele serve starts");
+    Some((disk, data, serve))
+}
+
 /// A full disk: the log refuses entries with a 503 that says so, keeps
 /// serving reads and `/healthz`, and takes entries again, by itself, once
 /// there is room.
 #[test]
 fn full_disk_then_room_again() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Some(disk) = Tmpfs::mount(dir.path(), "3m") else {
+    let Some((disk, data, mut serve)) = serve_on_tmpfs(dir.path(), "3m") else {
         return;
     };
-    let data = disk.path.join("log");
-    let mut serve = Serve::start(
-        &data,
-        &dir.path().join("logs"),
-        &["--batch-interval", "10ms", "--no-sigstore"],
-        None,
-    )
-    .expect("stele serve starts");
     let base = serve.url.clone();
-    let rt = runtime();
-    rt.block_on(async {
+    runtime().block_on(async {
         let client = Client::new(4, Duration::from_secs(30));
         let mut acknowledged = Acknowledged::default();
         let refused = submit_until_refused(
@@ -476,20 +483,11 @@ async fn wait_for_health(client: &Client, base: &str, prefix: &str) -> String {
 #[test]
 fn read_only_folder_then_writable() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Some(disk) = Tmpfs::mount(dir.path(), "64m") else {
+    let Some((disk, data, mut serve)) = serve_on_tmpfs(dir.path(), "64m") else {
         return;
     };
-    let data = disk.path.join("log");
-    let mut serve = Serve::start(
-        &data,
-        &dir.path().join("logs"),
-        &["--batch-interval", "10ms", "--no-sigstore"],
-        None,
-    )
-    .expect("stele serve starts");
     let base = serve.url.clone();
-    let rt = runtime();
-    rt.block_on(async {
+    runtime().block_on(async {
         let client = Client::new(4, Duration::from_secs(30));
         let mut acknowledged = Acknowledged::default();
         for _ in 0..20 {
