@@ -225,7 +225,22 @@ impl Drop for Tmpfs {
     }
 }
 
+/// Raises this test process's soft open-file limit to its hard limit: the
+/// flood and the idle connections need more than a default of 1024.
+fn raise_own_descriptor_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let raised = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    if let Err(err) = setrlimit(Resource::Nofile, raised) {
+        eprintln!("could not raise the open-file limit: {err}");
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
+    raise_own_descriptor_limit();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -562,6 +577,7 @@ fn descriptor_limit_and_idle_connections() {
     .expect("a fitting max_connections starts");
     let address = serve.url.trim_start_matches("http://").to_owned();
     // More idle connections than the process has descriptors.
+    raise_own_descriptor_limit();
     let idle: Vec<TcpStream> = (0..700)
         .filter_map(|_| TcpStream::connect(&address).ok())
         .collect();
