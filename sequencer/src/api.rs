@@ -489,11 +489,13 @@ impl Api {
     /// The text of a healthy `/healthz` (`ok`, or why entries are turned
     /// away), or the 503 of an unhealthy one.
     fn health_text(&self) -> Result<String, ApiError> {
-        if !self.sequencer_running.load(Ordering::Relaxed) {
-            return Err(ApiError::unavailable("the sequencer has stopped", 1));
-        }
+        // A shutdown is the reason first: once it has drained, the
+        // sequencer has stopped too, as it should.
         if self.shutting_down.load(Ordering::Relaxed) {
             return Err(ApiError::unavailable("shutting down", 1));
+        }
+        if !self.sequencer_running.load(Ordering::Relaxed) {
+            return Err(ApiError::unavailable("the sequencer has stopped", 1));
         }
         // Degraded is still healthy: the process serves reads and answers
         // duplicates, and restarting it would not clear a full disk; the
