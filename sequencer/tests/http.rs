@@ -11,18 +11,14 @@ use std::process::{Command, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use stele_tiles::checkpoint::Checkpoint;
-use stele_tiles::cosignature::WitnessPolicy;
-use stele_tiles::note::{Ed25519Verifier, Note, NoteVerifier};
-use stele_tiles::receipt::Receipt;
-
 mod common;
 
 use common::http::{
-    Response, connect, get, metric_value, parse_response, post_add, read_response, request_head,
-    send,
+    Response, check_receipt, connect, get, metric_value, parse_response, post_add, read_response,
+    request_head, send, tree_size,
 };
 use common::stele::{STELE, Stele};
+use stele_tiles::receipt::Receipt;
 
 /// A running `stele serve`.
 struct Server {
@@ -50,11 +46,6 @@ impl Server {
         self.stele.terminate()
     }
 
-    fn verifier(&self) -> Ed25519Verifier {
-        let text = std::fs::read_to_string(self.data.join("log.vkey")).expect("log.vkey");
-        Ed25519Verifier::from_text(text.trim_end()).expect("log.vkey parses")
-    }
-
     fn post(&self, entry: &[u8]) -> Response {
         post_add(self.addr, entry)
     }
@@ -66,14 +57,7 @@ impl Server {
     /// Size of the published tree, from `GET /checkpoint`, checked against
     /// the log's key.
     fn tree_size(&self) -> u64 {
-        let response = self.get("/checkpoint");
-        assert_eq!(response.status, 200, "{}", response.text());
-        let note = Note::parse(&response.body).expect("checkpoint note");
-        let verifier = self.verifier();
-        let verified = stele_tiles::note::verify_note(&note, &[&verifier as &dyn NoteVerifier])
-            .expect("checkpoint signed by the log key");
-        assert!(!verified.is_empty());
-        Checkpoint::parse(&note.text).expect("checkpoint").size
+        tree_size(self.addr, &self.data)
     }
 
     /// Checks a 200 answer to `POST /add` for `entry`: headers, and the
@@ -84,20 +68,7 @@ impl Server {
             response.header("content-type"),
             Some("text/plain; charset=utf-8")
         );
-        let receipt = Receipt::parse(&response.body).expect("receipt parses");
-        let verifier = self.verifier();
-        let policy = WitnessPolicy::new(Vec::new(), 0).expect("empty policy");
-        let checkpoint = receipt
-            .verify(entry, verifier.name(), &verifier, &policy)
-            .expect("receipt verifies offline");
-        assert!(receipt.index < checkpoint.size);
-        let header: u64 = response
-            .header("x-log-index")
-            .expect("X-Log-Index")
-            .parse()
-            .expect("numeric X-Log-Index");
-        assert_eq!(header, receipt.index);
-        receipt.index
+        check_receipt(&self.data, entry, response)
     }
 
     fn stderr(&self) -> String {

@@ -19,15 +19,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
-use stele_tiles::checkpoint::Checkpoint;
-use stele_tiles::cosignature::WitnessPolicy;
-use stele_tiles::note::{Ed25519Verifier, Note, NoteVerifier};
-use stele_tiles::receipt::Receipt;
 
 mod common;
 
 use common::http::{
-    Response, connect, get, metric_value, post, post_add, read_response, request_head,
+    Response, check_receipt, connect, get, metric_value, post, post_add, read_response,
+    request_head, tree_size,
 };
 use common::stele::{Stele, run, serve_fails, serve_fails_with_env};
 
@@ -36,42 +33,6 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 fn data_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temporary data folder")
-}
-
-fn verifier(data: &Path) -> Ed25519Verifier {
-    let text = std::fs::read_to_string(data.join("log.vkey")).expect("log.vkey");
-    Ed25519Verifier::from_text(text.trim_end()).expect("log.vkey parses")
-}
-
-/// Checks a 200 receipt for `entry` offline against the log's key;
-/// returns its index.
-fn check_receipt(data: &Path, entry: &[u8], response: &Response) -> u64 {
-    assert_eq!(response.status, 200, "{}", response.text());
-    let receipt = Receipt::parse(&response.body).expect("receipt parses");
-    let verifier = verifier(data);
-    let policy = WitnessPolicy::new(Vec::new(), 0).expect("empty policy");
-    let checkpoint = receipt
-        .verify(entry, verifier.name(), &verifier, &policy)
-        .expect("receipt verifies offline");
-    assert!(receipt.index < checkpoint.size);
-    let header: u64 = response
-        .header("x-log-index")
-        .expect("X-Log-Index")
-        .parse()
-        .expect("numeric X-Log-Index");
-    assert_eq!(header, receipt.index);
-    receipt.index
-}
-
-/// The published tree size, from `GET /checkpoint` checked against the key.
-fn tree_size(stele: &Stele, data: &Path) -> u64 {
-    let response = get(stele.addr(), "/checkpoint");
-    assert_eq!(response.status, 200, "{}", response.text());
-    let note = Note::parse(&response.body).expect("checkpoint note");
-    let verifier = verifier(data);
-    stele_tiles::note::verify_note(&note, &[&verifier as &dyn NoteVerifier])
-        .expect("checkpoint signed by the log key");
-    Checkpoint::parse(&note.text).expect("checkpoint").size
 }
 
 fn metric(addr: SocketAddr, name: &str) -> f64 {
@@ -162,7 +123,7 @@ fn a_receipt_that_cannot_come_in_time_is_a_503_and_the_entry_is_logged_once() {
     }
     // The process is up and has published nothing yet.
     assert_eq!(get(addr, "/healthz").status, 200);
-    assert_eq!(tree_size(&stele, data.path()), 0);
+    assert_eq!(tree_size(stele.addr(), data.path()), 0);
 
     // SIGTERM sequences what is pending, though its submitter is gone.
     let status = stele.terminate();
@@ -174,7 +135,7 @@ fn a_receipt_that_cannot_come_in_time_is_a_503_and_the_entry_is_logged_once() {
     );
 
     let stele = Stele::start(data.path(), &["--batch-interval", "10ms"]);
-    assert_eq!(tree_size(&stele, data.path()), 1, "logged once");
+    assert_eq!(tree_size(stele.addr(), data.path()), 1, "logged once");
     let again = post_add(stele.addr(), entry);
     assert_eq!(check_receipt(data.path(), entry, &again), 0);
     assert_eq!(again.header("x-log-duplicate"), Some("true"));
@@ -352,7 +313,7 @@ fn shutdown_closes_connections_that_outlive_the_shutdown_timeout() {
 
     let stele = Stele::start(data.path(), &[]);
     assert_eq!(
-        tree_size(&stele, data.path()),
+        tree_size(stele.addr(), data.path()),
         0,
         "the cut-off entry was logged"
     );
@@ -529,7 +490,7 @@ fn reindex_rebuilds_the_digest_index_the_entries_call_for() {
         );
     }
     assert_eq!(shared_indices.len(), 3);
-    let size = tree_size(&stele, data.path());
+    let size = tree_size(stele.addr(), data.path());
     assert_eq!(size, 2 * requests.len() as u64);
     let entries = read_entries(addr, size);
     let model = index_model(&entries);
@@ -677,12 +638,12 @@ fn the_ingress_takes_its_secret_from_a_file() {
     let other = "f".repeat(64);
     let refused = common::http::send(ingress, &ingress_request(&other, &entry));
     assert_eq!(refused.status, 401, "{}", refused.text());
-    assert_eq!(tree_size(&stele, data.path()), 0);
+    assert_eq!(tree_size(stele.addr(), data.path()), 0);
 
     let answer = common::http::send(ingress, &ingress_request(SECRET, &entry));
     assert_eq!(answer.status, 201, "{}", answer.text());
     assert_eq!(answer.header("x-log-index"), Some("0"));
-    assert_eq!(tree_size(&stele, data.path()), 1);
+    assert_eq!(tree_size(stele.addr(), data.path()), 1);
     assert_eq!(read_entries(stele.addr(), 1), vec![entry]);
     stele.stop();
 }

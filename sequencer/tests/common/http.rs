@@ -4,7 +4,13 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::time::Duration;
+
+use stele_tiles::checkpoint::Checkpoint;
+use stele_tiles::cosignature::WitnessPolicy;
+use stele_tiles::note::{Ed25519Verifier, Note, NoteVerifier};
+use stele_tiles::receipt::Receipt;
 
 /// Socket read and write timeout: far above any answer a test waits for.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
@@ -131,4 +137,44 @@ pub fn post(
 pub fn metric_value(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The log's verifier key, as `stele serve` wrote it to `DATA/log.vkey`.
+pub fn log_verifier(data: &Path) -> Ed25519Verifier {
+    let text = std::fs::read_to_string(data.join("log.vkey")).expect("log.vkey");
+    Ed25519Verifier::from_text(text.trim_end()).expect("log.vkey parses")
+}
+
+/// The published tree size, from `GET /checkpoint` checked against the
+/// key in `DATA/log.vkey`.
+pub fn tree_size(addr: SocketAddr, data: &Path) -> u64 {
+    let response = get(addr, "/checkpoint");
+    assert_eq!(response.status, 200, "{}", response.text());
+    let note = Note::parse(&response.body).expect("checkpoint note");
+    let verifier = log_verifier(data);
+    let verified = stele_tiles::note::verify_note(&note, &[&verifier as &dyn NoteVerifier])
+        .expect("checkpoint signed by the log key");
+    assert!(!verified.is_empty());
+    Checkpoint::parse(&note.text).expect("checkpoint").size
+}
+
+/// Checks a 200 answer carrying the receipt for `entry`: the receipt
+/// verified offline against the key in `DATA/log.vkey`, and its index the
+/// one in `X-Log-Index`. Returns the index.
+pub fn check_receipt(data: &Path, entry: &[u8], response: &Response) -> u64 {
+    assert_eq!(response.status, 200, "{}", response.text());
+    let receipt = Receipt::parse(&response.body).expect("receipt parses");
+    let verifier = log_verifier(data);
+    let policy = WitnessPolicy::new(Vec::new(), 0).expect("empty policy");
+    let checkpoint = receipt
+        .verify(entry, verifier.name(), &verifier, &policy)
+        .expect("receipt verifies offline");
+    assert!(receipt.index < checkpoint.size);
+    let header: u64 = response
+        .header("x-log-index")
+        .expect("X-Log-Index")
+        .parse()
+        .expect("numeric X-Log-Index");
+    assert_eq!(header, receipt.index);
+    receipt.index
 }
