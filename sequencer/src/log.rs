@@ -227,6 +227,36 @@ impl Shared {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = fault;
     }
+
+    /// The index of the first committed entry with this leaf hash, if any.
+    async fn lookup(&self, leaf: &Hash) -> Result<Option<u64>, Error> {
+        Ok(self
+            .dedup
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(leaf)
+            .copied())
+    }
+
+    /// [`Shared::lookup`] of every leaf of a batch.
+    async fn lookup_batch(&self, leaves: &[Hash]) -> Result<Vec<Option<u64>>, Error> {
+        let dedup = self
+            .dedup
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(leaves.iter().map(|leaf| dedup.get(leaf).copied()).collect())
+    }
+
+    /// Records committed leaves `first_index..` in the deduplication index.
+    fn record(&self, first_index: u64, leaves: &[Hash]) {
+        let mut dedup = self
+            .dedup
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (offset, leaf) in leaves.iter().enumerate() {
+            dedup.entry(*leaf).or_insert(first_index + offset as u64);
+        }
+    }
 }
 
 /// The published state: the checkpoint every answer is proven against.
@@ -393,13 +423,8 @@ impl Log {
     }
 
     /// The index of an entry already in the published tree, if any.
-    pub fn lookup(&self, leaf: &Hash) -> Option<u64> {
-        self.shared
-            .dedup
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(leaf)
-            .copied()
+    pub async fn lookup(&self, leaf: &Hash) -> Result<Option<u64>, Error> {
+        self.shared.lookup(leaf).await
     }
 
     /// Logs `entry` (its canonical bytes) and waits for its receipt. An entry
@@ -413,7 +438,11 @@ impl Log {
             });
         }
         let leaf = stele_tiles::leaf_hash(&entry);
-        if let Some(index) = self.lookup(&leaf) {
+        let known = self
+            .lookup(&leaf)
+            .await
+            .map_err(|err| SubmitError::Unavailable(err.to_string()))?;
+        if let Some(index) = known {
             self.metrics
                 .submissions
                 .with_label_values(&["duplicate"])
@@ -651,16 +680,7 @@ impl Sequencer {
                             committed,
                         )
                         .await?;
-                        let mut dedup = self
-                            .shared
-                            .dedup
-                            .write()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        for (offset, leaf) in leaves.into_iter().enumerate() {
-                            dedup
-                                .entry(leaf)
-                                .or_insert(self.indexed_size + offset as u64);
-                        }
+                        self.shared.record(self.indexed_size, &leaves);
                         self.indexed_size = committed;
                     }
                     self.state = state;
@@ -738,15 +758,23 @@ impl Sequencer {
         let mut new_waiters: Vec<Vec<Request>> = Vec::with_capacity(batch.len());
         let mut logged: Vec<(Request, u64)> = Vec::new();
         {
-            let dedup = self
-                .shared
-                .dedup
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let leaves: Vec<Hash> = batch.iter().map(|request| request.leaf).collect();
+            let known = match self.shared.lookup_batch(&leaves).await {
+                Ok(known) => known,
+                Err(err) => {
+                    let message = err.to_string();
+                    for request in batch {
+                        let _ = request
+                            .reply
+                            .send(Err(SubmitError::Unavailable(message.clone())));
+                    }
+                    return Err(err);
+                }
+            };
             let mut in_batch: HashMap<Hash, usize, foldhash::fast::RandomState> =
                 HashMap::with_capacity_and_hasher(batch.len(), Default::default());
-            for mut request in batch {
-                if let Some(&index) = dedup.get(&request.leaf) {
+            for (mut request, known) in batch.into_iter().zip(known) {
+                if let Some(index) = known {
                     logged.push((request, index));
                 } else if let Some(&position) = in_batch.get(&request.leaf) {
                     new_waiters[position].push(request);
@@ -800,16 +828,10 @@ impl Sequencer {
         };
 
         // Step 6, acknowledge: the batch is committed and published.
-        {
-            let mut dedup = self
-                .shared
-                .dedup
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (offset, leaf) in committed.integration.leaf_hashes.iter().enumerate() {
-                dedup.insert(*leaf, committed.integration.old_size + offset as u64);
-            }
-        }
+        self.shared.record(
+            committed.integration.old_size,
+            &committed.integration.leaf_hashes,
+        );
         // The tiles just published are the ones the next duplicates' proofs
         // most likely need (the right edge of the tree).
         for (tile, hashes) in &committed.integration.hash_tiles {
