@@ -4,6 +4,7 @@
 pub mod api;
 pub mod commit;
 pub mod config;
+pub mod dedup;
 mod error;
 pub mod ingress;
 pub mod keyfile;
