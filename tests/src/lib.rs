@@ -10,5 +10,6 @@
 
 pub mod audit;
 pub mod client;
+pub mod genlog;
 pub mod load;
 pub mod prepare;
