@@ -364,6 +364,7 @@ impl Config {
             delete_partials: self.delete_partials,
             witnesses,
             tile_cache_bytes: self.tile_cache_bytes,
+            dedup: crate::dedup::DedupConfig::default(),
         })
     }
 }

@@ -25,7 +25,7 @@
 //! that does not verify.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stele_tiles::Hash;
@@ -40,6 +40,7 @@ use crate::tilecache::TileCache;
 
 /// A boxed future that is `Send`.
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+use crate::dedup::{DedupConfig, DedupIndex};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::storage::Storage;
@@ -84,6 +85,8 @@ pub struct LogConfig {
     /// Memory for published hash tiles, from which the proofs of duplicate
     /// submissions are built (0: read storage every time).
     pub tile_cache_bytes: u64,
+    /// How the persistent deduplication index flushes and caches.
+    pub dedup: DedupConfig,
 }
 
 impl Default for LogConfig {
@@ -97,6 +100,7 @@ impl Default for LogConfig {
             delete_partials: false,
             witnesses: None,
             tile_cache_bytes: crate::tilecache::DEFAULT_CAPACITY_BYTES,
+            dedup: DedupConfig::default(),
         }
     }
 }
@@ -204,7 +208,7 @@ struct Fault {
 #[derive(Debug)]
 struct Shared {
     /// Leaf hash to index, for every entry in the published tree.
-    dedup: RwLock<HashMap<Hash, u64, foldhash::fast::RandomState>>,
+    dedup: DedupIndex,
     /// Published hash tiles, for the proofs of duplicates.
     tiles: TileCache,
     /// Bytes the pool may still take (see [`LogConfig::pool_bytes`]).
@@ -230,32 +234,17 @@ impl Shared {
 
     /// The index of the first committed entry with this leaf hash, if any.
     async fn lookup(&self, leaf: &Hash) -> Result<Option<u64>, Error> {
-        Ok(self
-            .dedup
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(leaf)
-            .copied())
+        self.dedup.lookup(leaf).await
     }
 
     /// [`Shared::lookup`] of every leaf of a batch.
     async fn lookup_batch(&self, leaves: &[Hash]) -> Result<Vec<Option<u64>>, Error> {
-        let dedup = self
-            .dedup
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(leaves.iter().map(|leaf| dedup.get(leaf).copied()).collect())
+        self.dedup.lookup_batch(leaves).await
     }
 
     /// Records committed leaves `first_index..` in the deduplication index.
     fn record(&self, first_index: u64, leaves: &[Hash]) {
-        let mut dedup = self
-            .dedup
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (offset, leaf) in leaves.iter().enumerate() {
-            dedup.entry(*leaf).or_insert(first_index + offset as u64);
-        }
+        self.dedup.record(first_index, leaves);
     }
 }
 
@@ -335,24 +324,26 @@ impl Log {
         )
         .await?;
         let started = Instant::now();
-        let leaves = commit::read_leaf_hashes(storage.as_ref(), state.edge.size()).await?;
-        let mut dedup = HashMap::with_capacity_and_hasher(
-            leaves.len().max(1024),
-            foldhash::fast::RandomState::default(),
-        );
-        for (index, leaf) in leaves.into_iter().enumerate() {
-            dedup.entry(leaf).or_insert(index as u64);
-        }
+        let tiles = TileCache::new(config.tile_cache_bytes);
+        let dedup = DedupIndex::open(
+            storage.clone(),
+            tiles.clone(),
+            state.edge.size(),
+            config.dedup.clone(),
+        )
+        .await?;
         info!(
             tree_size = state.edge.size(),
+            indexed = dedup.indexed_size(),
+            runs = dedup.runs(),
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "log opened; deduplication index rebuilt from level-0 tiles"
+            "log opened"
         );
         metrics.tree_size.set(state.edge.size() as i64);
         let indexed_size = state.edge.size();
         let shared = Arc::new(Shared {
-            dedup: RwLock::new(dedup),
-            tiles: TileCache::new(config.tile_cache_bytes),
+            dedup,
+            tiles,
             pool_bytes: Arc::new(Semaphore::new(config.pool_bytes)),
             fault: std::sync::Mutex::new(None),
         });
