@@ -28,9 +28,15 @@ use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use stele_sequencer::commit::CACHE_CHECKPOINT;
+use stele_sequencer::storage::s3::{S3Config, S3Storage};
+use stele_sequencer::storage::{
+    CONTENT_TYPE_TEXT, Condition, Key, KeyPrefix, PutOptions, Storage, StorageError,
+};
 use stele_tiles::Hash;
 use stele_tiles::checkpoint::{Checkpoint, sign_checkpoint};
 use stele_tiles::hash::HASH_SIZE;
@@ -72,7 +78,43 @@ pub enum GenError {
     MissingPartial(String),
     #[error("the tile writer stopped early")]
     WriterGone,
+    #[error(
+        "the bucket prefix already holds objects ({0} first): the generator writes only into an empty one"
+    )]
+    BucketNotEmpty(String),
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("cannot start the S3 client's runtime: {0}")]
+    Runtime(io::Error),
 }
+
+/// Where a log is written.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A folder, laid out as `stele serve --data` lays it out.
+    Folder(PathBuf),
+    /// A bucket (or a prefix in one), as `stele serve --s3-bucket` lays it
+    /// out, through the sequencer's own S3 backend.
+    S3(S3Config),
+}
+
+impl Target {
+    /// Where, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Folder(path) => path.display().to_string(),
+            Target::S3(config) => format!(
+                "s3://{}/{} at {}",
+                config.bucket,
+                config.key_prefix,
+                config.endpoint_url.as_deref().unwrap_or("AWS")
+            ),
+        }
+    }
+}
+
+/// PUTs in flight at once to a bucket.
+const S3_IN_FLIGHT: usize = 64;
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> GenError + '_ {
     move |source| GenError::Io {
@@ -237,16 +279,42 @@ pub fn generate(
     signer: &dyn NoteSigner,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Generated, GenError> {
+    generate_to(
+        &Target::Folder(dir.to_path_buf()),
+        entries,
+        entry_size,
+        signer,
+        progress,
+    )
+}
+
+/// As [`generate`], into a folder or a bucket.
+pub fn generate_to(
+    target: &Target,
+    entries: u64,
+    entry_size: usize,
+    signer: &dyn NoteSigner,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Generated, GenError> {
     if !(MIN_ENTRY_SIZE..=MAX_ENTRY_SIZE).contains(&entry_size) {
         return Err(GenError::EntrySize(entry_size));
     }
     let started = Instant::now();
-    prepare_folder(dir)?;
+    let sink = match target {
+        Target::Folder(dir) => {
+            prepare_folder(dir)?;
+            Sink::Folder {
+                root: dir.clone(),
+                path: PathBuf::new(),
+            }
+        }
+        Target::S3(config) => Sink::s3(config.clone())?,
+    };
 
     let (sender, receiver) = mpsc::sync_channel::<Integration>(IN_FLIGHT);
     let (integrated, written) = std::thread::scope(|scope| {
         let integrator = scope.spawn(move || integrate_all(entries, entry_size, sender));
-        let written = write_all(dir, receiver, progress);
+        let written = write_all(sink, receiver, progress);
         let integrated = integrator.join().unwrap_or_else(|panic| {
             std::panic::resume_unwind(panic);
         });
@@ -290,8 +358,12 @@ pub fn generate(
         extensions: Vec::new(),
     };
     let note = sign_checkpoint(&checkpoint, signer)?.to_bytes();
-    // The checkpoint last, so that a folder with one holds a whole log.
-    writer.write_file("checkpoint", &note)?;
+    // The checkpoint last, once everything else is written, so that a
+    // folder or bucket with one holds a whole log.
+    writer.sink.drain()?;
+    writer.sink.put_checkpoint(&note)?;
+    writer.files += 1;
+    writer.bytes += note.len() as u64;
     Ok(Generated {
         entries,
         root,
@@ -344,11 +416,137 @@ fn integrate_all(
     Ok(edge)
 }
 
-/// Writes files under the log folder, counting them.
-struct Writer<'a> {
-    root: &'a Path,
+/// Where the writer puts files.
+enum Sink {
+    Folder {
+        root: PathBuf,
+        path: PathBuf,
+    },
+    S3 {
+        runtime: tokio::runtime::Runtime,
+        storage: Arc<S3Storage>,
+        tasks: tokio::task::JoinSet<Result<(), StorageError>>,
+    },
+}
+
+impl Sink {
+    fn s3(config: S3Config) -> Result<Sink, GenError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(GenError::Runtime)?;
+        let storage = runtime.block_on(S3Storage::connect(config));
+        // Only an empty prefix: never mix with, or overwrite, another log.
+        let existing = runtime.block_on(storage.list(&KeyPrefix::new("")?))?;
+        if let Some(first) = existing.first() {
+            return Err(GenError::BucketNotEmpty(first.to_string()));
+        }
+        Ok(Sink::S3 {
+            runtime,
+            storage: Arc::new(storage),
+            tasks: tokio::task::JoinSet::new(),
+        })
+    }
+
+    fn put(&mut self, relative: &str, bytes: &[u8]) -> Result<(), GenError> {
+        match self {
+            Sink::Folder { root, path } => {
+                path.clear();
+                path.push(&*root);
+                path.push(relative);
+                write_new_file(path, bytes)
+            }
+            Sink::S3 {
+                runtime,
+                storage,
+                tasks,
+            } => {
+                while tasks.len() >= S3_IN_FLIGHT {
+                    join_one(runtime, tasks)?;
+                }
+                let key = Key::new(relative)?;
+                let bytes = Bytes::copy_from_slice(bytes);
+                let storage = Arc::clone(storage);
+                tasks.spawn_on(
+                    async move {
+                        storage
+                            .put(&key, bytes, PutOptions::immutable())
+                            .await
+                            .map(|_| ())
+                    },
+                    runtime.handle(),
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits for every write in flight.
+    fn drain(&mut self) -> Result<(), GenError> {
+        if let Sink::S3 { runtime, tasks, .. } = self {
+            while !tasks.is_empty() {
+                join_one(runtime, tasks)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn put_checkpoint(&mut self, note: &[u8]) -> Result<(), GenError> {
+        match self {
+            Sink::Folder { .. } => self.put("checkpoint", note),
+            Sink::S3 {
+                runtime, storage, ..
+            } => {
+                let options =
+                    PutOptions::new(Condition::CreateOnly, CONTENT_TYPE_TEXT, CACHE_CHECKPOINT);
+                runtime.block_on(storage.put(
+                    &Key::new("checkpoint")?,
+                    Bytes::copy_from_slice(note),
+                    options,
+                ))?;
+                Ok(())
+            }
+        }
+    }
+}
+
+fn join_one(
+    runtime: &tokio::runtime::Runtime,
+    tasks: &mut tokio::task::JoinSet<Result<(), StorageError>>,
+) -> Result<(), GenError> {
+    match runtime.block_on(tasks.join_next()) {
+        Some(Ok(result)) => result.map_err(GenError::from),
+        Some(Err(join)) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Some(Err(_)) => Err(GenError::WriterGone),
+        None => Ok(()),
+    }
+}
+
+/// Creates `path` (which must not exist) with `bytes`, creating its folders
+/// as needed.
+fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), GenError> {
+    let mut file = match create(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(DIR_MODE)
+                    .create(parent)
+                    .map_err(io_error(parent))?;
+            }
+            create(path).map_err(io_error(path))?
+        }
+        Err(err) => return Err(io_error(path)(err)),
+    };
+    file.write_all(bytes).map_err(io_error(path))
+}
+
+/// Writes the log's files, counting them.
+struct Writer {
+    sink: Sink,
     buffer: Vec<u8>,
-    path: PathBuf,
     files: u64,
     bytes: u64,
     /// The latest partial hash tile seen at each level.
@@ -357,26 +555,9 @@ struct Writer<'a> {
     partial_bundle: Option<(Tile, Vec<u8>)>,
 }
 
-impl Writer<'_> {
+impl Writer {
     fn write_file(&mut self, relative: &str, bytes: &[u8]) -> Result<(), GenError> {
-        self.path.clear();
-        self.path.push(self.root);
-        self.path.push(relative);
-        let mut file = match create(&self.path) {
-            Ok(file) => file,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                if let Some(parent) = self.path.parent() {
-                    DirBuilder::new()
-                        .recursive(true)
-                        .mode(DIR_MODE)
-                        .create(parent)
-                        .map_err(io_error(parent))?;
-                }
-                create(&self.path).map_err(io_error(&self.path))?
-            }
-            Err(err) => return Err(io_error(&self.path)(err)),
-        };
-        file.write_all(bytes).map_err(io_error(&self.path))?;
+        self.sink.put(relative, bytes)?;
         self.files += 1;
         self.bytes += bytes.len() as u64;
         Ok(())
@@ -404,15 +585,14 @@ fn create(path: &Path) -> io::Result<File> {
 
 /// The writing side: full tiles and bundles as they come; partial ones are
 /// only remembered, and the right edge's written at the end.
-fn write_all<'a>(
-    root: &'a Path,
+fn write_all(
+    sink: Sink,
     receiver: mpsc::Receiver<Integration>,
     progress: &mut dyn FnMut(u64),
-) -> Result<Writer<'a>, GenError> {
+) -> Result<Writer, GenError> {
     let mut writer = Writer {
-        root,
+        sink,
         buffer: Vec::with_capacity(TILE_WIDTH as usize * HASH_SIZE),
-        path: PathBuf::new(),
         files: 0,
         bytes: 0,
         partials: Vec::new(),
