@@ -1,6 +1,7 @@
 //! The Stele sequencer: the only writer of a log. See DESIGN.md for the
 //! commit protocol it follows; formats come from `stele-tiles`.
 
+pub mod adopt;
 pub mod api;
 pub mod commit;
 pub mod config;

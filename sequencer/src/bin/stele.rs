@@ -5,6 +5,9 @@
 //!   public key (see [`stele_sequencer::keyfile`] for the formats).
 //! - `stele serve [--data DIR] [options]` runs the log: the sequencer and
 //!   its HTTP API; see `stele serve --help` and [`stele_sequencer::config`].
+//! - `stele adopt --origin ORIGIN --key FILE [--data DIR | --s3-bucket ...]`
+//!   checks a tlog-tiles log another implementation wrote and makes it a
+//!   Stele log that `stele serve` continues ([`stele_sequencer::adopt`]).
 //!
 //! On SIGTERM or Ctrl-C, `serve` stops accepting connections, sequences and
 //! publishes what is pending, answers every waiting submitter and exits 0.
@@ -31,7 +34,7 @@ use stele_sequencer::sigstore::index::{self, Indexer};
 use stele_sequencer::storage::fs::FsStorage;
 use stele_sequencer::storage::s3::{self, S3Storage};
 use stele_sequencer::storage::{Key, Storage};
-use stele_sequencer::{Error, Log, keyfile};
+use stele_sequencer::{Error, Log, adopt, keyfile};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
@@ -79,6 +82,15 @@ enum Command {
     /// the log that `stele serve` with the same options would open. Stop
     /// the server first: the folder lock keeps two writers apart.
     Reindex(Box<ServeArgs>),
+    /// Take over a C2SP tlog-tiles log written by another implementation
+    /// (Go's sumdb tlog, Tessera, Sunlight-style), in the folder or bucket
+    /// that `stele serve` with the same options would use. Needs the log's
+    /// --origin and its private key (--key). Checks the checkpoint's
+    /// signature and every tile and bundle against its root, writing nothing
+    /// unless all pass; then writes the deduplication index and the lock
+    /// object. Then `stele serve` with the same options continues the log.
+    /// Safe to run again after an interruption.
+    Adopt(Box<ServeArgs>),
 }
 
 fn main() -> ExitCode {
@@ -100,6 +112,13 @@ fn main() -> ExitCode {
             Ok(config) => {
                 init_tracing(config.log_level.as_deref());
                 run_reindex(config)
+            }
+            Err(err) => Err(err),
+        },
+        Command::Adopt(args) => match args.load() {
+            Ok(config) => {
+                init_tracing(config.log_level.as_deref());
+                run_adopt(config)
             }
             Err(err) => Err(err),
         },
@@ -171,24 +190,92 @@ async fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, Error> {
             Ok(Arc::new(storage))
         }
         StorageConfig::S3(options) => {
-            let mut s3_config = s3::S3Config::new(options.bucket.clone());
-            s3_config.endpoint_url = options.endpoint.clone();
-            if let Some(region) = &options.region {
-                s3_config.region = region.clone();
-            }
-            s3_config.force_path_style = options.path_style;
-            // The backend prepends the prefix verbatim; a prefix names a
-            // folder, so it ends in '/'.
-            s3_config.key_prefix = match options.prefix.as_deref().map(|p| p.trim_matches('/')) {
-                None | Some("") => String::new(),
-                Some(prefix) => format!("{prefix}/"),
-            };
-            let storage = S3Storage::connect(s3_config).await;
+            let storage = connect_s3(&options).await;
             storage.check_conditional_writes().await?;
             info!(bucket = %options.bucket, endpoint = ?options.endpoint, "log stored in S3");
             Ok(Arc::new(storage))
         }
     }
+}
+
+/// An S3 client for the configured bucket; no request is made.
+async fn connect_s3(options: &stele_sequencer::config::S3Config) -> S3Storage {
+    let mut s3_config = s3::S3Config::new(options.bucket.clone());
+    s3_config.endpoint_url = options.endpoint.clone();
+    if let Some(region) = &options.region {
+        s3_config.region = region.clone();
+    }
+    s3_config.force_path_style = options.path_style;
+    // The backend prepends the prefix verbatim; a prefix names a folder, so
+    // it ends in '/'.
+    s3_config.key_prefix = match options.prefix.as_deref().map(|p| p.trim_matches('/')) {
+        None | Some("") => String::new(),
+        Some(prefix) => format!("{prefix}/"),
+    };
+    S3Storage::connect(s3_config).await
+}
+
+/// `stele adopt`: the key and origin first, then the checks through a
+/// read-only view of the store (a folder is neither locked nor touched;
+/// a bucket gets no probe object), and only once they pass the store opened
+/// for writing as `stele serve` opens it.
+fn run_adopt(config: Config) -> Result<(), Error> {
+    let origin = config.origin.clone().ok_or_else(|| {
+        Error::Config(
+            "stele adopt needs the log's origin (the first line of its checkpoint): pass              --origin"
+                .into(),
+        )
+    })?;
+    let key = keyfile::load(
+        &config.key_path(),
+        Some(&origin),
+        config.allow_insecure_key_permissions,
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Error::Config(format!("cannot start the async runtime: {err}")))?;
+    runtime.block_on(async {
+        let (reader, writer): (Arc<dyn Storage>, Option<Arc<S3Storage>>) = match config.storage() {
+            StorageConfig::Filesystem { root } => {
+                (Arc::new(adopt::ReadOnlyFolder::open(&root)?), None)
+            }
+            StorageConfig::S3(options) => {
+                let storage = Arc::new(connect_s3(&options).await);
+                (storage.clone(), Some(storage))
+            }
+        };
+        let open_writer = async {
+            match writer {
+                Some(storage) => {
+                    storage.check_conditional_writes().await?;
+                    Ok(storage as Arc<dyn Storage>)
+                }
+                None => open_storage(&config).await,
+            }
+        };
+        let outcome = adopt::adopt(
+            reader,
+            open_writer,
+            &origin,
+            key.verifier.as_ref(),
+            adopt::ProgressStyle::Auto,
+        )
+        .await?;
+        match outcome {
+            adopt::Outcome::Adopted {
+                tree_size, root, ..
+            } => println!(
+                "adopted {origin} at tree size {tree_size} (root {root}); `stele serve` with \
+                 the same options continues it"
+            ),
+            adopt::Outcome::AlreadyAdopted { tree_size } => println!(
+                "{origin} is already a Stele log at tree size {tree_size} ({LOCK_KEY} holds its \
+                 checkpoint); nothing to do"
+            ),
+        }
+        Ok(())
+    })
 }
 
 /// File descriptors kept for everything but client connections: storage

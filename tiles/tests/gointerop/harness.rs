@@ -196,7 +196,8 @@ pub(crate) fn build_go_program() -> Option<PathBuf> {
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gointerop");
     std::fs::create_dir_all(&out_dir).expect("creating the Go build folder");
     let program = out_dir.join("gointerop");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gointerop");
+    // Through the workspace, so that other crates' tests can build it too.
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tiles/tests/gointerop");
     // Offline, from Debian's GOPATH tree: no module proxy is involved.
     let output = Command::new("go")
         .args(["build", "-o"])

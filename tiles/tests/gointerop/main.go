@@ -19,6 +19,12 @@
 //	    Reads a JSON file of the same schema written by the Rust side and
 //	    checks everything in it with Go. Prints one line per failure, naming
 //	    the item, and exits 1 if there was any.
+//	gointerop writelog -dir DIR [-seed N] [-old M] [-size N] [-skey FILE]
+//	    Writes a tlog-tiles log folder as a Go-based log would: every tile
+//	    and entry bundle for tree size M then N (so the partial tiles of M
+//	    stay), checkpoint.old and checkpoint signed with a note key made
+//	    from the seed, its verifier key in DIR/vkey, the entries one a line
+//	    in DIR/entries.txt, and with -skey the private key in FILE.
 //
 // Go's sumdb tile paths carry the tile height ("tile/8/L/NNN"), which
 // c2sp.org/tlog-tiles leaves out ("tile/L/NNN"); this program writes both.
@@ -184,11 +190,12 @@ func main() {
 		seed := flags.Int64("seed", 1, "seed of the log key")
 		oldSize := flags.Int64("old", 0, "tree size of checkpoint.old")
 		size := flags.Int64("size", 1000, "tree size of checkpoint")
+		skeyFile := flags.String("skey", "", "file to write the log's private key to (mode 0600), if set")
 		flags.Parse(os.Args[2:])
 		if *dir == "" || *oldSize > *size {
 			fatalf("writelog: -dir is required and -old may not exceed -size")
 		}
-		if err := writeLog(*dir, *seed, *oldSize, *size); err != nil {
+		if err := writeLog(*dir, *seed, *oldSize, *size, *skeyFile); err != nil {
 			fatalf("writelog: %v", err)
 		}
 	default:
@@ -882,13 +889,19 @@ func verifyCheckpoint(v *verifier, name string, cp *checkpointCase, root tlog.Ha
 }
 
 // writeLog writes a tlog-tiles folder of entries "go entry <i>" for tree
-// sizes old and then size; see the package comment.
-func writeLog(dir string, seed, old, size int64) error {
+// sizes old and then size; see the package comment. With skeyFile, the
+// private key goes there (for a log to be taken over with its key).
+func writeLog(dir string, seed, old, size int64, skeyFile string) error {
 	rng := rand.New(rand.NewSource(seed))
 	name := "go.example/interop-log"
 	skey, vkey, err := note.GenerateKey(rng, name)
 	if err != nil {
 		return err
+	}
+	if skeyFile != "" {
+		if err := os.WriteFile(skeyFile, []byte(skey+"\n"), 0o600); err != nil {
+			return err
+		}
 	}
 	signer, err := note.NewSigner(skey)
 	if err != nil {
