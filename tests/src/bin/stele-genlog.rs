@@ -168,7 +168,12 @@ fn write(
             config.force_path_style = s3.s3_endpoint.is_some();
             config.endpoint_url = s3.s3_endpoint;
             config.region = s3.s3_region;
-            config.key_prefix = s3.s3_prefix;
+            // As `stele serve --s3-prefix` reads it: a prefix names a
+            // folder, and the backend prepends it verbatim.
+            config.key_prefix = match s3.s3_prefix.trim_matches('/') {
+                "" => String::new(),
+                prefix => format!("{prefix}/"),
+            };
             Target::S3(config)
         }
         (Some(out), None) => Target::Folder(out),
