@@ -199,7 +199,9 @@ fn encode_page(records: &[Record]) -> Vec<u8> {
 
 fn decode_page(bytes: &[u8], what: &str) -> Result<Vec<Record>, Error> {
     let mut reader = Reader(unseal(bytes, PAGE_MAGIC, what)?);
-    let count = reader.u32().ok_or_else(|| corrupt(format!("{what} is short")))? as usize;
+    let count = reader
+        .u32()
+        .ok_or_else(|| corrupt(format!("{what} is short")))? as usize;
     if reader.0.len() != count * RECORD_LEN {
         return Err(corrupt(format!("{what} does not hold {count} records")));
     }
@@ -357,7 +359,10 @@ impl Manifest {
         let mut manifest = Manifest::default();
         let mut covered = 0;
         for _ in 0..runs {
-            let (start, end) = (reader.u64().ok_or_else(short)?, reader.u64().ok_or_else(short)?);
+            let (start, end) = (
+                reader.u64().ok_or_else(short)?,
+                reader.u64().ok_or_else(short)?,
+            );
             if start != covered || end <= start {
                 return Err(corrupt(format!(
                     "{MANIFEST_KEY} lists runs that do not cover the log from 0 without gaps"
@@ -432,9 +437,12 @@ async fn read_run(storage: &dyn Storage, start: u64, end: u64) -> Result<Run, Er
 }
 
 async fn read_runs(storage: &dyn Storage, manifest: &Manifest) -> Result<Vec<Arc<Run>>, Error> {
-    futures::stream::iter(manifest.runs.iter().map(|&(start, end)| async move {
-        read_run(storage, start, end).await.map(Arc::new)
-    }))
+    futures::stream::iter(
+        manifest
+            .runs
+            .iter()
+            .map(|&(start, end)| async move { read_run(storage, start, end).await.map(Arc::new) }),
+    )
     .buffered(CONCURRENCY)
     .try_collect()
     .await
@@ -450,9 +458,10 @@ async fn delete_runs(storage: &dyn Storage, runs: &[(u64, u64, u32)]) -> bool {
         }
         keys.extend(meta_key(start, end));
     }
-    let failures = futures::stream::iter(keys.into_iter().map(|key| async move {
-        storage.delete(&key).await.map_err(|err| (key, err))
-    }))
+    let failures = futures::stream::iter(
+        keys.into_iter()
+            .map(|key| async move { storage.delete(&key).await.map_err(|err| (key, err)) }),
+    )
     .buffer_unordered(CONCURRENCY)
     .filter_map(|result| async move { result.err() })
     .collect::<Vec<_>>()
@@ -592,19 +601,21 @@ async fn merge_runs(storage: &dyn Storage, inputs: &[Arc<Run>]) -> Result<Run, E
         return Err(corrupt("nothing to merge"));
     };
     let mut writer = RunWriter::new(storage, first.start, last.end);
-    let mut cursors: Vec<(BoxStream<'_, Result<Vec<Record>, Error>>, std::vec::IntoIter<Record>)> =
-        inputs
-            .iter()
-            .map(|run| {
-                let (start, end) = (run.start, run.end);
-                let pages = futures::stream::iter(
-                    (0..run.pages.len()).map(move |page| read_page(storage, start, end, page)),
-                )
-                .buffered(2)
-                .boxed();
-                (pages, Vec::new().into_iter())
-            })
-            .collect();
+    let mut cursors: Vec<(
+        BoxStream<'_, Result<Vec<Record>, Error>>,
+        std::vec::IntoIter<Record>,
+    )> = inputs
+        .iter()
+        .map(|run| {
+            let (start, end) = (run.start, run.end);
+            let pages = futures::stream::iter(
+                (0..run.pages.len()).map(move |page| read_page(storage, start, end, page)),
+            )
+            .buffered(2)
+            .boxed();
+            (pages, Vec::new().into_iter())
+        })
+        .collect();
     // Smallest record first, across inputs.
     let mut heap = BinaryHeap::new();
     for (input, cursor) in cursors.iter_mut().enumerate() {
@@ -622,7 +633,10 @@ async fn merge_runs(storage: &dyn Storage, inputs: &[Arc<Run>]) -> Result<Run, E
 }
 
 async fn next_record(
-    cursor: &mut (BoxStream<'_, Result<Vec<Record>, Error>>, std::vec::IntoIter<Record>),
+    cursor: &mut (
+        BoxStream<'_, Result<Vec<Record>, Error>>,
+        std::vec::IntoIter<Record>,
+    ),
 ) -> Result<Option<Record>, Error> {
     loop {
         if let Some(record) = cursor.1.next() {
@@ -966,10 +980,17 @@ impl DedupIndex {
 
     /// [`DedupIndex::lookup`] of every leaf, a few at once.
     pub async fn lookup_batch(&self, leaves: &[Hash]) -> Result<Vec<Option<u64>>, Error> {
-        futures::stream::iter(leaves.iter().map(|leaf| self.lookup(leaf)))
-            .buffered(CONCURRENCY)
-            .try_collect()
-            .await
+        // Owned hashes: a closure over borrowed ones would make the future
+        // impossible to prove `Send` for callers that box it.
+        futures::stream::iter(
+            leaves
+                .to_vec()
+                .into_iter()
+                .map(|leaf| async move { self.lookup(&leaf).await }),
+        )
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await
     }
 
     async fn page(&self, run: &Run, page: usize) -> Result<Arc<Vec<Record>>, Error> {
@@ -1172,7 +1193,9 @@ mod tests {
     #[test]
     fn tiny_filters_work() {
         for count in 1..40u64 {
-            let keys: Vec<u64> = (0..count).map(|n| n.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+            let keys: Vec<u64> = (0..count)
+                .map(|n| n.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                .collect();
             let filter = BinaryFuse8::try_from(&keys[..]).unwrap();
             assert!(keys.iter().all(|key| filter.contains(key)), "{count} keys");
         }
