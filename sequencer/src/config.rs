@@ -94,6 +94,12 @@ pub struct Config {
     /// Memory for published hash tiles, from which duplicate submissions'
     /// proofs are built; 0 reads storage for each.
     pub tile_cache_bytes: u64,
+    /// Leaves the persistent deduplication index writes out at a time (a
+    /// positive multiple of 256); the log holds fewer than twice this many
+    /// in memory and reads them from level-0 tiles at start.
+    pub dedup_flush_entries: u64,
+    /// Memory for deduplication index pages read by lookups.
+    pub dedup_cache_bytes: u64,
     /// Log filter (`info`, `debug`, `stele_sequencer=trace`, ...). `None`:
     /// `RUST_LOG`, else `info`.
     pub log_level: Option<String>,
@@ -155,6 +161,8 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(30),
             delete_partials: false,
             tile_cache_bytes: log.tile_cache_bytes,
+            dedup_flush_entries: log.dedup.flush_entries,
+            dedup_cache_bytes: log.dedup.page_cache_bytes,
             log_level: None,
             s3_bucket: None,
             s3_endpoint: None,
@@ -240,6 +248,15 @@ impl Config {
                     format!("{value} is less than {least}, the largest body it must hold"),
                 );
             }
+        }
+        if self.dedup_flush_entries == 0 || self.dedup_flush_entries % 256 != 0 {
+            return bad(
+                "dedup_flush_entries",
+                format!(
+                    "{} is not a positive multiple of 256 (a full level-0 tile)",
+                    self.dedup_flush_entries
+                ),
+            );
         }
         if self.batch_interval < Duration::from_millis(1)
             || self.batch_interval > Duration::from_secs(60)
@@ -364,7 +381,10 @@ impl Config {
             delete_partials: self.delete_partials,
             witnesses,
             tile_cache_bytes: self.tile_cache_bytes,
-            dedup: crate::dedup::DedupConfig::default(),
+            dedup: crate::dedup::DedupConfig {
+                flush_entries: self.dedup_flush_entries,
+                page_cache_bytes: self.dedup_cache_bytes,
+            },
         })
     }
 }
@@ -514,6 +534,16 @@ pub struct ServeArgs {
     #[arg(long, env = "STELE_TILE_CACHE_BYTES", value_name = "BYTES")]
     pub tile_cache_bytes: Option<u64>,
 
+    /// Leaves the persistent deduplication index writes out at a time, a
+    /// multiple of 256. [default: 16384]
+    #[arg(long, env = "STELE_DEDUP_FLUSH_ENTRIES", value_name = "LEAVES")]
+    pub dedup_flush_entries: Option<u64>,
+
+    /// Memory for deduplication index pages read by lookups. [default:
+    /// 16777216 (16 MiB)]
+    #[arg(long, env = "STELE_DEDUP_CACHE_BYTES", value_name = "BYTES")]
+    pub dedup_cache_bytes: Option<u64>,
+
     /// Log filter, e.g. info, debug, stele_sequencer=trace. [default:
     /// RUST_LOG, else info]
     #[arg(long, env = "STELE_LOG_LEVEL", value_name = "FILTER")]
@@ -628,6 +658,8 @@ impl ServeArgs {
         set(&mut config.shutdown_timeout, &self.shutdown_timeout);
         set(&mut config.delete_partials, &self.delete_partials);
         set(&mut config.tile_cache_bytes, &self.tile_cache_bytes);
+        set(&mut config.dedup_flush_entries, &self.dedup_flush_entries);
+        set(&mut config.dedup_cache_bytes, &self.dedup_cache_bytes);
         set_some(&mut config.log_level, &self.log_level);
         set_some(&mut config.s3_bucket, &self.s3_bucket);
         set_some(&mut config.s3_endpoint, &self.s3_endpoint);
