@@ -441,16 +441,17 @@ async fn check_unit(
     }
     upper_tiles.extend(edge);
 
-    let (bundle_bytes, tile_bytes, upper) =
-        futures::try_join!(
-            read_tile(storage, &bundle_tile),
-            read_tile(storage, &hash_tile),
-            futures::stream::iter(upper_tiles.into_iter().map(|tile| async move {
-                read_tile(storage, &tile).await.map(|bytes| (tile, bytes))
-            }))
-            .buffered(4)
-            .try_collect::<Vec<_>>(),
-        )?;
+    let (bundle_bytes, tile_bytes, upper) = futures::try_join!(
+        read(storage, &bundle_tile),
+        read(storage, &hash_tile),
+        futures::stream::iter(
+            upper_tiles
+                .into_iter()
+                .map(|tile| async move { read(storage, &tile).await.map(|bytes| (tile, bytes)) })
+        )
+        .buffered(4)
+        .try_collect::<Vec<_>>(),
+    )?;
 
     let entries = bundle::decode(&bundle_bytes, Some(width as usize)).map_err(|err| {
         refusal(
@@ -486,6 +487,15 @@ async fn check_unit(
         root,
         partial,
         upper,
+    })
+}
+
+/// Reads a tile at the width it has in the tree (or the full tile in place
+/// of a deleted partial one); a missing tile is a refusal.
+async fn read(storage: &dyn Storage, tile: &Tile) -> Result<Vec<u8>, Error> {
+    read_tile(storage, tile).await.map_err(|err| match err {
+        Error::Corrupt { what, detail } => refusal(what, detail),
+        other => other,
     })
 }
 

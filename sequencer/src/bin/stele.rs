@@ -222,7 +222,7 @@ async fn connect_s3(options: &stele_sequencer::config::S3Config) -> S3Storage {
 fn run_adopt(config: Config) -> Result<(), Error> {
     let origin = config.origin.clone().ok_or_else(|| {
         Error::Config(
-            "stele adopt needs the log's origin (the first line of its checkpoint): pass              --origin"
+            "stele adopt needs the log's origin (the first line of its checkpoint): pass --origin"
                 .into(),
         )
     })?;
