@@ -1,22 +1,49 @@
 //! The commit protocol (DESIGN.md, "The commit protocol"), step by step,
 //! with the crash point between each pair of steps.
 //!
-//! 1. Sequence: integrate the batch into a copy of the right edge, in memory.
+//! 1. Sequence: integrate the batch into a copy of the right edge, in memory
+//!    ([`sequence_batch`]).
 //! 2. Stage: write one private object with every tile and bundle of the
-//!    batch and the signed checkpoint.
+//!    batch and the signed checkpoint ([`stage_and_commit`]).
 //! 3. Commit: replace the private lock object, which holds the latest signed
 //!    checkpoint, on the condition that it is still the version we read
 //!    (`If-Match`). This is the commit point.
 //! 4. Publish tiles and bundles, create-only: a path only ever holds one
-//!    content.
+//!    content ([`publish_batch`]).
 //! 5. Publish the checkpoint, never over a newer one.
-//! 6. Acknowledge (the caller, once this module returns).
+//! 6. Acknowledge (the caller, once step 5 is done).
+//!
+//! # The pipeline
+//!
+//! The sequencer ([`crate::log`]) overlaps batches, two deep: while batch N
+//! goes through steps 4 and 5, batch N+1 is taken from the pool and goes
+//! through steps 1 to 3. What keeps the promises:
+//!
+//! - Commits stay serial: N+1's `If-Match` is the ETag N's commit returned,
+//!   so two sequencers still cannot both commit (no fork).
+//! - Publications stay serial and in order: N+1's tiles and checkpoint are
+//!   published only once N's checkpoint is, so the public checkpoint never
+//!   goes back, and no two publications write the same paths at once.
+//! - Acknowledgement waits for the batch's own checkpoint (or a later one)
+//!   to be public; a duplicate of an entry of N that arrives while N is
+//!   committed but unpublished gets N's index, and its answer waits for N.
+//! - Recovery reads only the staging object of the checkpoint in the lock.
+//!   So while N's tiles are not known to be public, N+1's staging object
+//!   carries them too (those N+1 does not rewrite wider): a crash after N+1's
+//!   commit and before N's tiles were published loses nothing, because
+//!   recovery publishes N+1's tree, which includes N, from N+1's staging
+//!   object. N's own checkpoint is then never published; N+1's covers it.
+//! - Any failure lets the batch in flight finish (its writes must not race
+//!   recovery's), answers every submitter not yet answered "unavailable"
+//!   (the entry may be committed: submitting it again gets its index), and
+//!   runs [`recover`].
 //!
 //! [`recover`] runs on start and after any failed batch: it reads the lock
 //! object, finishes steps 4 and 5 from that checkpoint's staging object, and
 //! rebuilds the right edge from the published tiles.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -61,28 +88,43 @@ pub struct LogState {
     pub public_etag: Option<ETag>,
 }
 
-/// A batch that went through steps 1 to 5.
+/// A batch through steps 1 to 3 (sequenced, staged, committed) whose
+/// publication (steps 4 and 5) is still to come.
 #[derive(Debug)]
-pub struct Committed {
+pub struct Pending {
     /// Its tiles, root and the proofs of its entries.
     pub integration: Integration,
-    /// The batch's staging object, no longer needed: the caller deletes it
-    /// once the submitters are answered, off their path (recovery deletes
-    /// any that a crash leaves).
+    /// The committed checkpoint.
+    pub checkpoint: Checkpoint,
+    /// The log-signed checkpoint note, as in the lock object.
+    pub note: Vec<u8>,
+    /// Every tile and bundle the batch publishes.
+    pub objects: Vec<(Tile, Bytes)>,
+    /// The batch's staging object: the caller deletes it once the batch is
+    /// published, off the submitters' path (recovery deletes any that a
+    /// crash leaves).
     pub staging: Key,
+}
+
+/// A batch after step 1: what to stage, and the right edge it leads to.
+#[derive(Debug)]
+pub struct Sequenced {
+    pub pending: Pending,
+    /// The right edge of the tree with the batch, to keep once committed.
+    pub edge: RightEdge,
+    /// The encoded staging object.
+    pub staged: Bytes,
 }
 
 fn key(text: &str) -> Result<Key, Error> {
     Ok(Key::new(text)?)
 }
 
-/// What every batch is committed with: the store, the log's identity and
-/// the publication options.
+/// What every batch is published with: the store, the witnesses and the
+/// publication options.
 #[derive(Clone, Copy)]
 pub struct Publisher<'a> {
     pub storage: &'a dyn Storage,
-    pub origin: &'a str,
-    pub signer: &'a dyn NoteSigner,
     pub witnesses: Option<&'a Witnesses>,
     pub delete_partials: bool,
     pub metrics: &'a Metrics,
@@ -92,39 +134,39 @@ impl std::fmt::Debug for Publisher<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Publisher")
             .field("storage", &self.storage)
-            .field("origin", &self.origin)
             .field("witnesses", &self.witnesses)
             .field("delete_partials", &self.delete_partials)
             .finish_non_exhaustive()
     }
 }
 
-/// Runs one batch through steps 1 to 5. On success `state` describes the new
-/// tree; on error the caller must [`recover`], because the batch may or may
-/// not have been committed.
-pub async fn commit_batch(
-    publisher: Publisher<'_>,
-    state: &mut LogState,
-    entries: &[Vec<u8>],
-) -> Result<Committed, Error> {
-    let Publisher {
-        storage,
-        origin,
-        signer,
-        witnesses,
-        delete_partials,
-        metrics,
-    } = publisher;
-    let phase = |name: &str, started: Instant| {
-        metrics
-            .batch_phase_seconds
-            .with_label_values(&[name])
-            .observe(started.elapsed().as_secs_f64());
-    };
+fn phase(metrics: &Metrics, name: &str, started: Instant) {
+    metrics
+        .batch_phase_seconds
+        .with_label_values(&[name])
+        .observe(started.elapsed().as_secs_f64());
+}
 
-    // Step 1, sequence: all in memory, on a copy of the right edge.
+/// Step 1, sequence: integrates `entries` into a copy of `edge`, signs the
+/// checkpoint and encodes the staging object, all in memory.
+///
+/// `carried` is the batch before this one while it is committed but its
+/// tiles are not yet known to be public: its tiles and bundles that this
+/// batch does not rewrite go into this batch's staging object too, so that
+/// recovery from this batch's checkpoint (the only staging object recovery
+/// reads) publishes every tile of its tree. Tiles this batch rewrites (the
+/// same tile, wider or full) are left out: the tree of this checkpoint does
+/// not need the narrower ones.
+pub fn sequence_batch(
+    origin: &str,
+    signer: &dyn NoteSigner,
+    metrics: &Metrics,
+    edge: &RightEdge,
+    entries: &[Vec<u8>],
+    carried: Option<&Pending>,
+) -> Result<Sequenced, Error> {
     let started = Instant::now();
-    let mut edge = state.edge.clone();
+    let mut edge = edge.clone();
     let integration = edge.integrate(entries)?;
     let checkpoint = Checkpoint {
         origin: origin.to_owned(),
@@ -133,79 +175,143 @@ pub async fn commit_batch(
         extensions: Vec::new(),
     };
     let note = sign_checkpoint(&checkpoint, signer)?.to_bytes();
-    let mut objects: Vec<(String, Vec<u8>)> = integration
+    let mut objects: Vec<(Tile, Bytes)> = integration
         .encoded_hash_tiles()
-        .map(|(tile, data)| (tile.path(), data))
+        .map(|(tile, data)| (tile, Bytes::from(data)))
         .collect();
     objects.extend(
         integration
             .bundles
             .iter()
-            .map(|(tile, data)| (tile.path(), data.clone())),
+            .map(|(tile, data)| (*tile, Bytes::from(data.clone()))),
     );
+    let rewritten = |tile: &Tile| {
+        objects
+            .iter()
+            .any(|(own, _)| own.kind == tile.kind && own.index == tile.index)
+    };
+    let carried_objects: Vec<&(Tile, Bytes)> = carried
+        .into_iter()
+        .flat_map(|carried| carried.objects.iter())
+        .filter(|(tile, _)| !rewritten(tile))
+        .collect();
     let staged = Staged {
         checkpoint: note.clone(),
-        objects,
+        objects: objects
+            .iter()
+            .chain(carried_objects)
+            .map(|(tile, data)| (tile.path(), data.to_vec()))
+            .collect(),
     };
-    phase("sequence", started);
+    let staging = key(&staging_key(checkpoint.size, &checkpoint.root))?;
+    let staged = Bytes::from(staged.encode());
+    phase(metrics, "sequence", started);
+    Ok(Sequenced {
+        pending: Pending {
+            integration,
+            checkpoint,
+            note,
+            objects,
+            staging,
+        },
+        edge,
+        staged,
+    })
+}
 
+/// Steps 2 and 3, stage and commit. Returns the lock object's new ETag. On
+/// error the batch may or may not be committed: the caller must
+/// [`recover`].
+pub async fn stage_and_commit(
+    storage: &dyn Storage,
+    metrics: &Metrics,
+    lock_etag: &ETag,
+    pending: &Pending,
+    staged: Bytes,
+) -> Result<ETag, Error> {
     // Step 2, stage. Crash after this: the lock still names the previous
     // checkpoint, so the staging object is an orphan that recovery deletes;
-    // no submitter was answered.
+    // no submitter of this batch was answered.
     let started = Instant::now();
-    let staging = key(&staging_key(checkpoint.size, &checkpoint.root))?;
     // Overwriting is safe: a staging object is only ever read for the
     // checkpoint in the lock, and an ECDSA re-signature after a crash would
     // make a create-only write fail for no reason.
     storage
         .put(
-            &staging,
-            Bytes::from(staged.encode()),
+            &pending.staging,
+            staged,
             PutOptions::private(Condition::None),
         )
         .await?;
-    phase("stage", started);
+    phase(metrics, "stage", started);
 
     // Step 3, commit: the commit point. Crash after this: recovery finds the
     // new checkpoint in the lock and finishes steps 4 and 5 from staging.
     let started = Instant::now();
-    let lock_etag = commit_lock(storage, &state.lock_etag, &note).await?;
-    phase("commit", started);
-    // From here on the batch is in the log, whatever fails next.
-    state.edge = edge;
-    state.lock_etag = lock_etag;
+    let lock_etag = commit_lock(storage, lock_etag, &pending.note).await?;
+    phase(metrics, "commit", started);
+    Ok(lock_etag)
+}
+
+/// Steps 4 and 5 of a committed batch: publishes its tiles and bundles
+/// (then sets `tiles_published`), has witnesses cosign, publishes the
+/// checkpoint, and deletes the partial tiles its full tiles replace if
+/// asked to. Returns the published checkpoint and the public checkpoint's
+/// new ETag. The caller publishes one batch at a time, in commit order; on
+/// error it must [`recover`] (the batch is committed whatever failed).
+pub async fn publish_batch(
+    publisher: Publisher<'_>,
+    pending: &Pending,
+    public_etag: Option<ETag>,
+    tiles_published: &AtomicBool,
+) -> Result<(Published, Option<ETag>), Error> {
+    let Publisher {
+        storage,
+        witnesses,
+        delete_partials,
+        metrics,
+    } = publisher;
 
     // Step 4, publish tiles and bundles. Crash after this: recovery uploads
     // them again; identical bytes at a path are a success.
     let started = Instant::now();
-    publish_objects(storage, &staged.objects).await?;
-    phase("publish_tiles", started);
+    let mut uploads = Vec::with_capacity(pending.objects.len());
+    for (tile, data) in &pending.objects {
+        uploads.push((key(&tile.path())?, data.clone()));
+    }
+    publish_objects(storage, uploads).await?;
+    tiles_published.store(true, Ordering::SeqCst);
+    phase(metrics, "publish_tiles", started);
 
     // Witnesses cosign the committed checkpoint; the tiles they may need
     // for nothing but the proof are public by now. Too few cosignatures
     // fail the batch here, committed but unpublished: recovery retries.
     let started = Instant::now();
-    let note = cosign(storage, witnesses, note, &checkpoint).await?;
-    phase("witness", started);
+    let note = cosign(
+        storage,
+        witnesses,
+        pending.note.clone(),
+        &pending.checkpoint,
+    )
+    .await?;
+    phase(metrics, "witness", started);
 
     // Step 5, publish the checkpoint. Crash after this: recovery sees the
     // public checkpoint is current and only cleans up.
     let started = Instant::now();
-    state.public_etag =
-        publish_checkpoint(storage, state.public_etag.clone(), &checkpoint, &note).await?;
-    state.published = Published {
-        note: Arc::new(note),
-        checkpoint,
-    };
-    phase("publish_checkpoint", started);
+    let public_etag = publish_checkpoint(storage, public_etag, &pending.checkpoint, &note).await?;
+    phase(metrics, "publish_checkpoint", started);
 
     if delete_partials {
-        delete_stale_partials(storage, &integration).await;
+        delete_stale_partials(storage, &pending.integration).await;
     }
-    Ok(Committed {
-        integration,
-        staging,
-    })
+    Ok((
+        Published {
+            note: Arc::new(note),
+            checkpoint: pending.checkpoint.clone(),
+        },
+        public_etag,
+    ))
 }
 
 /// Adds the witnesses' cosignatures to a log-signed checkpoint, if the log
@@ -254,16 +360,9 @@ async fn commit_lock(storage: &dyn Storage, expected: &ETag, note: &[u8]) -> Res
 }
 
 /// Step 4: create-only uploads, several at once.
-async fn publish_objects(
-    storage: &dyn Storage,
-    objects: &[(String, Vec<u8>)],
-) -> Result<(), Error> {
+async fn publish_objects(storage: &dyn Storage, uploads: Vec<(Key, Bytes)>) -> Result<(), Error> {
     // Each upload owns its key and bytes (`Bytes` clones share the buffer),
     // which also keeps the futures free of borrowed closure arguments.
-    let mut uploads = Vec::with_capacity(objects.len());
-    for (path, data) in objects {
-        uploads.push((key(path)?, Bytes::from(data.clone())));
-    }
     futures::stream::iter(uploads.into_iter().map(|(key, data)| async move {
         match storage.put(&key, data, PutOptions::immutable()).await {
             Ok(_) => Ok(()),
@@ -399,7 +498,11 @@ pub async fn recover(
             objects = staged.objects.len(),
             "publishing a committed batch left by an earlier run"
         );
-        publish_objects(storage, &staged.objects).await?;
+        let mut uploads = Vec::with_capacity(staged.objects.len());
+        for (path, data) in staged.objects {
+            uploads.push((key(&path)?, Bytes::from(data)));
+        }
+        publish_objects(storage, uploads).await?;
     }
 
     // Finish step 5. A public checkpoint of the same tree (the committed

@@ -26,6 +26,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use stele_tiles::Hash;
@@ -35,7 +36,7 @@ use stele_tiles::receipt::Receipt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::commit::{self, Committed, LogState};
+use crate::commit::{self, LogState};
 use crate::tilecache::TileCache;
 
 /// A boxed future that is `Send`.
@@ -555,6 +556,56 @@ async fn prove_published(
     })
 }
 
+/// What publishing a batch ends with: the published checkpoint and the
+/// public checkpoint's ETag.
+type PublishOutcome = Result<(Published, Option<crate::storage::ETag>), Error>;
+
+/// A committed batch being published (steps 4 and 5), and who waits for it.
+struct Publishing {
+    /// Steps 4 and 5. It owns what it needs, so that the sequencing task
+    /// drives it beside the next batch's staging and commit; if the task
+    /// ends (a crash, as the tests make it), it ends with it.
+    future: BoxFuture<'static, PublishOutcome>,
+    batch: Arc<commit::Pending>,
+    /// The submitters of each new entry of the batch: the first, then
+    /// duplicates from within the batch.
+    waiters: Vec<Vec<Request>>,
+    /// Set once the batch's tiles are public: from then on the next batch's
+    /// staging object need not carry them.
+    tiles_published: Arc<AtomicBool>,
+}
+
+/// The sequencer's pipeline, two batches deep: one batch being published
+/// while the next is taken, sequenced, staged and committed.
+#[derive(Default)]
+struct Pipeline {
+    publishing: Option<Publishing>,
+    /// Leaf hash to index of every entry committed and not yet published
+    /// (so not yet in the deduplication index).
+    in_flight: HashMap<Hash, u64, foldhash::fast::RandomState>,
+    /// Duplicates of such entries, answered once their batch is public.
+    awaiting: Vec<(Request, u64)>,
+}
+
+/// The batch in flight's publication; never ready when there is none.
+async fn publication(publishing: &mut Option<Publishing>) -> PublishOutcome {
+    match publishing {
+        Some(publishing) => (&mut publishing.future).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Answers every request "unavailable": it may be committed (then
+/// submitting it again gets its index) or not.
+fn refuse(requests: impl IntoIterator<Item = Request>, cause: &Error) {
+    let message = cause.to_string();
+    for request in requests {
+        let _ = request
+            .reply
+            .send(Err(SubmitError::Unavailable(message.clone())));
+    }
+}
+
 impl Sequencer {
     /// Runs until [`Log::shutdown`] (returning `Ok` once everything pending
     /// is published and answered) or a fatal error (another sequencer took
@@ -562,64 +613,39 @@ impl Sequencer {
     /// returns the error, and the process should exit non-zero.
     pub async fn run(mut self) -> Result<(), Error> {
         let mut draining = false;
+        let mut pipeline = Pipeline::default();
         loop {
-            let first = if draining {
-                match self.requests.recv().await {
-                    Some(request) => request,
-                    None => return Ok(()),
+            let outcome = match self.gather(&mut draining, &mut pipeline).await {
+                Ok(Some(batch)) => {
+                    self.metrics.pool_depth.set(self.requests.len() as i64);
+                    let span = info_span!(
+                        "batch",
+                        size = batch.len(),
+                        tree_size = self.state.edge.size()
+                    );
+                    self.sequence(batch, &mut pipeline).instrument(span).await
                 }
-            } else {
-                tokio::select! {
-                    request = self.requests.recv() => match request {
-                        Some(request) => request,
-                        None => return Ok(()),
-                    },
-                    () = self.shutdown.notified() => {
-                        info!("shutting down: sequencing what is pending");
-                        self.requests.close();
-                        draining = true;
-                        continue;
-                    }
-                }
-            };
-            let mut batch = vec![first];
-            let deadline = tokio::time::Instant::now() + self.config.batch_interval;
-            while batch.len() < self.config.max_batch {
-                // Take what is already queued without waiting.
-                match self.requests.try_recv() {
-                    Ok(request) => {
-                        batch.push(request);
-                        continue;
-                    }
-                    Err(mpsc::error::TryRecvError::Disconnected) => break,
-                    Err(mpsc::error::TryRecvError::Empty) => {}
-                }
-                if draining {
-                    break;
-                }
-                tokio::select! {
-                    request = tokio::time::timeout_at(deadline, self.requests.recv()) => {
-                        match request {
-                            Ok(Some(request)) => batch.push(request),
-                            Ok(None) | Err(_) => break,
+                Ok(None) => {
+                    // Shutting down and nothing is queued: publish the
+                    // batch in flight, answer it, and stop.
+                    let outcome = match pipeline.publishing.is_some() {
+                        true => {
+                            let published = publication(&mut pipeline.publishing).await;
+                            self.finish_publication(&mut pipeline, published)
                         }
-                    }
-                    () = self.shutdown.notified() => {
-                        // Stop waiting for the interval: take what is queued
-                        // and sequence it now.
-                        info!("shutting down: sequencing what is pending");
-                        self.requests.close();
-                        draining = true;
+                        false => Ok(()),
+                    };
+                    match outcome {
+                        Ok(()) => return Ok(()),
+                        Err(err) => Err(err),
                     }
                 }
-            }
-            self.metrics.pool_depth.set(self.requests.len() as i64);
-            let span = info_span!(
-                "batch",
-                size = batch.len(),
-                tree_size = self.state.edge.size()
-            );
-            if let Err(err) = self.sequence(batch).instrument(span).await {
+                Err(err) => Err(err),
+            };
+            if let Err(err) = outcome {
+                // Whatever failed, the batch being published (if any) ends
+                // first: its writes must not race recovery's.
+                self.abandon(&mut pipeline, &err).await;
                 if err.is_fatal() {
                     error!(%err, "sequencer stopping");
                     return Err(err);
@@ -632,8 +658,230 @@ impl Sequencer {
                     );
                     return Ok(());
                 }
+                if draining && self.requests.is_empty() && self.requests.is_closed() {
+                    return Ok(());
+                }
             }
         }
+    }
+
+    /// Takes the next batch: waits for a first entry, then takes entries
+    /// until `max_batch` or until `batch_interval` has passed since the
+    /// first, while the batch in flight is published (and answered as soon
+    /// as it is public). `None` once the log is shutting down and nothing is
+    /// queued. If the publication fails, the entries taken so far are
+    /// answered "unavailable" and the error returned.
+    async fn gather(
+        &mut self,
+        draining: &mut bool,
+        pipeline: &mut Pipeline,
+    ) -> Result<Option<Vec<Request>>, Error> {
+        let first = loop {
+            tokio::select! {
+                request = self.requests.recv() => match request {
+                    Some(request) => break request,
+                    None => return Ok(None),
+                },
+                () = self.shutdown.notified(), if !*draining => {
+                    info!("shutting down: sequencing what is pending");
+                    self.requests.close();
+                    *draining = true;
+                }
+                published = publication(&mut pipeline.publishing) => {
+                    self.finish_publication(pipeline, published)?;
+                }
+            }
+        };
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + self.config.batch_interval;
+        while batch.len() < self.config.max_batch {
+            // Take what is already queued without waiting.
+            match self.requests.try_recv() {
+                Ok(request) => {
+                    batch.push(request);
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
+            if *draining {
+                break;
+            }
+            tokio::select! {
+                request = tokio::time::timeout_at(deadline, self.requests.recv()) => {
+                    match request {
+                        Ok(Some(request)) => batch.push(request),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+                () = self.shutdown.notified() => {
+                    // Stop waiting for the interval: take what is queued
+                    // and sequence it now.
+                    info!("shutting down: sequencing what is pending");
+                    self.requests.close();
+                    *draining = true;
+                }
+                published = publication(&mut pipeline.publishing) => {
+                    if let Err(err) = self.finish_publication(pipeline, published) {
+                        refuse(batch, &err);
+                        return Err(err);
+                    }
+                }
+            }
+        }
+        Ok(Some(batch))
+    }
+
+    /// Runs `work` (which owns what it needs) while the batch in flight is
+    /// published, answering that batch as soon as it is public. Returns the
+    /// work's output, and the publication's error if it failed meanwhile
+    /// (its submitters are answered by then).
+    async fn alongside<T>(
+        &mut self,
+        pipeline: &mut Pipeline,
+        work: impl Future<Output = T>,
+    ) -> (T, Option<Error>) {
+        tokio::pin!(work);
+        if pipeline.publishing.is_some() {
+            tokio::select! {
+                output = &mut work => return (output, None),
+                published = publication(&mut pipeline.publishing) => {
+                    let failure = self.finish_publication(pipeline, published).err();
+                    return (work.await, failure);
+                }
+            }
+        }
+        (work.await, None)
+    }
+
+    /// The end of the batch in flight's publication. Published: the batch's
+    /// entries go into the deduplication index, and its submitters and the
+    /// duplicates that waited for it are answered (step 6). Failed: its
+    /// submitters are answered "unavailable" (the batch is committed, so
+    /// submitting again gets the original index) and the error is returned
+    /// for the caller to recover.
+    fn finish_publication(
+        &mut self,
+        pipeline: &mut Pipeline,
+        outcome: PublishOutcome,
+    ) -> Result<(), Error> {
+        let Some(Publishing { batch, waiters, .. }) = pipeline.publishing.take() else {
+            return outcome.map(|_| ());
+        };
+        let (published, public_etag) = match outcome {
+            Ok(published) => published,
+            Err(err) => {
+                refuse(waiters.into_iter().flatten(), &err);
+                return Err(err);
+            }
+        };
+        // Step 6, acknowledge: the batch is committed and published. The
+        // new checkpoint is handed out before the entries enter the index,
+        // so that a duplicate the index answers is proven against it.
+        let integration = &batch.integration;
+        let _ = self.published.send(published.clone());
+        self.shared
+            .record(integration.old_size, &integration.leaf_hashes);
+        self.indexed_size = integration.new_size;
+        for leaf in &integration.leaf_hashes {
+            pipeline.in_flight.remove(leaf);
+        }
+        // The tiles just published are the ones the next duplicates' proofs
+        // most likely need (the right edge of the tree).
+        for (tile, hashes) in &integration.hash_tiles {
+            self.shared.tiles.insert(*tile, hashes);
+        }
+        self.state.published = published.clone();
+        self.state.public_etag = public_etag;
+        self.metrics.tree_size.set(integration.new_size as i64);
+        self.metrics
+            .submissions
+            .with_label_values(&["new"])
+            .inc_by(integration.leaf_hashes.len() as u64);
+        for (offset, waiters) in waiters.into_iter().enumerate() {
+            let index = integration.old_size + offset as u64;
+            let proof = integration.inclusion_proof(index);
+            for (position, request) in waiters.into_iter().enumerate() {
+                let answer = proof
+                    .clone()
+                    .map(|proof| Accepted {
+                        index,
+                        duplicate: position > 0,
+                        leaf_hash: request.leaf,
+                        checkpoint: published.note.clone(),
+                        tree: published.checkpoint.clone(),
+                        proof,
+                    })
+                    .map_err(|err| SubmitError::Unavailable(err.to_string()));
+                let _ = request.reply.send(answer);
+            }
+        }
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut pipeline.awaiting)
+            .into_iter()
+            .partition(|(_, index)| *index < integration.new_size);
+        pipeline.awaiting = waiting;
+        self.answer_logged(ready);
+        // Clean-up, off the submitters' path; a failure loses nothing and
+        // recovery deletes what is left.
+        let storage = self.storage.clone();
+        let staging = batch.staging.clone();
+        tokio::spawn(async move {
+            if let Err(err) = storage.delete(&staging).await {
+                warn!(%err, key = %staging, "could not delete staging object");
+            }
+        });
+        Ok(())
+    }
+
+    /// Starts publishing a committed batch (steps 4 and 5); it runs while
+    /// the next batch is taken, sequenced, staged and committed.
+    fn start_publishing(
+        &self,
+        pipeline: &mut Pipeline,
+        batch: Arc<commit::Pending>,
+        waiters: Vec<Vec<Request>>,
+    ) {
+        let tiles_published = Arc::new(AtomicBool::new(false));
+        let storage = self.storage.clone();
+        let config = self.config.clone();
+        let metrics = self.metrics.clone();
+        let public_etag = self.state.public_etag.clone();
+        let published_flag = tiles_published.clone();
+        let pending = batch.clone();
+        let future: BoxFuture<'static, PublishOutcome> = Box::pin(async move {
+            let publisher = commit::Publisher {
+                storage: storage.as_ref(),
+                witnesses: config.witnesses.as_deref(),
+                delete_partials: config.delete_partials,
+                metrics: &metrics,
+            };
+            commit::publish_batch(publisher, &pending, public_etag, &published_flag).await
+        });
+        pipeline.publishing = Some(Publishing {
+            future,
+            batch,
+            waiters,
+            tiles_published,
+        });
+    }
+
+    /// After a failure: lets the batch in flight finish its publication
+    /// (its writes must not race recovery's) and answers it either way,
+    /// then answers "unavailable" to the duplicates that waited for it.
+    async fn abandon(&mut self, pipeline: &mut Pipeline, cause: &Error) {
+        if pipeline.publishing.is_some() {
+            let published = publication(&mut pipeline.publishing).await;
+            if let Err(err) = self.finish_publication(pipeline, published) {
+                warn!(%err, "the batch being published failed too");
+            }
+        }
+        refuse(
+            std::mem::take(&mut pipeline.awaiting)
+                .into_iter()
+                .map(|(request, _)| request),
+            cause,
+        );
+        pipeline.in_flight.clear();
     }
 
     /// Recovers from storage after a failed batch, retrying faults that
@@ -741,131 +989,168 @@ impl Sequencer {
         self.metrics.pool_depth.set(self.requests.len() as i64);
     }
 
-    /// One batch: deduplicate, run the commit protocol, answer.
-    async fn sequence(&mut self, batch: Vec<Request>) -> Result<(), Error> {
-        // Split into new entries and duplicates (of the log, or of an entry
-        // earlier in this batch).
-        let mut new_entries: Vec<Vec<u8>> = Vec::with_capacity(batch.len());
-        let mut new_waiters: Vec<Vec<Request>> = Vec::with_capacity(batch.len());
+    /// One batch: deduplicate, sequence, stage and commit it while the batch
+    /// before is published, then start its own publication once that one is
+    /// public. Its submitters are answered when it is published (see
+    /// [`Sequencer::finish_publication`]).
+    async fn sequence(
+        &mut self,
+        batch: Vec<Request>,
+        pipeline: &mut Pipeline,
+    ) -> Result<(), Error> {
+        // Duplicates of an entry committed in the batch in flight: not yet
+        // in the deduplication index, answered once that batch is public.
+        // Looked at before the index, so that an entry the batch in flight
+        // records meanwhile is seen in one or the other.
+        let mut requests = Vec::with_capacity(batch.len());
+        let mut in_flight = Vec::new();
+        for request in batch {
+            match pipeline.in_flight.get(&request.leaf) {
+                Some(&index) => in_flight.push((request, index)),
+                None => requests.push(request),
+            }
+        }
+        let leaves: Vec<Hash> = requests.iter().map(|request| request.leaf).collect();
+        let shared = self.shared.clone();
+        // Boxed as `Send` explicitly (as below): the compiler cannot prove
+        // it through the references inside on its own.
+        let lookup: BoxFuture<'static, Result<Vec<Option<u64>>, Error>> =
+            Box::pin(async move { shared.lookup_batch(&leaves).await });
+        let (known, failure) = self.alongside(pipeline, lookup).await;
+        let known = match (known, failure) {
+            (Ok(known), None) => known,
+            (Err(err), _) | (Ok(_), Some(err)) => {
+                refuse(requests, &err);
+                refuse(in_flight.into_iter().map(|(request, _)| request), &err);
+                return Err(err);
+            }
+        };
+
+        // Split into new entries and duplicates (of the published log, of
+        // the batch in flight, or of an entry earlier in this batch).
+        let published_size = self.state.published.checkpoint.size;
         let mut logged: Vec<(Request, u64)> = Vec::new();
-        {
-            let leaves: Vec<Hash> = batch.iter().map(|request| request.leaf).collect();
-            let known = match self.shared.lookup_batch(&leaves).await {
-                Ok(known) => known,
-                Err(err) => {
-                    let message = err.to_string();
-                    for request in batch {
-                        let _ = request
-                            .reply
-                            .send(Err(SubmitError::Unavailable(message.clone())));
-                    }
-                    return Err(err);
-                }
-            };
-            let mut in_batch: HashMap<Hash, usize, foldhash::fast::RandomState> =
-                HashMap::with_capacity_and_hasher(batch.len(), Default::default());
-            for (mut request, known) in batch.into_iter().zip(known) {
-                if let Some(index) = known {
-                    logged.push((request, index));
-                } else if let Some(&position) = in_batch.get(&request.leaf) {
-                    new_waiters[position].push(request);
-                } else {
-                    in_batch.insert(request.leaf, new_entries.len());
-                    new_entries.push(std::mem::take(&mut request.entry));
-                    new_waiters.push(vec![request]);
-                }
+        let duplicates = in_flight.len();
+        for (request, index) in in_flight {
+            if index < published_size {
+                logged.push((request, index));
+            } else {
+                pipeline.awaiting.push((request, index));
+            }
+        }
+        let mut new_entries: Vec<Vec<u8>> = Vec::with_capacity(requests.len());
+        let mut new_waiters: Vec<Vec<Request>> = Vec::with_capacity(requests.len());
+        let mut in_batch: HashMap<Hash, usize, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(requests.len(), Default::default());
+        for (mut request, known) in requests.into_iter().zip(known) {
+            if let Some(index) = known {
+                logged.push((request, index));
+            } else if let Some(&position) = in_batch.get(&request.leaf) {
+                new_waiters[position].push(request);
+            } else {
+                in_batch.insert(request.leaf, new_entries.len());
+                new_entries.push(std::mem::take(&mut request.entry));
+                new_waiters.push(vec![request]);
             }
         }
         self.metrics
             .submissions
             .with_label_values(&["duplicate"])
-            .inc_by(logged.len() as u64);
-
+            .inc_by((logged.len() + duplicates) as u64);
+        // Duplicates of published entries are answered now, off this task.
+        self.answer_logged(logged);
         if new_entries.is_empty() {
-            self.answer_logged(logged);
             return Ok(());
         }
         self.metrics.batch_size.observe(new_entries.len() as f64);
-        let publisher = commit::Publisher {
-            storage: self.storage.as_ref(),
-            origin: &self.config.origin,
-            signer: self.signer.as_ref(),
-            witnesses: self.config.witnesses.as_deref(),
-            delete_partials: self.config.delete_partials,
-            metrics: &self.metrics,
-        };
-        let commit: BoxFuture<'_, Result<Committed, Error>> = Box::pin(commit::commit_batch(
-            publisher,
-            &mut self.state,
+
+        // Step 1, sequence. The staging object carries the batch in flight's
+        // tiles while they are not known to be public, so that recovery from
+        // this batch's checkpoint alone publishes every tile of its tree.
+        let carried = pipeline
+            .publishing
+            .as_ref()
+            .filter(|publishing| !publishing.tiles_published.load(Ordering::SeqCst))
+            .map(|publishing| publishing.batch.clone());
+        let sequenced = commit::sequence_batch(
+            &self.config.origin,
+            self.signer.as_ref(),
+            &self.metrics,
+            &self.state.edge,
             &new_entries,
-        ));
-        let result = commit.await;
-        let committed: Committed = match result {
-            Ok(committed) => committed,
+            carried.as_deref(),
+        );
+        drop(carried);
+        let commit::Sequenced {
+            pending,
+            edge,
+            staged,
+        } = match sequenced {
+            Ok(sequenced) => sequenced,
             Err(err) => {
-                let message = err.to_string();
-                for request in new_waiters.into_iter().flatten() {
-                    let _ = request
-                        .reply
-                        .send(Err(SubmitError::Unavailable(message.clone())));
-                }
-                for (request, _) in logged {
-                    let _ = request
-                        .reply
-                        .send(Err(SubmitError::Unavailable(message.clone())));
-                }
+                refuse(new_waiters.into_iter().flatten(), &err);
                 return Err(err);
             }
         };
+        let pending = Arc::new(pending);
 
-        // Step 6, acknowledge: the batch is committed and published.
-        self.shared.record(
-            committed.integration.old_size,
-            &committed.integration.leaf_hashes,
-        );
-        // The tiles just published are the ones the next duplicates' proofs
-        // most likely need (the right edge of the tree).
-        for (tile, hashes) in &committed.integration.hash_tiles {
-            self.shared.tiles.insert(*tile, hashes);
+        // Steps 2 and 3, stage and commit, while the batch before is being
+        // published. The lock's If-Match chain stays serial: this commit
+        // starts from the previous one's ETag.
+        if pipeline.publishing.is_some() {
+            self.metrics.pipelined_batches.inc();
         }
-        self.indexed_size = committed.integration.new_size;
-        self.metrics
-            .tree_size
-            .set(committed.integration.new_size as i64);
-        self.metrics
-            .submissions
-            .with_label_values(&["new"])
-            .inc_by(new_entries.len() as u64);
-        let _ = self.published.send(self.state.published.clone());
-        let published = self.state.published.clone();
-        for (offset, waiters) in new_waiters.into_iter().enumerate() {
-            let index = committed.integration.old_size + offset as u64;
-            let proof = committed.integration.inclusion_proof(index);
-            for (position, request) in waiters.into_iter().enumerate() {
-                let answer = proof
-                    .clone()
-                    .map(|proof| Accepted {
-                        index,
-                        duplicate: position > 0,
-                        leaf_hash: request.leaf,
-                        checkpoint: published.note.clone(),
-                        tree: published.checkpoint.clone(),
-                        proof,
-                    })
-                    .map_err(|err| SubmitError::Unavailable(err.to_string()));
-                let _ = request.reply.send(answer);
-            }
-        }
-        self.answer_logged(logged);
-        // Clean-up, off the submitters' path; a failure loses nothing and
-        // recovery deletes what is left.
         let storage = self.storage.clone();
-        let staging = committed.staging;
-        tokio::spawn(async move {
-            if let Err(err) = storage.delete(&staging).await {
-                warn!(%err, key = %staging, "could not delete staging object");
+        let metrics = self.metrics.clone();
+        let lock_etag = self.state.lock_etag.clone();
+        let committing = pending.clone();
+        let commit: BoxFuture<'static, Result<crate::storage::ETag, Error>> =
+            Box::pin(async move {
+                commit::stage_and_commit(
+                    storage.as_ref(),
+                    &metrics,
+                    &lock_etag,
+                    &committing,
+                    staged,
+                )
+                .await
+            });
+        let (committed, failure) = self.alongside(pipeline, commit).await;
+        match committed {
+            Ok(lock_etag) => {
+                self.state.edge = edge;
+                self.state.lock_etag = lock_etag;
             }
-        });
+            Err(err) => {
+                refuse(new_waiters.into_iter().flatten(), &err);
+                // A fatal error (another sequencer) wins over the other.
+                return Err(match failure {
+                    Some(failure) if !err.is_fatal() => failure,
+                    _ => err,
+                });
+            }
+        }
+        // From here on the batch is in the log, whatever fails next.
+        let integration = &pending.integration;
+        for (offset, leaf) in integration.leaf_hashes.iter().enumerate() {
+            pipeline
+                .in_flight
+                .insert(*leaf, integration.old_size + offset as u64);
+        }
+        if let Some(err) = failure {
+            refuse(new_waiters.into_iter().flatten(), &err);
+            return Err(err);
+        }
+        // Checkpoints are published in order: the batch before must be
+        // public before this one's publication starts.
+        if pipeline.publishing.is_some() {
+            let published = publication(&mut pipeline.publishing).await;
+            if let Err(err) = self.finish_publication(pipeline, published) {
+                refuse(new_waiters.into_iter().flatten(), &err);
+                return Err(err);
+            }
+        }
+        self.start_publishing(pipeline, pending, new_waiters);
         Ok(())
     }
 

@@ -2,8 +2,8 @@
 //! rendered in the text exposition format at `GET /metrics`.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric the sequencer exports.
@@ -14,6 +14,9 @@ pub struct Metrics {
     pub batch_size: Histogram,
     /// Time per commit-protocol phase of a batch.
     pub batch_phase_seconds: HistogramVec,
+    /// Batches staged and committed while the batch before them was being
+    /// published (the commit pipeline at work).
+    pub pipelined_batches: IntCounter,
     /// Submission to receipt, as a submitter waits for it.
     pub submit_seconds: Histogram,
     /// Storage operations by operation and outcome.
@@ -113,9 +116,15 @@ impl Metrics {
             &["cause"],
         )
         .expect("static metric definition");
+        let pipelined_batches = IntCounter::with_opts(Opts::new(
+            "pipelined_batches_total",
+            "Batches staged and committed while the batch before them was being published",
+        ))
+        .expect("static metric definition");
         for collector in [
             Box::new(batch_size.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(batch_phase_seconds.clone()),
+            Box::new(pipelined_batches.clone()),
             Box::new(submit_seconds.clone()),
             Box::new(storage_operations.clone()),
             Box::new(storage_seconds.clone()),
@@ -134,6 +143,7 @@ impl Metrics {
             registry,
             batch_size,
             batch_phase_seconds,
+            pipelined_batches,
             submit_seconds,
             storage_operations,
             storage_seconds,

@@ -20,6 +20,17 @@
 //!   beyond the checkpoint published before them);
 //! - a partial tile is only ever deleted once its full tile is there.
 //!
+//! - no entry is in the log twice, and the public checkpoint never went
+//!   back.
+//!
+//! The faulted process runs its batches through the commit pipeline two
+//! deep: its public writes (tiles, bundles, checkpoint) are slowed a little,
+//! so that while batch N is being published, batch N+1 is staged and
+//! committed. The faults thus land on N+1's staging and commit while N is
+//! unpublished, and on N's publication while N+1 is already committed (a
+//! crash there leaves recovery only N+1's staging object, which must carry
+//! N's tiles); each walk counts both kinds of fault and must meet some.
+//!
 //! The walk runs twice: over a plain log (opaque entries, partial tiles
 //! kept, no witness), and over a log with every optional step on: partial
 //! tiles deleted, a witness whose cosignature each checkpoint needs, and
@@ -42,6 +53,7 @@ use stele_sequencer::sigstore::entry::canonical_entry;
 use stele_sequencer::sigstore::index::{self, Indexer, MARKER_KEY};
 use stele_sequencer::sigstore::request::{HashedRekordRequest, VerifierMaterial};
 use stele_sequencer::sigstore::verify::KeyDetails;
+use stele_sequencer::staging::Staged;
 use stele_sequencer::storage::Key;
 use stele_sequencer::storage::memory::{Fault, FaultError, MemoryStorage, Op, OpInfo};
 use stele_sequencer::witness::Witnesses;
@@ -298,7 +310,8 @@ impl Process {
         if let Some((indexer, stop)) = self.indexer {
             let published = self.log.published().checkpoint.size;
             let started = Instant::now();
-            while index::read_marker(store).await.expect("marker") < published {
+            // The store may be the faulted one: a failed read is read again.
+            while index::read_marker(store).await.unwrap_or(0) < published {
                 assert!(
                     started.elapsed() < limit,
                     "the digest index never caught up"
@@ -498,7 +511,12 @@ fn check_log(store: &MemoryStorage, setup: Setup, acked: &Acked, opened: &Opened
         if record.key.as_str() == "checkpoint" {
             let old = opened.open(&record.bytes, policy.as_ref());
             consistent(&old, "a published checkpoint");
-            published_size = published_size.max(old.size);
+            assert!(
+                old.size >= published_size,
+                "the public checkpoint went back from {published_size} to {}",
+                old.size
+            );
+            published_size = old.size;
         } else if record.key.as_str().starts_with(index::INDEX_PREFIX) {
             let indices = index::parse_index(&record.bytes).expect("an index object parses");
             assert!(
@@ -514,6 +532,17 @@ fn check_log(store: &MemoryStorage, setup: Setup, acked: &Acked, opened: &Opened
                     record.key
                 );
             }
+        }
+    }
+
+    // No entry twice (every entry the tests submit is distinct).
+    let mut first_at: HashMap<&[u8], usize> = HashMap::new();
+    for (index, entry) in entries.iter().enumerate() {
+        if let Some(first) = first_at.insert(entry, index) {
+            panic!(
+                "{} is in the log twice, at {first} and {index}",
+                String::from_utf8_lossy(entry)
+            );
         }
     }
 
@@ -588,11 +617,101 @@ enum Mode {
 
 const MODES: [Mode; 3] = [Mode::Error, Mode::CrashBefore, Mode::CrashAfter];
 
+/// How much the faulted process's public writes are slowed: a latency of
+/// the store, long beside the in-memory staging and commit of the next
+/// batch. Nothing waits for it and nothing is timed.
+const PUBLIC_WRITE_DELAY: Duration = Duration::from_millis(2);
+
 /// Whether an armed fault fired, and a signal when it does.
 #[derive(Default)]
 struct Fired {
     flag: AtomicBool,
     signal: Notify,
+    /// The pipeline's state when it fired.
+    overlap: Mutex<Option<Overlap>>,
+}
+
+/// What the store shows of the commit pipeline at an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Overlap {
+    /// Nothing of two batches at once.
+    None,
+    /// Batch N+1 is being staged or committed while batch N is committed
+    /// but not published.
+    NextCommitting,
+    /// Batch N+1 is being committed while some of batch N's tiles are not
+    /// yet public: a crash after this commit leaves them to N+1's staging
+    /// object.
+    NextCommittingBeforeTiles,
+    /// Batch N is being published while batch N+1 is already committed.
+    PreviousPublishing,
+}
+
+/// Size line of a signed checkpoint.
+fn note_size(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes)
+        .ok()?
+        .lines()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+impl Overlap {
+    /// Reads the lock, the public checkpoint and the staging objects.
+    fn at(store: &MemoryStorage, info: &OpInfo) -> Overlap {
+        let objects = store.snapshot();
+        let size = |key: &str| {
+            objects
+                .get(&Key::new(key).expect("key"))
+                .and_then(|bytes| note_size(bytes))
+        };
+        let (Some(locked), Some(public)) = (size(".stele/lock"), size("checkpoint")) else {
+            return Overlap::None;
+        };
+        // Staging objects of committed, unpublished batches (a batch's is
+        // deleted once it is published).
+        let unpublished = objects
+            .keys()
+            .filter_map(|key| {
+                let name = key.as_str().strip_prefix(".stele/staging/")?;
+                name.split_once('-')?.0.parse::<u64>().ok()
+            })
+            .filter(|size| *size > public && *size <= locked)
+            .count();
+        let key = info.key.as_str();
+        // The tiles of the batch in the lock, from its staging object.
+        let tiles_missing = || {
+            objects
+                .iter()
+                .find(|(key, _)| {
+                    key.as_str()
+                        .strip_prefix(".stele/staging/")
+                        .and_then(|name| name.split_once('-'))
+                        .and_then(|(size, _)| size.parse::<u64>().ok())
+                        == Some(locked)
+                })
+                .and_then(|(_, bytes)| Staged::decode(bytes).ok())
+                .is_some_and(|staged| {
+                    staged
+                        .objects
+                        .iter()
+                        .any(|(path, _)| !objects.contains_key(&Key::new(path).expect("key")))
+                })
+        };
+        if info.op == Op::Put && key == ".stele/lock" && locked > public && tiles_missing() {
+            Overlap::NextCommittingBeforeTiles
+        } else if info.op == Op::Put
+            && (key.starts_with(".stele/staging/") || key == ".stele/lock")
+            && locked > public
+        {
+            Overlap::NextCommitting
+        } else if (key.starts_with("tile/") || key == "checkpoint") && unpublished >= 2 {
+            Overlap::PreviousPublishing
+        } else {
+            Overlap::None
+        }
+    }
 }
 
 impl Fired {
@@ -602,19 +721,80 @@ impl Fired {
 }
 
 /// Arms `mode` at the operation `at` (an operation count) of `store`, with
-/// the early-delete check on every operation.
+/// the early-delete check on every operation. Until the fault, public
+/// writes are slowed by [`PUBLIC_WRITE_DELAY`], so that a batch is staged
+/// and committed while the one before it is being published.
 fn arm(store: &MemoryStorage, at: u64, mode: Mode, early: &EarlyDeletes) -> Arc<Fired> {
+    arm_when(store, Trigger::At(at), mode, early, PUBLIC_WRITE_DELAY)
+}
+
+/// Where a fault fires: at an operation count, or at the first operation
+/// that finds the pipeline in a given state.
+#[derive(Clone, Copy, Debug)]
+enum Trigger {
+    At(u64),
+    Point(PipelinePoint),
+}
+
+/// The steps where two batches are in the pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PipelinePoint {
+    /// Batch N+1's staging object is written while N is unpublished.
+    NextStaged,
+    /// Batch N+1's commit (the lock) while some of N's tiles are not public.
+    NextCommitted,
+    /// Batch N's checkpoint is published while N+1 is already committed.
+    PreviousCheckpoint,
+}
+
+impl PipelinePoint {
+    const ALL: [PipelinePoint; 3] = [
+        PipelinePoint::NextStaged,
+        PipelinePoint::NextCommitted,
+        PipelinePoint::PreviousCheckpoint,
+    ];
+
+    fn reached(self, store: &MemoryStorage, info: &OpInfo) -> bool {
+        let overlap = Overlap::at(store, info);
+        match self {
+            PipelinePoint::NextStaged => {
+                overlap == Overlap::NextCommitting && info.key.starts_with(".stele/staging/")
+            }
+            PipelinePoint::NextCommitted => overlap == Overlap::NextCommittingBeforeTiles,
+            PipelinePoint::PreviousCheckpoint => {
+                overlap == Overlap::PreviousPublishing && info.key == "checkpoint"
+            }
+        }
+    }
+}
+
+/// [`arm`] with any trigger, public writes slowed by `delay` until then.
+fn arm_when(
+    store: &MemoryStorage,
+    trigger: Trigger,
+    mode: Mode,
+    early: &EarlyDeletes,
+    delay: Duration,
+) -> Arc<Fired> {
     let fired = Arc::new(Fired::default());
     let flag = fired.clone();
     let early = early.clone();
     let observer = store.clone();
     store.set_hook(move |info| {
         early.check(&observer, info);
-        if info.sequence < at {
-            return None;
+        let reached = match trigger {
+            Trigger::At(at) => info.sequence >= at,
+            Trigger::Point(point) => {
+                flag.flag.load(Ordering::SeqCst) || point.reached(&observer, info)
+            }
+        };
+        if !reached {
+            let public = info.key.starts_with("tile/") || info.key == "checkpoint";
+            return (public && info.op == Op::Put).then_some(Fault::Delay(delay));
         }
         let first = !flag.flag.swap(true, Ordering::SeqCst);
         if first {
+            *flag.overlap.lock().expect("lock") = Some(Overlap::at(&observer, info));
             flag.signal.notify_one();
         }
         match mode {
@@ -749,16 +929,31 @@ impl Base {
     }
 
     /// One first fault; after a crash, every second fault in the restart's
-    /// recovery. Returns whether the first fault fired, and the runs made.
-    async fn scenario(&self, fault_at: u64, mode: Mode) -> (bool, usize) {
+    /// recovery. Returns whether the first fault fired, the runs made, and
+    /// the pipeline's state at the fault.
+    async fn scenario(&self, fault_at: u64, mode: Mode) -> (bool, usize, Option<Overlap>) {
+        self.scenario_when(Trigger::At(fault_at), mode, PUBLIC_WRITE_DELAY)
+            .await
+    }
+
+    /// [`Base::scenario`] with any trigger.
+    async fn scenario_when(
+        &self,
+        trigger: Trigger,
+        mode: Mode,
+        delay: Duration,
+    ) -> (bool, usize, Option<Overlap>) {
         let store = self.early.watch(&self.store.fork());
         let witness = self.witness(self.witness_held).await;
         let mut acked = self.acked.clone();
-        let what = format!("{mode:?} at {fault_at}");
+        let what = format!("{mode:?} at {trigger:?}");
         let process = self.start_clean(&store, witness.as_ref()).await;
 
-        let base = store.operation_count();
-        let fired = arm(&store, base + fault_at, mode, &self.early);
+        let trigger = match trigger {
+            Trigger::At(fault_at) => Trigger::At(store.operation_count() + fault_at),
+            point => point,
+        };
+        let fired = arm_when(&store, trigger, mode, &self.early, delay);
         // More batches, crossing the tile boundary, with duplicates of old
         // and new entries mixed in.
         let faulted: Vec<Vec<u8>> = (HISTORY..HISTORY + FAULTED)
@@ -767,10 +962,11 @@ impl Base {
             .collect();
         let log = process.log.clone();
         let submitted = submit_all(&log, &faulted, Duration::from_secs(20));
+        let overlap = || *fired.overlap.lock().expect("lock");
         if mode == Mode::Error {
             acked.record(&faulted, submitted.await);
-            let fired = fired.load(Ordering::SeqCst);
-            return (fired, self.finish(&store, process, acked, &what).await);
+            let runs = self.finish(&store, process, acked, &what).await;
+            return (fired.load(Ordering::SeqCst), runs, overlap());
         }
         // The process dies at the faulted operation: nothing it would do
         // after it reaches storage, so it can be stopped at once. The
@@ -810,7 +1006,7 @@ impl Base {
         let restarted = self.early.watch(&store);
         let process = self.start_clean(&restarted, witness.as_ref()).await;
         runs += self.finish(&restarted, process, acked, &what).await;
-        (fired, runs)
+        (fired, runs, overlap())
     }
 
     /// The restart after a crash meets `mode` at its `second`-th storage
@@ -860,20 +1056,36 @@ async fn every_fault(setup: Setup, mode: Mode) {
     let base = Base::new(setup).await;
     let mut fault_at = 0;
     let mut runs = 0;
+    let mut overlaps: HashMap<Overlap, usize> = HashMap::new();
     // Walk the fault through every operation until a run finishes without
     // reaching it.
     loop {
-        let (fired, made) = base.scenario(fault_at, mode).await;
+        let (fired, made, overlap) = base.scenario(fault_at, mode).await;
         runs += made;
         if !fired {
             break;
         }
+        *overlaps
+            .entry(overlap.unwrap_or(Overlap::None))
+            .or_default() += 1;
         fault_at += 1;
         assert!(fault_at < 1000, "runaway");
     }
     eprintln!(
-        "{setup:?}, {mode:?}: {fault_at} first faults, {runs} recoveries checked in {:.1?}",
+        "{setup:?}, {mode:?}: {fault_at} first faults ({overlaps:?}), {runs} recoveries \
+         checked in {:.1?}",
         started.elapsed()
+    );
+    // The pipeline was full at some of the faults (each of its points is
+    // met for certain by `every_pipelined_point`).
+    let pipelined: usize = overlaps
+        .iter()
+        .filter(|(overlap, _)| **overlap != Overlap::None)
+        .map(|(_, count)| count)
+        .sum();
+    assert!(
+        pipelined > 0,
+        "{setup:?}, {mode:?}: no fault met two batches in the pipeline: {overlaps:?}"
     );
     base.early.assert_none();
     // Three batches or more, each with its staging, commit, tiles and
@@ -909,6 +1121,41 @@ async fn with_witness_index_and_deletes_crash_before_every_operation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_witness_index_and_deletes_crash_after_every_write() {
     every_fault(FULL, Mode::CrashAfter).await;
+}
+
+/// Each step where two batches are in the pipeline, met by the state of the
+/// store (not an operation count), in each mode; after a crash, every
+/// second fault in the restart's recovery too. Public writes are slowed
+/// more than in the walk, so that every point is certainly met.
+async fn every_pipelined_point(setup: Setup) {
+    let started = Instant::now();
+    let base = Base::new(setup).await;
+    let mut runs = 0;
+    for point in PipelinePoint::ALL {
+        for mode in MODES {
+            let (fired, made, overlap) = base
+                .scenario_when(Trigger::Point(point), mode, Duration::from_millis(20))
+                .await;
+            assert!(fired, "{setup:?}: {point:?} was never met ({mode:?})");
+            assert_ne!(overlap, Some(Overlap::None), "{point:?}, {mode:?}");
+            runs += made;
+        }
+    }
+    eprintln!(
+        "{setup:?}: every pipelined point in every mode, {runs} recoveries checked in {:.1?}",
+        started.elapsed()
+    );
+    base.early.assert_none();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pipelined_point_fails_and_crashes() {
+    every_pipelined_point(PLAIN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_witness_index_and_deletes_every_pipelined_point() {
+    every_pipelined_point(FULL).await;
 }
 
 /// A plain log's process on `store`, without the indexer.

@@ -18,6 +18,11 @@
 //!   checkpoints, and never failed while the sequencer was up;
 //! - a final SIGTERM drains and exits 0.
 //!
+//! Batches are small beside the load (16 entries, 64 submitters), so the
+//! commit pipeline is full when a kill lands: one batch being published
+//! while the next is staged or committed. The sequencer's
+//! `stele_pipelined_batches_total`, read before each kill, shows it was.
+//!
 //! The kill moments come from a seeded RNG; the seed is printed, and
 //! `STELE_E2E_SEED` replays it.
 
@@ -45,6 +50,9 @@ const KILLS: usize = 9;
 /// Before each kill, the running process acknowledges a random number of
 /// entries in `1..=ACKS_BEFORE_KILL`; after the last restart, this many.
 const ACKS_BEFORE_KILL: usize = 400;
+/// Most new entries per batch: a quarter of the submitters, so that batches
+/// queue up behind one another and the pipeline is full.
+const MAX_BATCH: usize = 16;
 /// Entries submitted again after each restart, to check deduplication.
 const RESUBMITTED_PER_RESTART: usize = 8;
 const ENTRY_SIZE: usize = 256;
@@ -180,7 +188,7 @@ async fn kill9_under_load(test: &str, backend: Backend) {
     let options = ServeOptions {
         data: folder.path().join("data"),
         backend: backend.clone(),
-        max_batch: 256,
+        max_batch: MAX_BATCH,
         batch_interval: "10ms",
         key: None,
         origin: Some(format!("e2e.example/{test}")),
@@ -214,12 +222,14 @@ async fn kill9_under_load(test: &str, backend: Backend) {
 
     let mut acked_at_kills = Vec::new();
     let mut in_flight_at_kills = Vec::new();
+    let mut pipelined_at_kills = Vec::new();
     for kill in 1..=KILLS {
         // Under load: the running process has acknowledged a random number
         // of entries, and the workers keep submitting.
         let wanted = load.acked() + rng.usize(1..=ACKS_BEFORE_KILL);
         load.wait_for_acks(wanted, &mut stele, &format!("before kill {kill}"))
             .await;
+        pipelined_at_kills.push(pipelined_batches(&client, &stele.url).await);
         load.set_url(None);
         in_flight_at_kills.push(load.in_flight.load(Ordering::Relaxed));
         let status = stele.kill9();
@@ -291,6 +301,11 @@ async fn kill9_under_load(test: &str, backend: Backend) {
     let acked = load.acked.lock().expect("acked lock").clone();
     let refused = load.refused.lock().expect("refused lock").clone();
     assert!(
+        pipelined_at_kills.iter().sum::<u64>() > 0,
+        "no batch was ever staged and committed while another was being published: \
+         {pipelined_at_kills:?}"
+    );
+    assert!(
         refused.is_empty(),
         "valid submissions were refused: {refused:?}"
     );
@@ -346,6 +361,7 @@ async fn kill9_under_load(test: &str, backend: Backend) {
     eprintln!(
         "{test}: {KILLS} kills, {} acknowledged (so far at each kill: {acked_at_kills:?}; \
          in flight at each kill: {in_flight_at_kills:?}), \
+         batches pipelined before each kill: {pipelined_at_kills:?}, \
          {} transport errors, {} 503s, final size {}, {} hash tiles and {} bundles compared, \
          {} earlier sizes and {} partial tiles checked, {} polled checkpoints, load {:.1} s, \
          total {:.1} s",
@@ -361,6 +377,19 @@ async fn kill9_under_load(test: &str, backend: Backend) {
         load_time.as_secs_f64(),
         started.elapsed().as_secs_f64(),
     );
+}
+
+/// `stele_pipelined_batches_total` of the running sequencer (0 if it cannot
+/// be read: the assertion on the sum says so).
+async fn pipelined_batches(client: &Client, url: &str) -> u64 {
+    let Ok(fetched) = client.get(&format!("{url}/metrics")).await else {
+        return 0;
+    };
+    String::from_utf8_lossy(&fetched.body)
+        .lines()
+        .find_map(|line| line.strip_prefix("stele_pipelined_batches_total "))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map_or(0, |value| value as u64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
