@@ -212,13 +212,15 @@ run_fs() {
     rm -rf "$logs"
 }
 
-s3_args() { # s3_args PREFIX
-    echo --s3-bucket "$STELE_S3_BUCKET" --s3-endpoint "$STELE_S3_ENDPOINT" \
-        --s3-region "${AWS_REGION:-us-east-1}" --s3-path-style=true --s3-prefix "$1"
+s3_flags=()
+set_s3_flags() { # set_s3_flags PREFIX: the flags of stele for that prefix
+    s3_flags=(--s3-bucket "$STELE_S3_BUCKET" --s3-endpoint "$STELE_S3_ENDPOINT"
+        --s3-region "${AWS_REGION:-us-east-1}" --s3-path-style=true --s3-prefix "$1")
 }
 
 run_s3() {
-    local n="$1" prefix="scale-$n-$RANDOM"
+    local n="$1"
+    local prefix="scale-$n-$RANDOM"
     local data="$out/logs/s3-$n"
     rm -rf "$data"
     mkdir -p "$data"
@@ -226,7 +228,6 @@ run_s3() {
     "$genlog" write --s3-bucket "$STELE_S3_BUCKET" --s3-endpoint "$STELE_S3_ENDPOINT" \
         --s3-prefix "$prefix" --entries "$n" --key "$keys/log.key" >"$out/genlog-s3-$n.txt"
     echo "bench-scale: generated: $(cat "$out/genlog-s3-$n.txt")" >&2
-    # shellcheck disable=SC2046 # the flags are words
     if [[ -n "$baseline" ]] && contains "$n" "$baseline_sizes"; then
         # The pre-change binary continues a copy: the lock object is the
         # checkpoint's bytes, under a second prefix holding the same log.
@@ -238,19 +239,21 @@ run_s3() {
         aws --endpoint-url "$STELE_S3_ENDPOINT" s3 cp --quiet "$data/lock" \
             "s3://$STELE_S3_BUCKET/$before/.stele/lock"
         echo "bench-scale: before (pre-change binary), SeaweedFS, $n entries" >&2
+        set_s3_flags "$before"
         measure before s3 "$n" 0 0 env -u STELE_S3_BUCKET -u STELE_S3_ENDPOINT "$baseline" serve \
-            --data "$data" --key "$keys/log.key" --listen 127.0.0.1:0 --log-level info $(s3_args "$before")
+            --data "$data" --key "$keys/log.key" --listen 127.0.0.1:0 --log-level info "${s3_flags[@]}"
     fi
     echo "bench-scale: adopting" >&2
+    set_s3_flags "$prefix"
     timed "$out/adopt-s3-$n.time" env -u STELE_S3_BUCKET -u STELE_S3_ENDPOINT "$stele" adopt \
-        --data "$data" --key "$keys/log.key" --origin "$origin" $(s3_args "$prefix") \
+        --data "$data" --key "$keys/log.key" --origin "$origin" "${s3_flags[@]}" \
         >"$out/adopt-s3-$n.out" 2>"$out/adopt-s3-$n.err"
     local adopt_s adopt_kib
     read -r adopt_s adopt_kib <"$out/adopt-s3-$n.time"
     echo "bench-scale: after (this tree), SeaweedFS, $n entries" >&2
     measure after s3 "$n" "$adopt_s" "$adopt_kib" env -u STELE_S3_BUCKET -u STELE_S3_ENDPOINT \
         "$stele" serve --data "$data" --key "$keys/log.key" --listen 127.0.0.1:0 \
-        --log-level info $(s3_args "$prefix")
+        --log-level info "${s3_flags[@]}"
     rm -rf "$data"
 }
 
