@@ -114,6 +114,13 @@ impl Default for DedupConfig {
 /// One index record: a leaf's key and its index.
 type Record = (u64, u64);
 
+/// Where a merge is in one input run: its pages still to come, and the
+/// records left of the current one.
+type Cursor<'a> = (
+    BoxStream<'a, Result<Vec<Record>, Error>>,
+    std::vec::IntoIter<Record>,
+);
+
 /// The 8-byte key of a leaf hash.
 fn key_of(leaf: &Hash) -> u64 {
     let mut prefix = [0u8; 8];
@@ -212,6 +219,14 @@ fn decode_page(bytes: &[u8], what: &str) -> Result<Vec<Record>, Error> {
         return Err(corrupt(format!("{what} is not sorted")));
     }
     Ok(records)
+}
+
+/// Why a lookup could not finish: a page gone (the runs changed under
+/// it), or anything else.
+#[derive(Debug)]
+enum Missing {
+    Page(Key),
+    Other(Error),
 }
 
 /// One page of a run, as kept in memory.
@@ -437,11 +452,13 @@ async fn read_run(storage: &dyn Storage, start: u64, end: u64) -> Result<Run, Er
 }
 
 async fn read_runs(storage: &dyn Storage, manifest: &Manifest) -> Result<Vec<Arc<Run>>, Error> {
+    // Owned pairs, not a closure over borrowed ones, so that the future
+    // stays provably `Send` inside callers' boxed futures.
+    let runs = manifest.runs.clone();
     futures::stream::iter(
-        manifest
-            .runs
-            .iter()
-            .map(|&(start, end)| async move { read_run(storage, start, end).await.map(Arc::new) }),
+        runs.into_iter().map(move |(start, end)| async move {
+            read_run(storage, start, end).await.map(Arc::new)
+        }),
     )
     .buffered(CONCURRENCY)
     .try_collect()
@@ -601,10 +618,7 @@ async fn merge_runs(storage: &dyn Storage, inputs: &[Arc<Run>]) -> Result<Run, E
         return Err(corrupt("nothing to merge"));
     };
     let mut writer = RunWriter::new(storage, first.start, last.end);
-    let mut cursors: Vec<(
-        BoxStream<'_, Result<Vec<Record>, Error>>,
-        std::vec::IntoIter<Record>,
-    )> = inputs
+    let mut cursors: Vec<Cursor<'_>> = inputs
         .iter()
         .map(|run| {
             let (start, end) = (run.start, run.end);
@@ -632,12 +646,7 @@ async fn merge_runs(storage: &dyn Storage, inputs: &[Arc<Run>]) -> Result<Run, E
     writer.finish().await
 }
 
-async fn next_record(
-    cursor: &mut (
-        BoxStream<'_, Result<Vec<Record>, Error>>,
-        std::vec::IntoIter<Record>,
-    ),
-) -> Result<Option<Record>, Error> {
+async fn next_record(cursor: &mut Cursor<'_>) -> Result<Option<Record>, Error> {
     loop {
         if let Some(record) = cursor.1.next() {
             return Ok(Some(record));
@@ -778,14 +787,13 @@ pub struct DedupIndex {
 struct Inner {
     storage: Arc<dyn Storage>,
     tiles: TileCache,
-    pages: Option<quick_cache::sync::Cache<(u64, u64, usize), Arc<Vec<Record>>, PageBytes>>,
+    pages: Option<PageCache>,
     config: DedupConfig,
     state: RwLock<State>,
     /// Set while a flush runs.
     flushing: AtomicBool,
-    /// Set when another writer moved the manifest: this process no longer
-    /// flushes (it has most likely been taken over).
-    stopped: AtomicBool,
+    /// Held by whoever changes the runs: a flush, or a reload.
+    writer: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -799,6 +807,9 @@ struct State {
     /// Runs merged away whose deletion is not yet recorded.
     obsolete: Vec<(u64, u64, u32)>,
 }
+
+/// Pages read by lookups, by run start, run end and page number.
+type PageCache = quick_cache::sync::Cache<(u64, u64, usize), Arc<Vec<Record>>, PageBytes>;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct PageBytes;
@@ -888,7 +899,7 @@ impl DedupIndex {
                     obsolete: manifest.obsolete.clone(),
                 }),
                 flushing: AtomicBool::new(false),
-                stopped: AtomicBool::new(false),
+                writer: tokio::sync::Mutex::new(()),
             }),
         };
         if !manifest.obsolete.is_empty() || index.pending() >= index.inner.config.flush_entries {
@@ -941,14 +952,76 @@ impl DedupIndex {
     pub async fn lookup(&self, leaf: &Hash) -> Result<Option<u64>, Error> {
         let (runs, in_tail) = self.snapshot(leaf);
         match self.lookup_in(leaf, &runs, in_tail).await {
-            // A page merged away and deleted between taking the runs and
-            // reading it: the runs have been replaced since, look again.
-            Err(_) if !Arc::ptr_eq(&runs, &self.state().runs) => {
+            Err(Missing::Page(key)) => {
+                // A page merged away and deleted: either our own flush
+                // replaced the runs since the snapshot, or another process
+                // writing this index (one that this process took over, or
+                // that took it over) did, and our runs are out of date.
+                {
+                    let _writer = self.inner.writer.lock().await;
+                    if Arc::ptr_eq(&runs, &self.state().runs) {
+                        warn!(%key, "an index page is gone; reading the manifest again");
+                        self.reload().await?;
+                    }
+                }
                 let (runs, in_tail) = self.snapshot(leaf);
-                self.lookup_in(leaf, &runs, in_tail).await
+                match self.lookup_in(leaf, &runs, in_tail).await {
+                    Err(Missing::Page(key)) => Err(corrupt(format!("{key} is missing"))),
+                    Err(Missing::Other(err)) => Err(err),
+                    Ok(found) => Ok(found),
+                }
             }
-            other => other,
+            Err(Missing::Other(err)) => Err(err),
+            Ok(found) => Ok(found),
         }
+    }
+
+    /// Takes the index as storage holds it now (the caller holds the
+    /// writer lock): the manifest, its runs, and the leaves between its
+    /// indexed size and ours, read from the level-0 tiles into the tail.
+    async fn reload(&self) -> Result<(), Error> {
+        let storage = self.inner.storage.as_ref();
+        let (manifest, etag) = read_manifest(storage).await?;
+        let runs = read_runs(storage, &manifest).await?;
+        let indexed = manifest.indexed();
+        let (ours, next) = {
+            let state = self.state();
+            (state.indexed, state.next)
+        };
+        if indexed > next {
+            // Only a sequencer that committed more than this one knows of
+            // can have indexed that far.
+            return Err(Error::TakenOver {
+                detail: format!(
+                    "another process indexed {indexed} leaves; this one knows of {next}"
+                ),
+            });
+        }
+        let missing = if indexed < ours {
+            crate::commit::read_leaf_hashes_range(storage, indexed, ours).await?
+        } else {
+            Vec::new()
+        };
+        let mut state = self.state_mut();
+        for (offset, leaf) in missing.into_iter().enumerate() {
+            let index = indexed + offset as u64;
+            state
+                .tail
+                .entry(leaf)
+                .and_modify(|known| *known = (*known).min(index))
+                .or_insert(index);
+        }
+        state.tail.retain(|_, index| *index >= indexed);
+        state.runs = Arc::new(runs);
+        state.indexed = indexed;
+        state.manifest_etag = etag;
+        state.obsolete = manifest.obsolete;
+        info!(
+            indexed,
+            runs = state.runs.len(),
+            "deduplication index reloaded"
+        );
+        Ok(())
     }
 
     fn snapshot(&self, leaf: &Hash) -> (Arc<Vec<Arc<Run>>>, Option<u64>) {
@@ -961,7 +1034,7 @@ impl DedupIndex {
         leaf: &Hash,
         runs: &[Arc<Run>],
         in_tail: Option<u64>,
-    ) -> Result<Option<u64>, Error> {
+    ) -> Result<Option<u64>, Missing> {
         let key = key_of(leaf);
         for run in runs.iter() {
             let Some(page) = run.page_for(key) else {
@@ -970,7 +1043,7 @@ impl DedupIndex {
             let records = self.page(run, page).await?;
             let first = records.partition_point(|record| record.0 < key);
             for &(_, index) in records[first..].iter().take_while(|record| record.0 == key) {
-                if self.leaf_at(index).await? == *leaf {
+                if self.leaf_at(index).await.map_err(Missing::Other)? == *leaf {
                     return Ok(Some(index));
                 }
             }
@@ -982,22 +1055,26 @@ impl DedupIndex {
     pub async fn lookup_batch(&self, leaves: &[Hash]) -> Result<Vec<Option<u64>>, Error> {
         // Owned hashes: a closure over borrowed ones would make the future
         // impossible to prove `Send` for callers that box it.
-        futures::stream::iter(
-            leaves
-                .to_vec()
-                .into_iter()
-                .map(|leaf| async move { self.lookup(&leaf).await }),
-        )
+        let index = self.clone();
+        futures::stream::iter(leaves.iter().copied().map(move |leaf| {
+            let index = index.clone();
+            async move { index.lookup(&leaf).await }
+        }))
         .buffered(CONCURRENCY)
         .try_collect()
         .await
     }
 
-    async fn page(&self, run: &Run, page: usize) -> Result<Arc<Vec<Record>>, Error> {
+    async fn page(&self, run: &Run, page: usize) -> Result<Arc<Vec<Record>>, Missing> {
         let read = async {
-            read_page(self.inner.storage.as_ref(), run.start, run.end, page)
-                .await
-                .map(Arc::new)
+            let key = page_key(run.start, run.end, page).map_err(Missing::Other)?;
+            match self.inner.storage.get(&key).await {
+                Ok(Some(object)) => decode_page(&object.bytes, key.as_str())
+                    .map(Arc::new)
+                    .map_err(Missing::Other),
+                Ok(None) => Err(Missing::Page(key)),
+                Err(err) => Err(Missing::Other(err.into())),
+            }
         };
         match &self.inner.pages {
             Some(cache) => {
@@ -1031,21 +1108,22 @@ impl DedupIndex {
     pub fn record(&self, first_index: u64, leaves: &[Hash]) {
         let pending = {
             let mut state = self.state_mut();
-            if first_index != state.next {
-                warn!(
+            // Leaves already recorded are skipped; a gap would be a bug of
+            // the caller, and the leaves after it are not taken.
+            let end = first_index + leaves.len() as u64;
+            if first_index > state.next {
+                tracing::error!(
                     first_index,
                     expected = state.next,
-                    "leaves recorded out of order; ignored"
+                    "leaves recorded past a gap; not indexed"
                 );
                 return;
             }
-            for (offset, leaf) in leaves.iter().enumerate() {
-                state
-                    .tail
-                    .entry(*leaf)
-                    .or_insert(first_index + offset as u64);
+            for index in state.next..end {
+                let leaf = leaves[(index - first_index) as usize];
+                state.tail.entry(leaf).or_insert(index);
             }
-            state.next += leaves.len() as u64;
+            state.next = state.next.max(end);
             state.next - state.indexed
         };
         if pending >= self.inner.config.flush_entries {
@@ -1054,9 +1132,7 @@ impl DedupIndex {
     }
 
     fn spawn_flush(&self) {
-        if self.inner.stopped.load(Ordering::Relaxed)
-            || self.inner.flushing.swap(true, Ordering::AcqRel)
-        {
+        if self.inner.flushing.swap(true, Ordering::AcqRel) {
             return;
         }
         let index = self.clone();
@@ -1065,10 +1141,6 @@ impl DedupIndex {
             index.inner.flushing.store(false, Ordering::Release);
             match result {
                 Ok(()) => {}
-                Err(err @ Error::TakenOver { .. }) => {
-                    index.inner.stopped.store(true, Ordering::Relaxed);
-                    warn!(%err, "the deduplication index is no longer written by this process");
-                }
                 // Retried at the next batch; the tail keeps the leaves.
                 Err(err) => warn!(%err, "could not write the deduplication index; will retry"),
             }
@@ -1078,6 +1150,7 @@ impl DedupIndex {
     /// Writes runs while the tail holds a flush's worth of leaves, then
     /// deletes the runs merged away.
     pub async fn flush(&self) -> Result<(), Error> {
+        let _writer = self.inner.writer.lock().await;
         let storage = self.inner.storage.as_ref();
         let flush = self.inner.config.flush_entries;
         loop {
@@ -1120,7 +1193,19 @@ impl DedupIndex {
             runs.push(Arc::new(write_run(storage, start, &leaves).await?));
             obsolete.extend(settle(storage, &mut runs).await?);
             let manifest = manifest_of(&runs, obsolete.clone());
-            let etag = write_manifest(storage, &manifest, etag.as_ref()).await?;
+            let etag = match write_manifest(storage, &manifest, etag.as_ref()).await {
+                Ok(etag) => etag,
+                Err(Error::TakenOver { detail }) => {
+                    // Another process wrote the manifest: a sequencer this
+                    // one took over, or one that took over this one (whose
+                    // next commit then fails). Runs are a function of the
+                    // log, so theirs serve as well: take them and go on.
+                    warn!(detail, "taking the index as another writer left it");
+                    self.reload().await?;
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
             let mut state = self.state_mut();
             state.runs = Arc::new(runs);
             state.indexed = end;
@@ -1158,7 +1243,7 @@ mod tests {
     fn page_and_meta_round_trip_and_reject_damage() {
         let records: Vec<Record> = (0..100u64).map(|n| (n * 3, n)).collect();
         let page = encode_page(&records);
-        assert_eq!(decode_page(&page, "p").unwrap(), records);
+        assert_eq!(decode_page(&page, "p").expect("test"), records);
         for position in 0..page.len() {
             let mut damaged = page.clone();
             damaged[position] ^= 0x10;
@@ -1171,18 +1256,21 @@ mod tests {
             pages: vec![PageInfo {
                 first_key: 0,
                 records: 100,
-                filter: BinaryFuse8::try_from(&keys[..]).unwrap(),
+                filter: BinaryFuse8::try_from(&keys[..]).expect("test"),
             }],
         };
         let meta = run.encode_meta();
-        let decoded = Run::decode_meta(&meta, 0, 100).unwrap();
+        let decoded = Run::decode_meta(&meta, 0, 100).expect("test");
         assert!(keys.iter().all(|key| decoded.page_for(*key) == Some(0)));
         assert!(Run::decode_meta(&meta, 0, 99).is_err());
         let manifest = Manifest {
             runs: vec![(0, 10), (10, 20)],
             obsolete: vec![(20, 30, 2)],
         };
-        assert_eq!(Manifest::decode(&manifest.encode()).unwrap(), manifest);
+        assert_eq!(
+            Manifest::decode(&manifest.encode()).expect("test"),
+            manifest
+        );
         let gap = Manifest {
             runs: vec![(0, 10), (11, 20)],
             obsolete: vec![],
@@ -1196,7 +1284,7 @@ mod tests {
             let keys: Vec<u64> = (0..count)
                 .map(|n| n.wrapping_mul(0x9e37_79b9_7f4a_7c15))
                 .collect();
-            let filter = BinaryFuse8::try_from(&keys[..]).unwrap();
+            let filter = BinaryFuse8::try_from(&keys[..]).expect("test");
             assert!(keys.iter().all(|key| filter.contains(key)), "{count} keys");
         }
     }
@@ -1209,12 +1297,12 @@ mod tests {
             let bytes: Vec<u8> = chunk.iter().flat_map(|h| *h.as_bytes()).collect();
             storage
                 .put(
-                    &Key::new(tile.path()).unwrap(),
+                    &Key::new(tile.path()).expect("test"),
                     Bytes::from(bytes),
                     PutOptions::immutable(),
                 )
                 .await
-                .unwrap();
+                .expect("test");
         }
     }
 
@@ -1231,7 +1319,7 @@ mod tests {
         publish_leaves(&memory, &leaves).await;
         let index = DedupIndex::open(storage.clone(), TileCache::new(0), 0, config.clone())
             .await
-            .unwrap();
+            .expect("test");
         let mut naive: HashMap<Hash, u64> = HashMap::new();
         let mut next = 0usize;
         for batch in [1usize, 7, 300, 1000, 2, 4000, 4690] {
@@ -1241,27 +1329,77 @@ mod tests {
                 naive.entry(leaves[position]).or_insert(position as u64);
             }
             next += batch;
-            index.flush().await.unwrap();
+            index.flush().await.expect("test");
         }
         assert_eq!(next, leaves.len());
         assert!(index.indexed_size() >= 9_728 && index.runs() <= 6);
         let check = |index: DedupIndex, naive: HashMap<Hash, u64>| async move {
             for n in 0..9_000u64 {
                 assert_eq!(
-                    index.lookup(&leaf(n)).await.unwrap(),
+                    index.lookup(&leaf(n)).await.expect("test"),
                     naive.get(&leaf(n)).copied()
                 );
             }
             for n in 9_000..12_000u64 {
-                assert_eq!(index.lookup(&leaf(n)).await.unwrap(), None);
+                assert_eq!(index.lookup(&leaf(n)).await.expect("test"), None);
             }
         };
         check(index.clone(), naive.clone()).await;
         // Reopened from storage, with the tail read from the tiles.
         let reopened = DedupIndex::open(storage.clone(), TileCache::new(0), 10_000, config)
             .await
-            .unwrap();
+            .expect("test");
         assert_eq!(reopened.indexed_size(), index.indexed_size());
         check(reopened, naive).await;
+    }
+
+    #[tokio::test]
+    async fn a_second_writer_merging_runs_away_does_not_stop_lookups_or_flushes() {
+        let memory = Arc::new(MemoryStorage::new());
+        let storage: Arc<dyn Storage> = memory.clone();
+        let config = DedupConfig {
+            flush_entries: 256,
+            page_cache_bytes: 0,
+        };
+        let leaves: Vec<Hash> = (0..2048u64).map(leaf).collect();
+        publish_leaves(&memory, &leaves).await;
+        let first = DedupIndex::open(storage.clone(), TileCache::new(0), 0, config.clone())
+            .await
+            .expect("test");
+        first.record(0, &leaves[..256]);
+        first.flush().await.expect("test");
+        // A second process opens the log at 1,024 leaves: one run, the rest
+        // in its tail.
+        let second = DedupIndex::open(storage.clone(), TileCache::new(0), 1024, config.clone())
+            .await
+            .expect("test");
+        assert_eq!((second.indexed_size(), second.runs()), (256, 1));
+        // The first goes on: its merges delete the run the second holds.
+        first.record(256, &leaves[256..1024]);
+        first.flush().await.expect("test");
+        assert!(!memory.contains(&meta_key(0, 256).expect("test")));
+        // The second still finds every leaf, reading the manifest again
+        // when a page is gone.
+        for (position, leaf) in leaves[..1024].iter().enumerate() {
+            assert_eq!(
+                second.lookup(leaf).await.expect("test"),
+                Some(position as u64)
+            );
+        }
+        assert_eq!(second.indexed_size(), 1024);
+        // The first moves the manifest again; the second's flush, refused
+        // by the manifest's version, takes the first's runs and goes on.
+        first.record(1024, &leaves[1024..1280]);
+        first.flush().await.expect("test");
+        second.record(1024, &leaves[1024..1792]);
+        second.flush().await.expect("test");
+        assert_eq!(second.indexed_size(), 1792);
+        for (position, leaf) in leaves[..1792].iter().enumerate() {
+            assert_eq!(
+                second.lookup(leaf).await.expect("test"),
+                Some(position as u64)
+            );
+        }
+        assert_eq!(second.lookup(&leaf(5000)).await.expect("test"), None);
     }
 }
