@@ -938,14 +938,27 @@ impl DedupIndex {
         state.next - state.indexed
     }
 
-    /// Bytes of memory the filters and page directories take.
-    pub fn filter_bytes(&self) -> u64 {
-        self.state()
+    /// Bytes of memory the filters, page directories and tail take (the
+    /// page cache aside).
+    pub fn memory_bytes(&self) -> u64 {
+        let state = self.state();
+        let filters: u64 = state
             .runs
             .iter()
             .flat_map(|run| run.pages.iter())
             .map(|page| (page.filter.fingerprints.len() + std::mem::size_of::<PageInfo>()) as u64)
-            .sum()
+            .sum();
+        // A map entry: the key, the value and a control byte, at the map's
+        // capacity.
+        let tail = state.tail.capacity() as u64 * (std::mem::size_of::<(Hash, u64)>() as u64 + 1);
+        filters + tail
+    }
+
+    /// Sets the index's gauges.
+    pub fn observe(&self, metrics: &crate::metrics::Metrics) {
+        metrics.dedup_indexed.set(self.indexed_size() as i64);
+        metrics.dedup_runs.set(self.runs() as i64);
+        metrics.dedup_memory_bytes.set(self.memory_bytes() as i64);
     }
 
     /// The smallest index of a committed entry with this leaf hash.

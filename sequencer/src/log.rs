@@ -341,6 +341,7 @@ impl Log {
             "log opened"
         );
         metrics.tree_size.set(state.edge.size() as i64);
+        dedup.observe(&metrics);
         let indexed_size = state.edge.size();
         let shared = Arc::new(Shared {
             dedup,
@@ -782,6 +783,7 @@ impl Sequencer {
         let _ = self.published.send(published.clone());
         self.shared
             .record(integration.old_size, &integration.leaf_hashes);
+        self.shared.dedup.observe(&self.metrics);
         self.indexed_size = integration.new_size;
         for leaf in &integration.leaf_hashes {
             pipeline.in_flight.remove(leaf);

@@ -33,6 +33,13 @@ pub struct Metrics {
     pub pool_bytes: IntGauge,
     /// 1 while storage is failing and submissions are refused, else 0.
     pub degraded: IntGauge,
+    /// Leaves in the persistent deduplication index's runs (the rest of
+    /// the log is held in memory until the next flush).
+    pub dedup_indexed: IntGauge,
+    /// Live runs of the deduplication index.
+    pub dedup_runs: IntGauge,
+    /// Memory the deduplication index's filters and tail take, in bytes.
+    pub dedup_memory_bytes: IntGauge,
     /// Failed batches and recovery attempts, by kind of storage fault
     /// (`disk_full`, `read_only`, `descriptors`, `permission`, `io`,
     /// `transient`, `witnesses`).
@@ -99,6 +106,18 @@ impl Metrics {
             "1 while storage is failing and submissions are refused",
         )
         .expect("static metric definition");
+        let dedup_indexed = IntGauge::new(
+            "dedup_indexed_leaves",
+            "Leaves in the persistent deduplication index's runs",
+        )
+        .expect("static metric definition");
+        let dedup_runs = IntGauge::new("dedup_runs", "Live runs of the deduplication index")
+            .expect("static metric definition");
+        let dedup_memory_bytes = IntGauge::new(
+            "dedup_memory_bytes",
+            "Memory the deduplication index's filters and tail take",
+        )
+        .expect("static metric definition");
         let storage_faults = IntCounterVec::new(
             Opts::new(
                 "storage_faults_total",
@@ -133,6 +152,9 @@ impl Metrics {
             Box::new(tree_size.clone()),
             Box::new(pool_bytes.clone()),
             Box::new(degraded.clone()),
+            Box::new(dedup_indexed.clone()),
+            Box::new(dedup_runs.clone()),
+            Box::new(dedup_memory_bytes.clone()),
             Box::new(storage_faults.clone()),
             Box::new(refusals.clone()),
         ] {
@@ -152,6 +174,9 @@ impl Metrics {
             tree_size,
             pool_bytes,
             degraded,
+            dedup_indexed,
+            dedup_runs,
+            dedup_memory_bytes,
             storage_faults,
             refusals,
         }
