@@ -35,6 +35,8 @@
 #   BENCH_OUT                   results, logs and the generated logs
 #                               (default target/bench-scale)
 #   BENCH_NO_BUILD=1            use the release binaries already built
+#   BENCH_SCALE_STELE, BENCH_SCALE_GENLOG
+#                               other binaries than target/release's
 #
 # The page cache is warm (the log was just written): this measures the
 # software, not the disk. Figures from a shared machine are noisy; nothing
@@ -58,8 +60,17 @@ if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
     echo "bench-scale: building release binaries" >&2
     cargo build --release --locked -p stele-sequencer --bin stele -p stele-e2e --bin stele-genlog >&2
 fi
-stele="$root/target/release/stele"
-genlog="$root/target/release/stele-genlog"
+# Copies, so that a build in the shared target/ during a long run cannot
+# swap the binaries under it.
+mkdir -p "$out/bin"
+cp "${BENCH_SCALE_STELE:-$root/target/release/stele}" "$out/bin/stele"
+cp "${BENCH_SCALE_GENLOG:-$root/target/release/stele-genlog}" "$out/bin/stele-genlog"
+stele="$out/bin/stele"
+genlog="$out/bin/stele-genlog"
+if ! "$stele" adopt --help >/dev/null 2>&1; then
+    echo "bench-scale: $stele has no adopt subcommand" >&2
+    exit 1
+fi
 if [[ -n "$baseline" && ! -x "$baseline" ]]; then
     echo "bench-scale: BENCH_SCALE_BASELINE=$baseline is not an executable" >&2
     exit 1
@@ -228,9 +239,21 @@ run_s3() {
     "$genlog" write --s3-bucket "$STELE_S3_BUCKET" --s3-endpoint "$STELE_S3_ENDPOINT" \
         --s3-prefix "$prefix" --entries "$n" --key "$keys/log.key" >"$out/genlog-s3-$n.txt"
     echo "bench-scale: generated: $(cat "$out/genlog-s3-$n.txt")" >&2
+    echo "bench-scale: adopting" >&2
+    set_s3_flags "$prefix"
+    timed "$out/adopt-s3-$n.time" env -u STELE_S3_BUCKET -u STELE_S3_ENDPOINT "$stele" adopt \
+        --data "$data" --key "$keys/log.key" --origin "$origin" "${s3_flags[@]}" \
+        >"$out/adopt-s3-$n.out" 2>"$out/adopt-s3-$n.err"
+    local adopt_s adopt_kib
+    read -r adopt_s adopt_kib <"$out/adopt-s3-$n.time"
+    echo "bench-scale: after (this tree), SeaweedFS, $n entries" >&2
+    measure after s3 "$n" "$adopt_s" "$adopt_kib" env -u STELE_S3_BUCKET -u STELE_S3_ENDPOINT \
+        "$stele" serve --data "$data" --key "$keys/log.key" --listen 127.0.0.1:0 \
+        --log-level info "${s3_flags[@]}"
     if [[ -n "$baseline" ]] && contains "$n" "$baseline_sizes"; then
-        # The pre-change binary continues a copy: the lock object is the
-        # checkpoint's bytes, under a second prefix holding the same log.
+        # The pre-change binary opens a second copy of the same log (the
+        # first one is adopted and one entry longer now), with the lock
+        # object its commit protocol needs: the checkpoint's bytes.
         local before="$prefix-before"
         "$genlog" write --s3-bucket "$STELE_S3_BUCKET" --s3-endpoint "$STELE_S3_ENDPOINT" \
             --s3-prefix "$before" --entries "$n" --key "$keys/log.key" >/dev/null
@@ -243,17 +266,6 @@ run_s3() {
         measure before s3 "$n" 0 0 env -u STELE_S3_BUCKET -u STELE_S3_ENDPOINT "$baseline" serve \
             --data "$data" --key "$keys/log.key" --listen 127.0.0.1:0 --log-level info "${s3_flags[@]}"
     fi
-    echo "bench-scale: adopting" >&2
-    set_s3_flags "$prefix"
-    timed "$out/adopt-s3-$n.time" env -u STELE_S3_BUCKET -u STELE_S3_ENDPOINT "$stele" adopt \
-        --data "$data" --key "$keys/log.key" --origin "$origin" "${s3_flags[@]}" \
-        >"$out/adopt-s3-$n.out" 2>"$out/adopt-s3-$n.err"
-    local adopt_s adopt_kib
-    read -r adopt_s adopt_kib <"$out/adopt-s3-$n.time"
-    echo "bench-scale: after (this tree), SeaweedFS, $n entries" >&2
-    measure after s3 "$n" "$adopt_s" "$adopt_kib" env -u STELE_S3_BUCKET -u STELE_S3_ENDPOINT \
-        "$stele" serve --data "$data" --key "$keys/log.key" --listen 127.0.0.1:0 \
-        --log-level info "${s3_flags[@]}"
     rm -rf "$data"
 }
 
@@ -263,7 +275,12 @@ done
 if [[ -n "$s3_sizes" ]]; then
     seaweed_dir="$out/seaweedfs"
     rm -rf "$seaweed_dir"
-    scripts/start-seaweedfs.sh "$seaweed_dir" >&2
+    # A port picked free can be taken before weed binds it: one more try.
+    scripts/start-seaweedfs.sh "$seaweed_dir" >&2 || {
+        scripts/stop-seaweedfs.sh "$seaweed_dir" >&2 || true
+        rm -rf "$seaweed_dir"
+        scripts/start-seaweedfs.sh "$seaweed_dir" >&2
+    }
     # shellcheck disable=SC1091
     source "$seaweed_dir/s3.env"
     export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
