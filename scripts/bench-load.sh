@@ -15,7 +15,8 @@
 # BENCH_BASELINE=/path/to/stele also runs every case with that binary (an
 # earlier build, e.g. of the commit before a change), case by case beside
 # the current one, in the same run; the `build` column tells them apart.
-# BENCH_LOAD overrides the load generator (default: the current build's).
+# BENCH_STELE and BENCH_LOAD override the current `stele` and the load
+# generator (default: this tree's release builds).
 #
 # --duplicates measures the duplicates' path instead: it logs
 # BENCH_DUP_ENTRIES (100000) entries, restarts `stele serve` on that log
@@ -57,7 +58,7 @@ if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
     echo "bench-load: building release binaries" >&2
     cargo build --release --locked -p stele-sequencer --bin stele -p stele-e2e --bin stele-load >&2
 fi
-stele="$root/target/release/stele"
+stele="${BENCH_STELE:-$root/target/release/stele}"
 load="${BENCH_LOAD:-$root/target/release/stele-load}"
 # The builds to compare: name=binary.
 builds=("current=$stele")
