@@ -1,7 +1,12 @@
 //! The staging object of a batch (commit protocol step 2): one private
 //! object holding the signed checkpoint and every tile and bundle the batch
 //! publishes, so that a sequencer restarting after the commit point can
-//! finish publication without recomputing anything.
+//! finish publication without recomputing anything. While the batch before
+//! is still being published (the commit pipeline, see [`crate::commit`]),
+//! the object also holds that batch's tiles and bundles which this one does
+//! not rewrite: recovery reads only the staging object of the checkpoint in
+//! the lock, and must find in it every tile of that checkpoint's tree that
+//! may not be public yet.
 //!
 //! Layout, all integers big-endian:
 //!
