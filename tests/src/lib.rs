@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod bill;
 pub mod client;
 pub mod genlog;
 pub mod load;

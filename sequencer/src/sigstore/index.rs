@@ -32,6 +32,17 @@
 //!   range twice is harmless (each object is a set of indices, merged);
 //! - crash after the index objects, before the marker: the same.
 //!
+//! # What it costs
+//!
+//! One object per digest is one PUT per distinct digest in each window the
+//! indexer covers (a poll): no layout with the same lookup (one plain GET
+//! of a path derived from the digest) can write less. What the index adds
+//! beyond that is kept small: an object that already lists every index of
+//! the window (a range indexed again after a restart) is not written again,
+//! and the running [`Indexer`] moves the marker at most once every
+//! [`MARKER_INTERVAL`] (and when it stops), not after every poll. A crash
+//! in between indexes the last interval again, which costs reads only.
+//!
 //! `stele reindex` rebuilds every object from the log with [`rebuild`].
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -61,6 +72,8 @@ pub const MARKER_KEY: &str = ".stele/index-size";
 const CONCURRENCY: usize = 16;
 /// Entries indexed per step when catching up a long range.
 const CHUNK: u64 = 16 * TILE_WIDTH as u64;
+/// Least time between two marker writes of a running [`Indexer`].
+pub const MARKER_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The path of the index object of one digest.
 pub fn index_path(algorithm: HashAlgorithm, digest: &[u8]) -> String {
@@ -179,7 +192,13 @@ async fn write_objects(
                                 what: "digest index",
                                 detail: format!("{key}: {problem}"),
                             })?;
+                        let known = existing.len();
                         merged.extend(existing);
+                        if merged.len() == known {
+                            // Every index is listed already (a range indexed
+                            // again): the write would change nothing.
+                            return Ok(());
+                        }
                     }
                 }
                 storage
@@ -255,14 +274,20 @@ pub async fn index_range(storage: &dyn Storage, from: u64, to: u64) -> Result<()
     let mut start = from;
     while start < to {
         let end = (start + CHUNK).min(to);
-        let entries = read_entries(storage, start, end).await?;
-        write_objects(storage, collect(start, &entries), false).await?;
+        index_chunk(storage, start, end).await?;
         // After the index objects: a crash before this line indexes the
         // chunk again, which changes nothing.
         write_marker(storage, end).await?;
         start = end;
     }
     Ok(())
+}
+
+/// Writes the index objects of the published entries `[start, end)`,
+/// leaving the marker alone.
+async fn index_chunk(storage: &dyn Storage, start: u64, end: u64) -> Result<(), Error> {
+    let entries = read_entries(storage, start, end).await?;
+    write_objects(storage, collect(start, &entries), false).await
 }
 
 /// The published tree size, from the public checkpoint.
@@ -333,11 +358,14 @@ pub struct Indexer {
 
 impl Indexer {
     pub fn new(log: Log, poll: Duration) -> Indexer {
-        Indexer {
-            storage: log.storage().clone(),
-            log,
-            poll,
-        }
+        Indexer::with_storage(log.storage().clone(), log, poll)
+    }
+
+    /// An indexer that reaches the log's storage through `storage` (the
+    /// same store, seen through a decorator: the storage bill counts the
+    /// index's requests apart from the sequencer's).
+    pub fn with_storage(storage: Arc<dyn Storage>, log: Log, poll: Duration) -> Indexer {
+        Indexer { storage, log, poll }
     }
 
     /// Runs until `stop` resolves, then makes one last pass, so that the
@@ -345,7 +373,7 @@ impl Indexer {
     /// stops the indexer after the sequencer has drained).
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
-        let mut indexed: Option<u64> = None;
+        let mut indexed: Option<Indexed> = None;
         let mut delay = self.poll;
         loop {
             match self.step(&mut indexed).await {
@@ -364,25 +392,69 @@ impl Indexer {
                 () = tokio::time::sleep(delay) => {}
             }
         }
-        if let Err(err) = self.step(&mut indexed).await {
+        let last = match self.step(&mut indexed).await {
+            Ok(()) => self.flush_marker(&indexed).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = last {
             // Nothing is lost: the next start indexes from the marker.
             warn!(%err, "the last digest index update before stopping failed");
         }
     }
 
-    async fn step(&self, indexed: &mut Option<u64>) -> Result<(), Error> {
-        let from = match *indexed {
-            Some(size) => size,
-            None => read_marker(self.storage.as_ref()).await?,
+    /// Indexes what was published since the last step; moves the marker
+    /// when [`MARKER_INTERVAL`] has passed since it last moved.
+    async fn step(&self, indexed: &mut Option<Indexed>) -> Result<(), Error> {
+        let storage = self.storage.as_ref();
+        let state = match indexed {
+            Some(state) => state,
+            None => {
+                let marker = read_marker(storage).await?;
+                indexed.insert(Indexed {
+                    size: marker,
+                    marker,
+                    marker_moved: tokio::time::Instant::now(),
+                })
+            }
         };
         let published = self.log.published().checkpoint.size;
+        let from = state.size;
+        while state.size < published {
+            let end = (state.size + CHUNK).min(published);
+            index_chunk(storage, state.size, end).await?;
+            state.size = end;
+            if state.marker_moved.elapsed() >= MARKER_INTERVAL {
+                write_marker(storage, end).await?;
+                state.marker = end;
+                state.marker_moved = tokio::time::Instant::now();
+            }
+        }
         if published > from {
-            index_range(self.storage.as_ref(), from, published).await?;
             info!(from, to = published, "digest index updated");
         }
-        *indexed = Some(published.max(from));
         Ok(())
     }
+
+    /// Moves the marker to what is indexed, if it is behind.
+    async fn flush_marker(&self, indexed: &Option<Indexed>) -> Result<(), Error> {
+        match indexed {
+            Some(state) if state.size > state.marker => {
+                write_marker(self.storage.as_ref(), state.size).await
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// How far a running [`Indexer`] got.
+#[derive(Debug, Clone, Copy)]
+struct Indexed {
+    /// Entries below this are indexed.
+    size: u64,
+    /// The tree size the marker holds.
+    marker: u64,
+    /// When the marker last moved (or the indexer started).
+    marker_moved: tokio::time::Instant,
 }
 
 #[cfg(test)]
