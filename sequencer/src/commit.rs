@@ -821,3 +821,106 @@ async fn execute_from_storage(
     }
     Ok(plan.execute(&set)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stele_tiles::note::Ed25519Signer;
+
+    /// The staging object of a batch sequenced behind one still in flight
+    /// holds exactly the tiles of its own tree that either batch wrote: its
+    /// own, and those of the batch before that it does not rewrite.
+    #[test]
+    fn a_staging_object_carries_the_tiles_of_the_batch_in_flight() {
+        let origin = "test.example/staging";
+        let signer = Ed25519Signer::from_seed(origin, &[7; 32]).expect("key");
+        let metrics = Metrics::default();
+        let entries = |from: usize, to: usize| -> Vec<Vec<u8>> {
+            (from..to).map(|i| format!("entry {i}").into_bytes()).collect()
+        };
+        // 250 entries, then a batch that ends in the first tile (N), then
+        // one that fills it and starts the next (N+1).
+        let mut edge = RightEdge::empty(TILE_HEIGHT);
+        edge.integrate(&entries(0, 250)).expect("history");
+        let first = sequence_batch(origin, &signer, &metrics, &edge, &entries(250, 253), None)
+            .expect("batch N");
+        let second = sequence_batch(
+            origin,
+            &signer,
+            &metrics,
+            &first.edge,
+            &entries(253, 300),
+            Some(&first.pending),
+        )
+        .expect("batch N+1");
+        let alone = sequence_batch(origin, &signer, &metrics, &first.edge, &entries(253, 300), None)
+            .expect("batch N+1 alone");
+
+        let staged = Staged::decode(&second.staged).expect("staging object");
+        let paths: Vec<&str> = staged.objects.iter().map(|(path, _)| path.as_str()).collect();
+        let mut distinct = paths.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), paths.len(), "a path twice: {paths:?}");
+        // Every object of N+1, with the same bytes as without a carry.
+        let own: Vec<(String, Vec<u8>)> = Staged::decode(&alone.staged)
+            .expect("staging object")
+            .objects;
+        for object in &own {
+            assert!(staged.objects.contains(object), "{} missing", object.0);
+        }
+        // Of N's objects, exactly those N+1 does not rewrite.
+        let rewritten = |tile: &Tile| {
+            second
+                .pending
+                .objects
+                .iter()
+                .any(|(own, _)| own.kind == tile.kind && own.index == tile.index)
+        };
+        let mut carried = 0;
+        for (tile, data) in &first.pending.objects {
+            let object = (tile.path(), data.to_vec());
+            assert_eq!(
+                staged.objects.contains(&object),
+                !rewritten(tile),
+                "{tile} of batch N"
+            );
+            carried += usize::from(!rewritten(tile));
+        }
+        assert_eq!(staged.objects.len(), own.len() + carried);
+        // N wrote partial versions of level-0 tile 0 and its bundle, which
+        // N+1 fills: nothing of N is needed in N+1's tree.
+        assert!(first.pending.objects.iter().all(|(tile, _)| rewritten(tile)));
+
+        // A batch that does not touch N's tiles carries them all: N writes
+        // the first full tile, N+1 stays in the second.
+        let mut edge = RightEdge::empty(TILE_HEIGHT);
+        edge.integrate(&entries(0, 200)).expect("history");
+        let first = sequence_batch(origin, &signer, &metrics, &edge, &entries(200, 260), None)
+            .expect("batch N");
+        let second = sequence_batch(
+            origin,
+            &signer,
+            &metrics,
+            &first.edge,
+            &entries(260, 270),
+            Some(&first.pending),
+        )
+        .expect("batch N+1");
+        let staged = Staged::decode(&second.staged).expect("staging object");
+        let full: Vec<&Tile> = first
+            .pending
+            .objects
+            .iter()
+            .map(|(tile, _)| tile)
+            .filter(|tile| !tile.is_partial())
+            .collect();
+        assert!(!full.is_empty(), "batch N fills a tile");
+        for tile in full {
+            assert!(
+                staged.objects.iter().any(|(path, _)| *path == tile.path()),
+                "{tile} of batch N is not carried"
+            );
+        }
+    }
+}
