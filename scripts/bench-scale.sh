@@ -82,7 +82,7 @@ cleanup() {
         scripts/stop-seaweedfs.sh "$seaweed_dir" >&2 || true
         rm -rf "$seaweed_dir"
     fi
-    rm -rf "$out/logs"
+    rm -rf "${out:?}/logs" "${out:?}/bin"
 }
 trap cleanup EXIT
 
