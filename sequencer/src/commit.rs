@@ -836,7 +836,9 @@ mod tests {
         let signer = Ed25519Signer::from_seed(origin, &[7; 32]).expect("key");
         let metrics = Metrics::default();
         let entries = |from: usize, to: usize| -> Vec<Vec<u8>> {
-            (from..to).map(|i| format!("entry {i}").into_bytes()).collect()
+            (from..to)
+                .map(|i| format!("entry {i}").into_bytes())
+                .collect()
         };
         // 250 entries, then a batch that ends in the first tile (N), then
         // one that fills it and starts the next (N+1).
@@ -853,11 +855,22 @@ mod tests {
             Some(&first.pending),
         )
         .expect("batch N+1");
-        let alone = sequence_batch(origin, &signer, &metrics, &first.edge, &entries(253, 300), None)
-            .expect("batch N+1 alone");
+        let alone = sequence_batch(
+            origin,
+            &signer,
+            &metrics,
+            &first.edge,
+            &entries(253, 300),
+            None,
+        )
+        .expect("batch N+1 alone");
 
         let staged = Staged::decode(&second.staged).expect("staging object");
-        let paths: Vec<&str> = staged.objects.iter().map(|(path, _)| path.as_str()).collect();
+        let paths: Vec<&str> = staged
+            .objects
+            .iter()
+            .map(|(path, _)| path.as_str())
+            .collect();
         let mut distinct = paths.clone();
         distinct.sort_unstable();
         distinct.dedup();
@@ -890,7 +903,13 @@ mod tests {
         assert_eq!(staged.objects.len(), own.len() + carried);
         // N wrote partial versions of level-0 tile 0 and its bundle, which
         // N+1 fills: nothing of N is needed in N+1's tree.
-        assert!(first.pending.objects.iter().all(|(tile, _)| rewritten(tile)));
+        assert!(
+            first
+                .pending
+                .objects
+                .iter()
+                .all(|(tile, _)| rewritten(tile))
+        );
 
         // A batch that does not touch N's tiles carries them all: N writes
         // the first full tile, N+1 stays in the second.
