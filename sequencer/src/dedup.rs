@@ -1164,6 +1164,27 @@ impl DedupIndex {
     /// deletes the runs merged away.
     pub async fn flush(&self) -> Result<(), Error> {
         let _writer = self.inner.writer.lock().await;
+        match self.flush_runs().await {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                // If another writer moved the manifest (and deleted runs
+                // this process was merging), take its runs and go on.
+                let moved = match read_manifest(self.inner.storage.as_ref()).await {
+                    Ok((_, etag)) => etag != self.state().manifest_etag,
+                    Err(_) => false,
+                };
+                if !moved {
+                    return Err(err);
+                }
+                warn!(%err, "the index changed under this flush; taking it as it is");
+                self.reload().await?;
+                self.flush_runs().await
+            }
+        }
+    }
+
+    /// [`DedupIndex::flush`], with the writer lock held.
+    async fn flush_runs(&self) -> Result<(), Error> {
         let storage = self.inner.storage.as_ref();
         let flush = self.inner.config.flush_entries;
         loop {
@@ -1414,5 +1435,41 @@ mod tests {
             );
         }
         assert_eq!(second.lookup(&leaf(5000)).await.expect("test"), None);
+    }
+
+    #[tokio::test]
+    async fn a_flush_whose_runs_were_merged_away_takes_the_other_writers_runs() {
+        let memory = Arc::new(MemoryStorage::new());
+        let storage: Arc<dyn Storage> = memory.clone();
+        let config = DedupConfig {
+            flush_entries: 256,
+            page_cache_bytes: 0,
+        };
+        let leaves: Vec<Hash> = (0..1024u64).map(leaf).collect();
+        publish_leaves(&memory, &leaves).await;
+        let first = DedupIndex::open(storage.clone(), TileCache::new(0), 0, config.clone())
+            .await
+            .expect("test");
+        first.record(0, &leaves[..256]);
+        first.flush().await.expect("test");
+        let second = DedupIndex::open(storage.clone(), TileCache::new(0), 512, config)
+            .await
+            .expect("test");
+        // The first merges [0, 256) away.
+        first.record(256, &leaves[256..512]);
+        first.flush().await.expect("test");
+        assert!(!memory.contains(&meta_key(0, 256).expect("test")));
+        // The second's flush would merge [0, 256) with its own [256, 512):
+        // it finds the run gone, takes the first's runs, and goes on.
+        second.record(512, &leaves[512..768]);
+        second.flush().await.expect("test");
+        assert_eq!((second.indexed_size(), second.runs()), (768, 2));
+        for (position, leaf) in leaves[..768].iter().enumerate() {
+            assert_eq!(
+                second.lookup(leaf).await.expect("test"),
+                Some(position as u64)
+            );
+        }
+        assert_eq!(second.lookup(&leaves[800]).await.expect("test"), None);
     }
 }

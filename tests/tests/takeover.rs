@@ -183,7 +183,10 @@ async fn worker(worker: u64, seed: u64, load: Arc<Load>, client: Client) {
 
 /// Every object under the log's prefix but the private ones that a quiet
 /// sequencer may still write or that a loser writes before its commit
-/// fails (staging objects, the digest index's progress marker), with its
+/// fails (staging objects, the digest index's progress marker, the
+/// deduplication index: a flush the loser started before it lost the log
+/// may still finish; its runs are a function of the log, its manifest
+/// write is conditional, and the winner takes whatever it finds), with its
 /// bytes.
 async fn bucket_objects(store: &S3Storage) -> BTreeMap<String, Bytes> {
     let keys = store
@@ -193,7 +196,10 @@ async fn bucket_objects(store: &S3Storage) -> BTreeMap<String, Bytes> {
     let mut objects = BTreeMap::new();
     for key in keys {
         let path = key.as_str();
-        if path.starts_with(".stele/staging/") || path == ".stele/index-size" {
+        if path.starts_with(".stele/staging/")
+            || path.starts_with(".stele/dedup/")
+            || path == ".stele/index-size"
+        {
             continue;
         }
         let object = store

@@ -165,6 +165,10 @@ impl Stele {
             .args(["--listen", "127.0.0.1:0"])
             .args(["--max-batch", &options.max_batch.to_string()])
             .args(["--batch-interval", options.batch_interval])
+            // The smallest flush: the persistent deduplication index writes,
+            // merges and reads its runs many times in every test's log,
+            // kills and takeovers included.
+            .args(["--dedup-flush-entries", "256"])
             .args(["--log-level", "warn,stele=info"])
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
