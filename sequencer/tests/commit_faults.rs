@@ -304,25 +304,31 @@ impl Process {
         }
     }
 
-    /// A clean stop, once the digest index has caught up with the log.
+    /// A clean stop: the indexer first (its last pass indexes what is
+    /// published and moves the marker), then the log.
     async fn finish(self, store: &MemoryStorage) {
         let limit = Duration::from_secs(20);
         if let Some((indexer, stop)) = self.indexer {
             let published = self.log.published().checkpoint.size;
-            let started = Instant::now();
-            // The store may be the faulted one: a failed read is read again.
-            while index::read_marker(store).await.unwrap_or(0) < published {
-                assert!(
-                    started.elapsed() < limit,
-                    "the digest index never caught up"
-                );
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
             stop.notify_one();
             tokio::time::timeout(limit, indexer)
                 .await
                 .expect("the indexer stops")
                 .expect("indexer task");
+            // The last pass may have met the faulted store: another indexer
+            // takes over from the marker, as the next start would.
+            let started = Instant::now();
+            while index::read_marker(store).await.unwrap_or(0) < published {
+                assert!(
+                    started.elapsed() < limit,
+                    "the digest index never caught up"
+                );
+                let stop = Arc::new(Notify::new());
+                stop.notify_one();
+                Indexer::new(self.log.clone(), Duration::from_millis(2))
+                    .run(async move { stop.notified().await })
+                    .await;
+            }
         }
         self.log.shutdown();
         let outcome = tokio::time::timeout(limit, self.task)
