@@ -1387,21 +1387,36 @@ mod tests {
         check(reopened, naive).await;
     }
 
-    #[tokio::test]
-    async fn a_second_writer_merging_runs_away_does_not_stop_lookups_or_flushes() {
+    /// A store with the level-0 tiles of `count` leaves, and an index on it
+    /// (256-leaf flushes, no page cache) that has written the first run.
+    async fn two_writers_setup(
+        count: u64,
+    ) -> (
+        Arc<MemoryStorage>,
+        Arc<dyn Storage>,
+        DedupConfig,
+        Vec<Hash>,
+        DedupIndex,
+    ) {
         let memory = Arc::new(MemoryStorage::new());
         let storage: Arc<dyn Storage> = memory.clone();
         let config = DedupConfig {
             flush_entries: 256,
             page_cache_bytes: 0,
         };
-        let leaves: Vec<Hash> = (0..2048u64).map(leaf).collect();
+        let leaves: Vec<Hash> = (0..count).map(leaf).collect();
         publish_leaves(&memory, &leaves).await;
         let first = DedupIndex::open(storage.clone(), TileCache::new(0), 0, config.clone())
             .await
             .expect("test");
         first.record(0, &leaves[..256]);
         first.flush().await.expect("test");
+        (memory, storage, config, leaves, first)
+    }
+
+    #[tokio::test]
+    async fn a_second_writer_merging_runs_away_does_not_stop_lookups_or_flushes() {
+        let (memory, storage, config, leaves, first) = two_writers_setup(2048).await;
         // A second process opens the log at 1,024 leaves: one run, the rest
         // in its tail.
         let second = DedupIndex::open(storage.clone(), TileCache::new(0), 1024, config.clone())
@@ -1439,19 +1454,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_flush_whose_runs_were_merged_away_takes_the_other_writers_runs() {
-        let memory = Arc::new(MemoryStorage::new());
-        let storage: Arc<dyn Storage> = memory.clone();
-        let config = DedupConfig {
-            flush_entries: 256,
-            page_cache_bytes: 0,
-        };
-        let leaves: Vec<Hash> = (0..1024u64).map(leaf).collect();
-        publish_leaves(&memory, &leaves).await;
-        let first = DedupIndex::open(storage.clone(), TileCache::new(0), 0, config.clone())
-            .await
-            .expect("test");
-        first.record(0, &leaves[..256]);
-        first.flush().await.expect("test");
+        let (memory, storage, config, leaves, first) = two_writers_setup(1024).await;
         let second = DedupIndex::open(storage.clone(), TileCache::new(0), 512, config)
             .await
             .expect("test");
