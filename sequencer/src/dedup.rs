@@ -970,7 +970,10 @@ impl DedupIndex {
                 // replaced the runs since the snapshot, or another process
                 // writing this index (one that this process took over, or
                 // that took it over) did, and our runs are out of date.
-                {
+                // Our own merges replace the runs before they delete any,
+                // so only a page gone under unchanged runs needs the lock
+                // (which a long merge may hold for a while).
+                if Arc::ptr_eq(&runs, &self.state().runs) {
                     let _writer = self.inner.writer.lock().await;
                     if Arc::ptr_eq(&runs, &self.state().runs) {
                         warn!(%key, "an index page is gone; reading the manifest again");
