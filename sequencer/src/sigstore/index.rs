@@ -403,7 +403,8 @@ impl Indexer {
     }
 
     /// Indexes what was published since the last step; moves the marker
-    /// when [`MARKER_INTERVAL`] has passed since it last moved.
+    /// when [`MARKER_INTERVAL`] has passed since it last moved (also when
+    /// nothing new was published).
     async fn step(&self, indexed: &mut Option<Indexed>) -> Result<(), Error> {
         let storage = self.storage.as_ref();
         let state = match indexed {
@@ -428,6 +429,13 @@ impl Indexer {
                 state.marker = end;
                 state.marker_moved = tokio::time::Instant::now();
             }
+        }
+        // Once the log goes quiet, the marker still catches up within an
+        // interval, not only at the next entry or the stop.
+        if state.size > state.marker && state.marker_moved.elapsed() >= MARKER_INTERVAL {
+            write_marker(storage, state.size).await?;
+            state.marker = state.size;
+            state.marker_moved = tokio::time::Instant::now();
         }
         if published > from {
             info!(from, to = published, "digest index updated");
