@@ -1,6 +1,5 @@
 //! Configuration of `stele serve`: one typed struct, read from a TOML file,
-//! overridden by `STELE_*` environment variables, then by flags (STYLE.md,
-//! habit 9).
+//! overridden by `STELE_*` environment variables, then by flags.
 //!
 //! Every option has the same name in all three places: the file key
 //! `max_batch` is the environment variable `STELE_MAX_BATCH` and the flag

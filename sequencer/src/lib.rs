@@ -1,4 +1,4 @@
-//! The Stele sequencer: the only writer of a log. See DESIGN.md for the
+//! The Stele sequencer: the only writer of a log. See [`commit`] for the
 //! commit protocol it follows; formats come from `stele-tiles`.
 
 pub mod adopt;

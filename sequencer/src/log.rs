@@ -1,5 +1,5 @@
 //! The log: a handle that takes submissions, and the one task that sequences
-//! them through the commit protocol (DESIGN.md, "The commit protocol").
+//! them through the commit protocol (see [`crate::commit`]).
 //!
 //! Submitters hand canonical entry bytes to [`Log::submit`]. Entries wait in
 //! a bounded pool; a full pool answers [`SubmitError::PoolFull`] at once

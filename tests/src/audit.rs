@@ -26,7 +26,7 @@ use crate::client::{Client, Fetched};
 
 const FULL_WIDTH: u64 = 1 << TILE_HEIGHT;
 
-/// Cache-Control a CDN must see on tiles and bundles (DESIGN.md).
+/// Cache-Control a CDN must see on tiles and bundles (README.md, "Deploying").
 pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// A check that failed, with the evidence in words.

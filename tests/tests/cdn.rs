@@ -1,4 +1,4 @@
-//! The log read through a CDN, as DESIGN.md deploys it: the real
+//! The log read through a CDN, as README.md ("Deploying") deploys it: the real
 //! `stele serve` writes to SeaweedFS, and readers go through nginx
 //! configured by the shipped `infra/cdn/stele-cdn.conf.template`. Checked:
 //!

@@ -1,7 +1,7 @@
 //! The private ingress: how the serverless submit function hands the
 //! sequencer entries it has already checked.
 //!
-//! In the serverless set-up (DESIGN.md, "Submission paths") the public front
+//! In the serverless set-up (README.md, "The serverless submit function") the public front
 //! door is a function that runs [`crate::sigstore::validate`] on each
 //! request, so the costly signature checks never reach the sequencer's
 //! cores, and forwards only the canonical entry. The sequencer takes such

@@ -24,7 +24,7 @@
 //! published checkpoint and reads each new range of entries back from the
 //! published entry bundles, so an index object never names an entry beyond
 //! the published tree. It is written after step 5 of the commit protocol
-//! (DESIGN.md), by the one sequencer process, and records how far it got in
+//! (README.md), by the one sequencer process, and records how far it got in
 //! the private object [`MARKER_KEY`], written after the index objects:
 //!
 //! - crash before or while writing index objects: the marker still holds

@@ -1,6 +1,6 @@
 //! Storage: the one seam between the commit protocol and the bucket.
 //!
-//! The commit protocol (DESIGN.md, "The commit protocol") needs exactly these
+//! The commit protocol ([`crate::commit`]) needs exactly these
 //! operations from a store, and nothing else:
 //!
 //! - `put` with [`Condition::CreateOnly`] for public tiles, entry bundles and

@@ -1,6 +1,6 @@
 //! The S3 backend: any S3-compatible bucket that enforces conditional writes
 //! (AWS S3, MinIO, SeaweedFS), which are the only coordination the commit
-//! protocol uses (DESIGN.md, "The commit protocol").
+//! protocol uses ([`crate::commit`]).
 //!
 //! - [`Condition::CreateOnly`] is `If-None-Match: *`. On `412` the object is
 //!   read back and compared: identical bytes are
