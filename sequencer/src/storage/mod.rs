@@ -1,20 +1,37 @@
-//! Storage: the one seam between the commit protocol and the bucket.
+//! Storage: the one seam between the sequencer and the bucket.
 //!
-//! The commit protocol ([`crate::commit`]) needs exactly these
-//! operations from a store, and nothing else:
+//! The commit protocol ([`crate::commit`]) and the indexes beside it need
+//! exactly these operations from a store, and nothing else
+//! (docs/storage.md lists every object and the condition it is written
+//! under):
 //!
-//! - `put` with [`Condition::CreateOnly`] for public tiles, entry bundles and
-//!   staging objects (step 2 and 4): a path is only ever written with one
-//!   content, so writing the *same* bytes again is a success
-//!   ([`PutOutcome::AlreadyExisted`]) and writing *different* bytes is the
-//!   fatal [`StorageError::Conflict`];
-//! - `put` with [`Condition::IfMatch`] on the private lock object (step 3, the
-//!   commit point): a failed condition ([`StorageError::PreconditionFailed`])
-//!   means another sequencer took over;
-//! - `put` with [`Condition::None`] for the public checkpoint (step 5);
-//! - `get` for the lock object and staging on start;
+//! - `put` with [`Condition::CreateOnly`] for public tiles and entry bundles
+//!   (step 4, and recovery publishing them again): a path is only ever
+//!   written with one content, so writing the *same* bytes again is a
+//!   success ([`PutOutcome::AlreadyExisted`]) and writing *different* bytes
+//!   is the fatal [`StorageError::Conflict`]. Also for the first version of
+//!   an object that must not exist yet: the lock object of a new log (and
+//!   the one `stele adopt` writes), the public checkpoint when there is
+//!   none, the first manifest of the deduplication index;
+//! - `put` with [`Condition::IfMatch`] on the private lock object (step 3,
+//!   the commit point): a failed condition
+//!   ([`StorageError::PreconditionFailed`]) means another sequencer took
+//!   over, unless the lock holds exactly our bytes (our own write whose
+//!   reply was lost). Also on the public checkpoint (step 5), conditional on
+//!   the version last written or read, so that it never goes back: on a
+//!   failed condition it is read again, and a checkpoint as large as ours is
+//!   left in place; and on the deduplication index's manifest;
+//! - `put` with [`Condition::None`] for staging objects (step 2: overwriting
+//!   is safe, since a staging object is only read for the checkpoint in the
+//!   lock, and an ECDSA checkpoint signed again after a crash has other
+//!   bytes), the deduplication index's pages and meta objects, the digest
+//!   index's objects and its marker, and the write probe;
+//! - `get` for the lock object, staging, the public checkpoint and tiles on
+//!   start, and for tiles and index objects while running;
 //! - `delete` and `list` to remove staging objects of batches already
-//!   published, including those a crash left behind.
+//!   published (including those a crash left behind), partial tiles that a
+//!   full tile replaced (`--delete-partials`), merged-away runs of the
+//!   deduplication index, and stale digest-index objects (`stele reindex`).
 //!
 //! Backends: [`fs::FsStorage`] (a folder, the self-hosted default),
 //! [`s3::S3Storage`] (any S3-compatible bucket with conditional writes) and
@@ -42,7 +59,7 @@ pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
 pub const CACHE_PRIVATE: &str = "private, no-store";
 
 /// A store the sequencer writes to. Every backend honours the same contract,
-/// checked by the shared test suite in `tests/storage.rs`.
+/// checked by the shared test suite in `sequencer/tests/storage.rs`.
 #[async_trait]
 pub trait Storage: Send + Sync + fmt::Debug {
     /// Reads an object; `Ok(None)` when there is none at `key`.
