@@ -47,7 +47,7 @@ impl Hash {
     /// Parses standard base64 strictly: padding required, no trailing bits,
     /// exactly 32 bytes.
     pub fn from_base64(text: &str) -> Result<Hash, Error> {
-        let bytes = crate::note::decode_base64(text).map_err(|_| Error::HashBase64 {
+        let bytes = crate::encoding::decode_base64(text).map_err(|_| Error::HashBase64 {
             text: truncate_for_error(text),
         })?;
         Hash::from_slice(&bytes)

@@ -16,6 +16,7 @@
 pub mod bundle;
 pub mod checkpoint;
 pub mod cosignature;
+mod encoding;
 mod error;
 pub mod hash;
 pub mod integrate;

@@ -27,7 +27,7 @@ use p256::pkcs8::{EncodePublicKey as _, LineEnding};
 use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
 
-use super::{NoteSigner, NoteVerifier, first_four_bytes, validate_key_name};
+use super::key::{NoteSigner, NoteVerifier, first_four_bytes, validate_key_name};
 use crate::{Error, Result};
 
 const KIND_PRIVATE: &str = "ECDSA P-256 private";

@@ -10,7 +10,7 @@ use std::fmt;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use rand_core::CryptoRngCore;
 
-use super::{
+use super::key::{
     NoteSigner, NoteVerifier, SIGNATURE_TYPE_ED25519, format_private_key_text,
     format_verifier_key_text, key_id, parse_private_key_text, parse_verifier_key_text,
     validate_key_name,
