@@ -28,21 +28,25 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use futures::StreamExt;
 use stele_tiles::Hash;
-use stele_tiles::bundle;
 use stele_tiles::checkpoint::{Checkpoint, open_checkpoint};
 use stele_tiles::cosignature::WitnessPolicy;
-use stele_tiles::hash::leaf_hash;
 use stele_tiles::note::Note;
 use stele_tiles::proof::{
-    TileSet, consistency_plan, inclusion_plan, root_plan, tiles_for_nodes, tree_root,
-    verify_consistency, verify_inclusion,
+    TileSet, consistency_plan, inclusion_plan, tiles_for_nodes, tree_root, verify_consistency,
+    verify_inclusion,
 };
-use stele_tiles::tile::{TILE_HEIGHT, TILE_WIDTH, Tile, node_hash_from_tile, tile_width};
+use stele_tiles::tile::{TILE_HEIGHT, TILE_WIDTH, node_hash_from_tile};
 use stele_tiles::tree::{Node, perfect_root};
 
 use crate::error::{Error, Result};
-use crate::fetch::{Fetcher, MAX_BUNDLE_BYTES, MAX_CHECKPOINT_BYTES, MAX_TILE_BYTES};
+use crate::fetch::{Fetcher, MAX_BUNDLE_BYTES, MAX_CHECKPOINT_BYTES};
 use crate::keys::LogKey;
+
+mod fetch;
+mod plan;
+
+use fetch::{Fetched, RawBundle, check_bundle, fetch_bundle, fetch_tile};
+pub use plan::{edge_tiles, fetch_plan, parent_tile};
 
 /// How many files are fetched at once.
 const CONCURRENCY: usize = 8;
@@ -124,66 +128,6 @@ pub struct FetchStats {
     pub bundles_fetched: usize,
     /// Entry bundles read from the cache.
     pub bundles_cached: usize,
-}
-
-/// The tile one level up that holds the hash of `tile`, at tree size
-/// `tree_size`, or `None` above the top of the tree.
-pub fn parent_tile(tile: &Tile, tree_size: u64) -> Option<Tile> {
-    let level = tile.level()?.checked_add(1)?;
-    let index = tile.index >> TILE_HEIGHT;
-    let width = tile_width(TILE_HEIGHT, level, index, tree_size);
-    (width > 0).then(|| Tile::hashes(level, index, width))
-}
-
-/// The edge tiles of a tree: those holding its maximal complete subtrees.
-/// Together they compute the root.
-pub fn edge_tiles(tree_size: u64) -> Vec<Tile> {
-    tiles_for_nodes(TILE_HEIGHT, tree_size, &root_plan(tree_size).nodes)
-}
-
-/// Which tiles to fetch to read `nodes` from a tree of size `tree_size`,
-/// parents before children: the edge tiles, then for each tile that holds
-/// a node, the chain of parents down from the first one already planned.
-/// `known` says which tiles (level, index) are already authenticated; the
-/// edge tiles are planned unless all of them are known.
-pub fn fetch_plan(
-    tree_size: u64,
-    nodes: &[Node],
-    known: &dyn Fn(u8, u64) -> bool,
-) -> (Vec<Tile>, Vec<Tile>) {
-    let key = |tile: &Tile| (tile.level().unwrap_or(0), tile.index);
-    let edge = edge_tiles(tree_size);
-    let mut planned: HashSet<(u8, u64)> = edge.iter().map(key).collect();
-    let edge_needed = edge.iter().any(|tile| {
-        let (level, index) = key(tile);
-        !known(level, index)
-    });
-    let mut chains = Vec::new();
-    for tile in tiles_for_nodes(TILE_HEIGHT, tree_size, nodes) {
-        let mut chain = Vec::new();
-        let mut current = Some(tile);
-        while let Some(tile) = current {
-            let (level, index) = key(&tile);
-            if planned.contains(&(level, index)) || known(level, index) {
-                break;
-            }
-            planned.insert((level, index));
-            chain.push(tile);
-            current = parent_tile(&tile, tree_size);
-        }
-        chain.reverse();
-        chains.extend(chain);
-    }
-    (if edge_needed { edge } else { Vec::new() }, chains)
-}
-
-/// One fetched file, and whether it came from the cache.
-struct Fetched {
-    tile: Tile,
-    path: String,
-    hashes: Vec<Hash>,
-    raw: Option<Bytes>,
-    cached: bool,
 }
 
 /// Reads authenticated hashes and entries of one tree (one checkpoint).
@@ -570,133 +514,4 @@ impl TileReader<'_> {
         }
         Ok(())
     }
-}
-
-/// Fetches one hash tile and checks its length; a missing partial tile is
-/// read as the prefix of the full one.
-async fn fetch_tile(fetcher: &Fetcher, tile: Tile, use_cache: bool) -> Result<Fetched> {
-    let full = tile.full();
-    let decode = |tile: &Tile, path: &str, data: &[u8]| {
-        tile.decode_hashes(data).map_err(|source| Error::Malformed {
-            location: fetcher.location(path),
-            source,
-        })
-    };
-    if !tile.is_partial() && use_cache {
-        let path = full.path();
-        if let Some(data) = fetcher.cached(&path).await {
-            if let Ok(hashes) = tile.decode_hashes(&data) {
-                return Ok(Fetched {
-                    tile,
-                    path,
-                    hashes,
-                    raw: None,
-                    cached: true,
-                });
-            }
-        }
-    }
-    let path = tile.path();
-    match fetcher.get(&path, MAX_TILE_BYTES).await {
-        Ok(data) => Ok(Fetched {
-            tile,
-            hashes: decode(&tile, &path, &data)?,
-            path,
-            raw: Some(data),
-            cached: false,
-        }),
-        Err(Error::NotFound { .. }) if tile.is_partial() => {
-            let path = full.path();
-            let data = fetcher.get(&path, MAX_TILE_BYTES).await?;
-            let mut hashes = decode(&full, &path, &data)?;
-            hashes.truncate(tile.width as usize);
-            Ok(Fetched {
-                tile,
-                path,
-                hashes,
-                raw: None,
-                cached: false,
-            })
-        }
-        Err(err) => Err(err),
-    }
-}
-
-/// An entry bundle as read, not yet checked.
-struct RawBundle {
-    tile: Tile,
-    path: String,
-    data: Bytes,
-    /// Set when a full bundle stands in for a missing partial one: how many
-    /// entries to keep.
-    take: Option<usize>,
-    from_cache: bool,
-}
-
-/// Reads bundle `tile_index` of a tree of `tree_size`: a full bundle from
-/// the cache if there, a missing partial bundle as the prefix of the full.
-async fn fetch_bundle(fetcher: &Fetcher, tile_index: u64, tree_size: u64) -> Result<RawBundle> {
-    let width = tile_width(TILE_HEIGHT, 0, tile_index, tree_size);
-    let tile = Tile::entries(tile_index, width);
-    let full = tile.full();
-    let raw = |path: String, data: Bytes, take: Option<usize>, from_cache: bool| RawBundle {
-        tile,
-        path,
-        data,
-        take,
-        from_cache,
-    };
-    if tile.is_partial() {
-        return match fetcher.get(&tile.path(), MAX_BUNDLE_BYTES).await {
-            Ok(data) => Ok(raw(tile.path(), data, None, false)),
-            Err(Error::NotFound { .. }) => {
-                let data = fetcher.get(&full.path(), MAX_BUNDLE_BYTES).await?;
-                Ok(raw(full.path(), data, Some(width as usize), false))
-            }
-            Err(err) => Err(err),
-        };
-    }
-    if let Some(data) = fetcher.cached(&full.path()).await {
-        return Ok(raw(full.path(), data, None, true));
-    }
-    let data = fetcher.get(&full.path(), MAX_BUNDLE_BYTES).await?;
-    Ok(raw(full.path(), data, None, false))
-}
-
-fn check_bundle(
-    location: &str,
-    tile: &Tile,
-    data: &[u8],
-    take: Option<usize>,
-    leaves: &[Hash],
-    tile_index: u64,
-) -> Result<Vec<Vec<u8>>> {
-    let expected_count = if take.is_some() {
-        TILE_WIDTH as usize
-    } else {
-        tile.width as usize
-    };
-    let mut entries: Vec<Vec<u8>> = bundle::decode(data, Some(expected_count))
-        .map_err(|source| Error::Malformed {
-            location: location.to_owned(),
-            source,
-        })?
-        .into_iter()
-        .map(<[u8]>::to_vec)
-        .collect();
-    entries.truncate(tile.width as usize);
-    for (position, (entry, leaf)) in entries.iter().zip(leaves).enumerate() {
-        let computed = leaf_hash(entry);
-        if computed != *leaf {
-            let index = (tile_index << TILE_HEIGHT) + position as u64;
-            return Err(Error::BundleLeaf {
-                location: location.to_owned(),
-                tile: Tile::hashes(0, tile_index, leaves.len() as u32).path(),
-                index,
-                computed: computed.to_hex(),
-                expected: leaf.to_hex(),
-            });
-        }
-    }
-    Ok(entries)
 }
