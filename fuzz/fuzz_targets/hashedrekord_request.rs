@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stele_sequencer::sigstore::{entry, request, validate};
+use stele_rekor::{entry, request, validate};
 
 fuzz_target!(|data: &[u8]| {
     let decoded = request::decode(data);

@@ -7,10 +7,10 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use hyper::HeaderMap;
-use hyper::header::{AUTHORIZATION, HeaderValue};
+use http::HeaderMap;
+use http::header::{AUTHORIZATION, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use stele_sequencer::ingress::{self, Authenticator, IngressSecret, X_FORMAT, X_NONCE, X_TIME};
+use stele_rekor::ingress::{self, Authenticator, IngressSecret, X_FORMAT, X_NONCE, X_TIME};
 
 const SECRET: &str = "a-fuzzing-secret-of-thirty-two-bytes";
 const NOW: u64 = 1_800_000_000;

@@ -20,9 +20,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest as _, Sha256};
-use stele_sequencer::sigstore::entry::{artifact_digest, canonical_entry};
-use stele_sequencer::sigstore::request::{HashedRekordRequest, VerifierMaterial};
-use stele_sequencer::sigstore::verify::KeyDetails;
+use stele_rekor::entry::{artifact_digest, canonical_entry};
+use stele_rekor::request::{HashedRekordRequest, VerifierMaterial};
+use stele_rekor::verify::KeyDetails;
 use stele_verifier::entry::{WatchKey, WatchMatch, display, hashedrekord, mentions_digest};
 
 const KEY_DETAILS: [KeyDetails; 7] = [

@@ -37,12 +37,18 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
-use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+pub use stele_rekor::http::ApiError;
+use stele_rekor::http::{
+    X_LOG_DUPLICATE, X_LOG_INDEX, body_over_limit, content_length, rekor_v2_preflight, too_large,
+    validation_error,
+};
+use stele_rekor::response::{Format, Inclusion, TLOG_PROOF_MEDIA_TYPE, transparency_log_entry};
 use stele_tiles::tile::Tile;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -54,19 +60,12 @@ use crate::commit::{CACHE_CHECKPOINT, CHECKPOINT_KEY};
 use crate::log::{Accepted, Log, SubmitError};
 use crate::metrics::Metrics;
 use crate::ratelog::{self, RateLimitedWarn};
-use crate::sigstore::{
-    self, SigstoreConfig,
-    response::{Format, TLOG_PROOF_MEDIA_TYPE, transparency_log_entry},
-};
+use crate::sigstore::SigstoreConfig;
 use crate::storage::{CACHE_IMMUTABLE, CONTENT_TYPE_BINARY, CONTENT_TYPE_TEXT, Key};
 
 /// The response body type of every route.
 pub type ResponseBody = Full<Bytes>;
 
-/// Header with the index of the logged entry.
-pub const X_LOG_INDEX: HeaderName = HeaderName::from_static("x-log-index");
-/// Header set to `true` when the entry was already in the log.
-pub const X_LOG_DUPLICATE: HeaderName = HeaderName::from_static("x-log-duplicate");
 
 /// How much of an oversized body is read and thrown away before answering
 /// 413, so that a client still sending is not cut off by a TCP reset before
@@ -140,69 +139,6 @@ pub enum Route {
     Index(String),
 }
 
-/// An answer other than success: status, message and extra headers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-    /// Methods the resource takes, for 405.
-    pub allow: Option<&'static str>,
-    /// Seconds to wait before trying again, for 503.
-    pub retry_after: Option<u64>,
-    /// Close the connection after answering (a body was left unread).
-    pub close: bool,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            message: message.into(),
-            allow: None,
-            retry_after: None,
-            close: false,
-        }
-    }
-
-    pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, message)
-    }
-
-    /// 503 with `Retry-After: retry_after`.
-    pub fn unavailable(message: impl Into<String>, retry_after: u64) -> ApiError {
-        ApiError {
-            retry_after: Some(retry_after),
-            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
-        }
-    }
-
-    fn closing(self) -> ApiError {
-        ApiError {
-            close: true,
-            ..self
-        }
-    }
-
-    /// The plain-text answer: the message and a newline, with `Allow`,
-    /// `Retry-After` and `Connection: close` as set.
-    pub fn into_response(self) -> Response<ResponseBody> {
-        let mut message = self.message;
-        message.push('\n');
-        let mut response = text_response(self.status, message.into());
-        let headers = response.headers_mut();
-        if let Some(allow) = self.allow {
-            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
-        }
-        if let Some(seconds) = self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        if self.close {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        response
-    }
-}
-
 const ALLOW_READ: &str = "GET, HEAD";
 const ALLOW_POST: &str = "POST";
 
@@ -245,7 +181,7 @@ fn read_route(path: &str, config: &ApiConfig) -> Result<Route, ApiError> {
         .strip_prefix("/api/v2/")
         .or_else(|| path.strip_prefix('/'))
         .unwrap_or(path);
-    if let Some(index_path) = crate::sigstore::index::parse_request_path(path) {
+    if let Some(index_path) = stele_rekor::index::parse_request_path(path) {
         if !config.serve_reads {
             return Err(ApiError::not_found(
                 "this log is stored in S3: read the digest index from the bucket or its CDN",
@@ -281,11 +217,7 @@ pub enum BodyError {
 impl From<BodyError> for ApiError {
     fn from(err: BodyError) -> ApiError {
         match err {
-            BodyError::TooLarge { limit } => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the body is larger than the limit of {limit} bytes"),
-            )
-            .closing(),
+            BodyError::TooLarge { limit } => body_over_limit(limit),
             BodyError::TimedOut { after } => ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
                 format!(
@@ -357,24 +289,14 @@ fn is_octet_stream(value: &HeaderValue) -> bool {
     essence.eq_ignore_ascii_case(CONTENT_TYPE_BINARY)
 }
 
-/// The declared body length, if the client sent one.
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
+/// A plain-text answer in the server's body type.
+fn text_response(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
+    stele_rekor::http::text_response(status, body).map(Full::new)
 }
 
-fn text_response(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(CONTENT_TYPE_TEXT),
-    );
-    response
+/// An error answer in the server's body type.
+pub fn error_response(err: ApiError) -> Response<ResponseBody> {
+    err.into_plain().map(Full::new)
 }
 
 /// The HTTP front of one log.
@@ -464,7 +386,7 @@ impl Api {
             }
             Err(err) => Err(err),
         };
-        let mut response = result.unwrap_or_else(ApiError::into_response);
+        let mut response = result.unwrap_or_else(error_response);
         if head {
             // Same headers as GET, with the length GET would send.
             let length = response.body().size_hint().exact().unwrap_or(0);
@@ -478,7 +400,7 @@ impl Api {
 
     /// The `/healthz` answer: 200 while the sequencer runs, else 503.
     pub fn health(&self) -> Response<ResponseBody> {
-        self.healthz().unwrap_or_else(ApiError::into_response)
+        self.healthz().unwrap_or_else(error_response)
     }
 
     fn healthz(&self) -> Result<Response<ResponseBody>, ApiError> {
@@ -655,7 +577,7 @@ impl Api {
 
 impl Api {
     /// `POST /api/v2/log/entries`: checks a Rekor v2 `CreateEntryRequest`
-    /// ([`crate::sigstore::validate`]), logs its canonical entry and answers
+    /// ([`stele_rekor::validate`]), logs its canonical entry and answers
     /// 201 with the `TransparencyLogEntry` JSON, or with the
     /// c2sp.org/tlog-proof receipt when the client asks for it with
     /// `Accept: application/x-tlog-proof` or `?format=tlog-proof`. An entry
@@ -678,11 +600,11 @@ impl Api {
             // The request is dropped once its entry is out: only the
             // entry waits in the pool, counted there.
             let entry = {
-                let _reserved = self.reserve_body(request.headers(), sigstore::MAX_REQUEST_SIZE)?;
+                let _reserved = self.reserve_body(request.headers(), stele_rekor::MAX_REQUEST_SIZE)?;
                 let deadline = Instant::now() + self.config.body_timeout;
                 let body =
-                    read_limited(request.into_body(), sigstore::MAX_REQUEST_SIZE, deadline).await?;
-                sigstore::validate(&body).map_err(validation_error)?.entry
+                    read_limited(request.into_body(), stele_rekor::MAX_REQUEST_SIZE, deadline).await?;
+                stele_rekor::validate(&body).map_err(validation_error)?.entry
             };
             self.log_rekor_v2(format, entry).await
         })
@@ -707,7 +629,17 @@ impl Api {
             (Format::TransparencyLogEntry, false) => (
                 StatusCode::CREATED,
                 "application/json",
-                transparency_log_entry(&accepted, &rekor.log_id, &entry),
+                transparency_log_entry(
+                    &Inclusion {
+                        index: accepted.index,
+                        proof: &accepted.proof,
+                        tree_size: accepted.tree.size,
+                        root: accepted.tree.root,
+                        checkpoint: &accepted.checkpoint,
+                    },
+                    &rekor.log_id,
+                    &entry,
+                ),
             ),
             (Format::TransparencyLogEntry, true) => (
                 StatusCode::CONFLICT,
@@ -759,64 +691,8 @@ impl Api {
     }
 }
 
-/// Whether a `Content-Type` is JSON (parameters ignored).
-fn is_json(value: &HeaderValue) -> bool {
-    let Ok(text) = value.to_str() else {
-        return false;
-    };
-    let essence = text.split(';').next().unwrap_or_default().trim();
-    essence.eq_ignore_ascii_case("application/json")
-}
-
 fn sigstore_off() -> ApiError {
     ApiError::not_found("the Sigstore API (POST /api/v2/log/entries) is turned off on this log")
-}
-
-/// The checks of a Rekor v2 submission made before its body is read: a JSON
-/// content type (or none; else 415) and a `Content-Length` within
-/// [`sigstore::MAX_REQUEST_SIZE`] (else 413). Returns the answer format the
-/// client asked for. Shared with the submit function.
-pub fn rekor_v2_preflight(headers: &HeaderMap, query: Option<&str>) -> Result<Format, ApiError> {
-    let format = Format::negotiate(
-        headers
-            .get(header::ACCEPT)
-            .and_then(|value| value.to_str().ok()),
-        query,
-    );
-    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
-        if !is_json(content_type) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!(
-                    "Content-Type {content_type:?} is not accepted: send the \
-                     CreateEntryRequest as application/json"
-                ),
-            )
-            .closing());
-        }
-    }
-    let limit = sigstore::MAX_REQUEST_SIZE;
-    if let Some(length) = content_length(headers) {
-        if length > limit as u64 {
-            return Err(too_large(length as usize, limit));
-        }
-    }
-    Ok(format)
-}
-
-/// 413 for a body of `length` bytes over `limit`.
-pub fn too_large(length: usize, limit: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("the body of {length} bytes is larger than the limit of {limit} bytes"),
-    )
-    .closing()
-}
-
-/// The answer to a Rekor v2 request that failed its checks.
-pub fn validation_error(err: sigstore::RequestError) -> ApiError {
-    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    ApiError::new(status, err.to_string())
 }
 
 fn empty_body() -> ApiError {

@@ -238,7 +238,7 @@ impl Config {
             (
                 "max_body_bytes",
                 self.max_body_bytes,
-                crate::sigstore::MAX_REQUEST_SIZE,
+                stele_rekor::MAX_REQUEST_SIZE,
             ),
         ] {
             if value < least {

@@ -82,3 +82,9 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+impl From<stele_rekor::ingress::SecretError> for Error {
+    fn from(err: stele_rekor::ingress::SecretError) -> Error {
+        Error::Config(err.to_string())
+    }
+}

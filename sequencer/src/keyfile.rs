@@ -32,7 +32,7 @@ use stele_tiles::note::{EcdsaP256Signer, Ed25519Signer, NoteSigner, NoteVerifier
 use tracing::warn;
 
 use crate::error::Error;
-use crate::sigstore::log_id_ed25519;
+use stele_rekor::log_id_ed25519;
 use crate::storage::fs::{PRIVATE_FILE_MODE, PUBLIC_DIR_MODE, PUBLIC_FILE_MODE, create_folders};
 
 /// The signature algorithm of a log key.

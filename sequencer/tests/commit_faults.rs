@@ -49,10 +49,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
-use stele_sequencer::sigstore::entry::canonical_entry;
+use stele_rekor::entry::canonical_entry;
 use stele_sequencer::sigstore::index::{self, Indexer, MARKER_KEY};
-use stele_sequencer::sigstore::request::{HashedRekordRequest, VerifierMaterial};
-use stele_sequencer::sigstore::verify::KeyDetails;
+use stele_rekor::request::{HashedRekordRequest, VerifierMaterial};
+use stele_rekor::verify::KeyDetails;
 use stele_sequencer::staging::Staged;
 use stele_sequencer::storage::Key;
 use stele_sequencer::storage::memory::{Fault, FaultError, MemoryStorage, Op, OpInfo};
@@ -523,8 +523,8 @@ fn check_log(store: &MemoryStorage, setup: Setup, acked: &Acked, opened: &Opened
                 old.size
             );
             published_size = old.size;
-        } else if record.key.as_str().starts_with(index::INDEX_PREFIX) {
-            let indices = index::parse_index(&record.bytes).expect("an index object parses");
+        } else if record.key.as_str().starts_with(stele_rekor::index::INDEX_PREFIX) {
+            let indices = stele_rekor::index::parse(&record.bytes).expect("an index object parses");
             assert!(
                 indices.iter().all(|&i| i < published_size),
                 "{} names an entry beyond the published tree of {published_size}: {indices:?}",
@@ -580,7 +580,7 @@ fn check_log(store: &MemoryStorage, setup: Setup, acked: &Acked, opened: &Opened
         assert!(
             key.as_str() == "checkpoint"
                 || key.as_str().starts_with(".stele/")
-                || key.as_str().starts_with(index::INDEX_PREFIX),
+                || key.as_str().starts_with(stele_rekor::index::INDEX_PREFIX),
             "public path {key} was written with two contents"
         );
     }
@@ -589,18 +589,18 @@ fn check_log(store: &MemoryStorage, setup: Setup, acked: &Acked, opened: &Opened
     if setup.sigstore {
         let marker = get(MARKER_KEY).expect("an index marker");
         assert_eq!(marker.as_ref(), format!("{size}\n").as_bytes());
-        let expected: BTreeMap<String, Vec<u8>> = index::collect(0, &entries)
+        let expected: BTreeMap<String, Vec<u8>> = stele_rekor::index::collect(0, &entries)
             .into_iter()
             .map(|((algorithm, digest), indices)| {
                 (
-                    index::index_path(algorithm, &digest),
-                    index::render_index(&indices),
+                    stele_rekor::index::index_path(algorithm, &digest),
+                    stele_rekor::index::render(&indices),
                 )
             })
             .collect();
         let found: BTreeMap<String, Vec<u8>> = objects
             .iter()
-            .filter(|(key, _)| key.as_str().starts_with(index::INDEX_PREFIX))
+            .filter(|(key, _)| key.as_str().starts_with(stele_rekor::index::INDEX_PREFIX))
             .map(|(key, bytes)| (key.as_str().to_owned(), bytes.to_vec()))
             .collect();
         assert!(!expected.is_empty(), "no Sigstore entry in the log");

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime};
 use common::stele::Stele;
 use hyper::header::HeaderName;
 use serde_json::Value;
-use stele_sequencer::ingress::{self, IngressSecret};
-use stele_sequencer::sigstore::response::Format;
+use stele_rekor::ingress::{self, IngressSecret};
+use stele_rekor::response::Format;
 
 const SECRET: &str = "ingress-test-secret-of-at-least-32-bytes";
 

@@ -16,7 +16,8 @@ use serde_json::Value;
 use stele_sequencer::api::{Api, ApiConfig};
 use stele_sequencer::log::LogConfig;
 use stele_sequencer::metrics::Metrics;
-use stele_sequencer::sigstore::{self, RequestError, SigstoreConfig, index, log_id_ed25519};
+use stele_rekor::{self as sigstore, RequestError, log_id_ed25519};
+use stele_sequencer::sigstore::{SigstoreConfig, index};
 use stele_sequencer::storage::memory::{Fault, FaultError, FaultRule, MemoryStorage, Op};
 use stele_sequencer::storage::{Key, Storage};
 use stele_sequencer::{Log, Sequencer};
@@ -481,7 +482,7 @@ async fn http_answers_transparency_log_entries_and_receipts() {
                 .expect("digest"),
         )
         .expect("b64");
-    let path = index::index_path(sigstore::verify::HashAlgorithm::Sha256, &digest);
+    let path = stele_rekor::index::index_path(sigstore::verify::HashAlgorithm::Sha256, &digest);
     let object = test
         .storage
         .get(&Key::new(&path).expect("key"))
@@ -509,7 +510,7 @@ fn index_objects(storage: &MemoryStorage) -> Vec<(Key, Bytes)> {
     storage
         .snapshot()
         .into_iter()
-        .filter(|(key, _)| key.as_str().starts_with(index::INDEX_PREFIX))
+        .filter(|(key, _)| key.as_str().starts_with(stele_rekor::index::INDEX_PREFIX))
         .collect()
 }
 
@@ -519,10 +520,10 @@ async fn check_index(storage: &MemoryStorage) {
         .await
         .expect("entries");
     for (key, bytes) in storage.snapshot() {
-        let Some(rest) = key.as_str().strip_prefix(index::INDEX_PREFIX) else {
+        let Some(rest) = key.as_str().strip_prefix(stele_rekor::index::INDEX_PREFIX) else {
             continue;
         };
-        for log_index in index::parse_index(&bytes).expect("index format") {
+        for log_index in stele_rekor::index::parse(&bytes).expect("index format") {
             assert!(
                 log_index < published,
                 "{key} names {log_index}, beyond {published}"
@@ -682,11 +683,11 @@ async fn the_index_lists_every_entry_of_a_digest_across_batches() {
         .snapshot()
         .into_iter()
         .find(|(key, _)| {
-            key.as_str() == index::index_path(sigstore::verify::HashAlgorithm::Sha256, &shared)
+            key.as_str() == stele_rekor::index::index_path(sigstore::verify::HashAlgorithm::Sha256, &shared)
         })
         .map(|(_, bytes)| bytes)
         .expect("the shared digest has an index object");
-    assert_eq!(index::parse_index(&object).expect("format"), indices);
+    assert_eq!(stele_rekor::index::parse(&object).expect("format"), indices);
     check_index(&storage).await;
     let before = index_objects(&storage);
     index::rebuild(&storage).await.expect("rebuild");

@@ -19,7 +19,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use stele_sequencer::commit::{CHECKPOINT_KEY, LOCK_KEY};
-use stele_sequencer::sigstore::index::{INDEX_PREFIX, MARKER_KEY};
+use stele_rekor::index::INDEX_PREFIX;
+use stele_sequencer::sigstore::index::MARKER_KEY;
 use stele_sequencer::staging::STAGING_PREFIX;
 use stele_sequencer::storage::{
     Condition, ETag, Key, KeyPrefix, Object, PutOptions, PutOutcome, Storage, StorageError,
@@ -488,9 +489,9 @@ impl EntryShape {
     /// The entry about the artifact whose SHA-256 digest is that of `seed`.
     pub fn entry(self, seed: u64) -> Result<Vec<u8>, String> {
         use sha2::Digest;
-        use stele_sequencer::sigstore::entry::canonical_entry;
-        use stele_sequencer::sigstore::request::{HashedRekordRequest, VerifierMaterial};
-        use stele_sequencer::sigstore::verify::KeyDetails;
+        use stele_rekor::entry::canonical_entry;
+        use stele_rekor::request::{HashedRekordRequest, VerifierMaterial};
+        use stele_rekor::verify::KeyDetails;
         canonical_entry(&HashedRekordRequest {
             digest: sha2::Sha256::digest(seed.to_be_bytes()).to_vec(),
             signature: vec![0x30; self.signature],
@@ -558,7 +559,7 @@ mod tests {
             let entry = sigstore_entry(7, size).expect("entry");
             assert_eq!(entry.len(), size);
             let (algorithm, digest) =
-                stele_sequencer::sigstore::entry::artifact_digest(&entry).expect("a digest");
+                stele_rekor::entry::artifact_digest(&entry).expect("a digest");
             assert_eq!(algorithm.path_name(), "sha256");
             use sha2::Digest;
             assert_eq!(digest, sha2::Sha256::digest(7u64.to_be_bytes()).to_vec());

@@ -19,8 +19,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use hyper::header::{self, HeaderName};
-use stele_sequencer::ingress::{self, IngressSecret};
-use stele_sequencer::sigstore::response::{Format, TLOG_PROOF_MEDIA_TYPE};
+use stele_rekor::ingress::{self, IngressSecret};
+use stele_rekor::response::{Format, TLOG_PROOF_MEDIA_TYPE};
 use tokio::time::Instant;
 
 use crate::client::{Client, Submission};

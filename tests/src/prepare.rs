@@ -59,7 +59,7 @@ pub fn hashedrekord_requests(
                             });
                             let request = serde_json::to_vec(&request)
                                 .map_err(|err| format!("cannot encode a request: {err}"))?;
-                            let validated = stele_sequencer::sigstore::validate(&request)
+                            let validated = stele_rekor::validate(&request)
                                 .map_err(|err| format!("a prepared request is invalid: {err}"))?;
                             Ok((Bytes::from(request), Bytes::from(validated.entry)))
                         })

@@ -3,12 +3,11 @@
 //!
 //! Entries are opaque bytes to the log. Two kinds are understood here:
 //!
-//! - **hashedrekord** (Rekor v2, v0.0.2): a JSON object whose `spec` holds
-//!   `data.digest` (base64 of the artifact digest) and `signature.verifier`
-//!   with either `publicKey.rawBytes` (base64 DER SubjectPublicKeyInfo) or
-//!   `x509Certificate.rawBytes` (base64 DER certificate), and
-//!   `keyDetails`. Fields are found by name wherever they sit under
-//!   `spec`, so the v0.0.1 layout reads too.
+//! - **hashedrekord** (Rekor v2, v0.0.2): the entry the log's Rekor v2 API
+//!   writes, read with the same parser (`stele_rekor::entry`): the artifact
+//!   digest and its algorithm, and the verifier, `publicKey.rawBytes` (DER
+//!   SubjectPublicKeyInfo) or `x509Certificate.rawBytes` (DER certificate),
+//!   with its `keyDetails`.
 //! - **opaque**: anything else.
 //!
 //! # Watched keys
@@ -28,6 +27,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use stele_rekor::request::VerifierMaterial;
 
 use crate::error::{Error, Result};
 use crate::keys::text_or_file;
@@ -70,74 +70,26 @@ pub struct RekordSigner {
     pub algorithm: Option<String>,
 }
 
-/// Parses a hashedrekord entry. `Ok(None)`: the entry is not JSON of kind
-/// hashedrekord. `Err`: it claims to be one but is malformed.
+/// Reads a hashedrekord entry with the log's own parser
+/// (`stele_rekor::entry::parse`). `Ok(None)`: the entry is not a JSON
+/// object of kind hashedrekord. `Err`: it claims to be one but is not a
+/// well-formed v0.0.2 entry.
 pub fn hashedrekord(entry: &[u8]) -> std::result::Result<Option<RekordSigner>, String> {
-    let first = entry.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
+    let Some(rekord) = stele_rekor::entry::parse(entry).map_err(|err| err.to_string())? else {
         return Ok(None);
-    }
-    let json: Value =
-        serde_json::from_slice(entry).map_err(|err| format!("entry is not valid JSON: {err}"))?;
-    if json.get("kind").and_then(Value::as_str) != Some("hashedrekord") {
-        return Ok(None);
-    }
-    let spec = json.get("spec").ok_or("hashedrekord entry has no spec")?;
-    let verifier = find(spec, "verifier").ok_or("hashedrekord entry has no signature verifier")?;
-    let (verifier_kind, raw) = if let Some(raw) = verifier
-        .get("publicKey")
-        .and_then(|key| key.get("rawBytes"))
-        .and_then(Value::as_str)
-    {
-        ("public key", raw)
-    } else if let Some(raw) = verifier
-        .get("x509Certificate")
-        .and_then(|cert| cert.get("rawBytes"))
-        .and_then(Value::as_str)
-    {
-        ("certificate", raw)
-    } else {
-        return Err(
-            "hashedrekord verifier has neither publicKey nor x509Certificate rawBytes".into(),
-        );
     };
-    let der = STANDARD
-        .decode(raw)
-        .map_err(|_| "hashedrekord verifier rawBytes is not base64".to_owned())?;
-    let data = find(spec, "data");
-    let digest = match data.and_then(|d| d.get("digest")).and_then(Value::as_str) {
-        Some(text) => {
-            Some(hex::encode(STANDARD.decode(text).map_err(|_| {
-                "hashedrekord data.digest is not base64".to_owned()
-            })?))
-        }
-        None => None,
+    let (verifier_kind, der) = match &rekord.verifier {
+        VerifierMaterial::PublicKey(der) => ("public key", der),
+        VerifierMaterial::Certificate(der) => ("certificate", der),
     };
     Ok(Some(RekordSigner {
         verifier_kind,
-        key_details: verifier
-            .get("keyDetails")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        fingerprint: hex::encode(Sha256::digest(&der)),
-        raw_bytes: raw.to_owned(),
-        digest,
-        algorithm: data
-            .and_then(|d| d.get("algorithm"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        key_details: Some(rekord.key_details.name().to_owned()),
+        fingerprint: hex::encode(Sha256::digest(der)),
+        raw_bytes: STANDARD.encode(der),
+        digest: Some(hex::encode(&rekord.digest)),
+        algorithm: Some(rekord.key_details.hash().proto_name().to_owned()),
     }))
-}
-
-/// The first value under `key`, searching `value` depth-first.
-fn find<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
-    match value {
-        Value::Object(map) => map
-            .get(key)
-            .or_else(|| map.values().find_map(|inner| find(inner, key))),
-        Value::Array(items) => items.iter().find_map(|inner| find(inner, key)),
-        _ => None,
-    }
 }
 
 /// Whether `entry` is about the artifact with SHA-256 `digest`: a

@@ -1,65 +1,27 @@
-//! The static digest index the sequencer publishes after each batch.
-//!
-//! # Format
-//!
-//! `<prefix>/index/sha256/<hex>`, where `<hex>` is the artifact's SHA-256
-//! digest in 64 lowercase hex digits, is a `text/plain` file listing the log
-//! indices of the entries about that artifact: one index per line, in ASCII
-//! decimal without sign or leading zeros, each line ending in `\n`, in
-//! strictly increasing order, at most 1 MiB in all. No file (404) means no
-//! entries. The file is mutable (it grows as entries are added), so it is
-//! never cached.
-//!
-//! The index is not authenticated: the verifier proves every listed entry
-//! included and checks that it is about the digest, so a lying index can
-//! only hide entries, not invent them; only a monitor reading every entry
-//! can tell that an index left one out.
+//! Reading the static digest index the sequencer publishes: where the
+//! object of a SHA-256 digest is, and its indices. The format, its one
+//! parser and its writer are `stele_rekor::index` (docs/formats.md). No
+//! object (404) means no entries; an object only grows, so the verifier
+//! never caches it.
+
+use stele_rekor::verify::HashAlgorithm;
 
 use crate::error::{Error, Result};
 
-/// The path of the index of a SHA-256 digest.
+/// The path of the index object of a SHA-256 artifact digest, relative to
+/// the log's prefix.
 pub fn path(digest: &[u8; 32]) -> String {
-    format!("index/sha256/{}", hex::encode(digest))
+    stele_rekor::index::index_path(HashAlgorithm::Sha256, digest)
 }
 
-/// Parses an index file strictly.
+/// The indices an index object lists, refused with the line at fault if
+/// it is malformed; `location` names it in the error.
 pub fn parse(location: &str, data: &[u8]) -> Result<Vec<u64>> {
-    let bad = |line: usize, reason: &'static str| Error::DigestIndex {
+    stele_rekor::index::parse(data).map_err(|err| Error::DigestIndex {
         location: location.to_owned(),
-        line,
-        reason,
-    };
-    if data.is_empty() {
-        return Err(bad(1, "index is empty"));
-    }
-    if data.last() != Some(&b'\n') {
-        return Err(bad(
-            data.split(|&b| b == b'\n').count(),
-            "last line does not end in a newline",
-        ));
-    }
-    let mut indices: Vec<u64> = Vec::new();
-    for (number, line) in data[..data.len() - 1].split(|&b| b == b'\n').enumerate() {
-        let number = number + 1;
-        if line.is_empty()
-            || !line.iter().all(u8::is_ascii_digit)
-            || (line.len() > 1 && line[0] == b'0')
-        {
-            return Err(bad(
-                number,
-                "not a decimal index without sign or leading zeros",
-            ));
-        }
-        let index: u64 = std::str::from_utf8(line)
-            .ok()
-            .and_then(|text| text.parse().ok())
-            .ok_or_else(|| bad(number, "index does not fit in 64 bits"))?;
-        if indices.last().is_some_and(|&last| last >= index) {
-            return Err(bad(number, "indices are not strictly increasing"));
-        }
-        indices.push(index);
-    }
-    Ok(indices)
+        line: err.line,
+        reason: err.reason,
+    })
 }
 
 #[cfg(test)]
@@ -67,24 +29,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_and_rejects() {
+    fn errors_name_the_object_and_line() {
         assert_eq!(parse("i", b"0\n7\n12\n").ok(), Some(vec![0, 7, 12]));
-        for (data, reason) in [
-            (&b""[..], "index is empty"),
-            (b"1", "last line does not end in a newline"),
-            (b"01\n", "not a decimal index without sign or leading zeros"),
-            (
-                b"1\n\n",
-                "not a decimal index without sign or leading zeros",
-            ),
-            (b"+1\n", "not a decimal index without sign or leading zeros"),
-            (b"3\n2\n", "indices are not strictly increasing"),
-            (b"99999999999999999999\n", "index does not fit in 64 bits"),
-        ] {
-            match parse("i", data) {
-                Err(Error::DigestIndex { reason: got, .. }) => assert_eq!(got, reason),
-                other => panic!("{data:?}: {other:?}"),
+        match parse("index/sha256/ab", b"3\n2\n") {
+            Err(Error::DigestIndex {
+                location,
+                line,
+                reason,
+            }) => {
+                assert_eq!(location, "index/sha256/ab");
+                assert_eq!(line, 2);
+                assert_eq!(reason, "indices are not strictly increasing");
             }
+            other => panic!("{other:?}"),
         }
+        assert_eq!(
+            path(&[0xab; 32]),
+            format!("index/sha256/{}", "ab".repeat(32))
+        );
     }
 }

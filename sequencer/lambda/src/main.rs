@@ -2,9 +2,9 @@
 //!
 //! It takes `POST /api/v2/log/entries` from an API Gateway HTTP API or a
 //! Lambda Function URL (both send payload format 2.0 events), checks the
-//! Rekor v2 request with the sequencer's own code, and forwards the
-//! canonical entry to the sequencer's private ingress; see
-//! `stele_sequencer::ingress`. This file is only the adapter between
+//! Rekor v2 request with the same code as the sequencer's own API
+//! (`stele-rekor`), and forwards the canonical entry to the sequencer's
+//! private ingress (docs/submission.md). This file is only the adapter between
 //! Lambda's events and plain HTTP requests: everything else is
 //! [`Front::handle`], which the tests run the same way.
 //!
@@ -13,6 +13,8 @@
 //! secret), optionally `STELE_FORWARD_TIMEOUT` (default 25s) and `RUST_LOG`.
 //! The Lambda runtime sets `AWS_LAMBDA_RUNTIME_API`.
 
+mod front;
+
 use std::convert::Infallible;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -20,8 +22,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
-use stele_sequencer::ingress::front::Front;
 use tracing::error;
+
+use crate::front::Front;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]

@@ -23,8 +23,8 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use stele_sequencer::ingress::{self, IngressSecret};
-use stele_sequencer::sigstore::response::Format;
+use stele_rekor::ingress::{self, IngressSecret};
+use stele_rekor::response::Format;
 use stele_tiles::cosignature::WitnessPolicy;
 use stele_tiles::note::Ed25519Verifier;
 use stele_tiles::receipt::Receipt;
@@ -539,10 +539,7 @@ fn check_entry(answer: &Answer, verifier: &Ed25519Verifier, canonical: &[u8]) ->
     let json: Value = serde_json::from_slice(&answer.body).expect("JSON");
     assert_eq!(
         json["logId"]["keyId"],
-        json!(STANDARD.encode(stele_sequencer::sigstore::log_id_ed25519(
-            ORIGIN,
-            &verifier.public_key()
-        ))),
+        json!(STANDARD.encode(stele_rekor::log_id_ed25519(ORIGIN, &verifier.public_key()))),
     );
     assert_eq!(
         answer.header("x-log-index"),

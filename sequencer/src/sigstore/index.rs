@@ -2,21 +2,9 @@
 //! object listing the indices of the entries about it, so that an artifact
 //! leads to its entries with plain GETs (Rekor v2 has no search).
 //!
-//! # Format
-//!
-//! `index/<algorithm>/<lowercase hex digest>` (algorithm `sha256`, `sha384`
-//! or `sha512`, the hash the entry's `data.algorithm` names), content type
-//! `text/plain; charset=utf-8`: one log index per line, in decimal without
-//! leading zeros, strictly ascending, each line ending in `\n`. Example,
-//! `index/sha256/9f86d08...`:
-//!
-//! ```text
-//! 12
-//! 4096
-//! ```
-//!
-//! The object only grows, so it is cached briefly
-//! ([`CACHE_INDEX`]), not as immutable.
+//! The objects' format, its one parser and writer are in `stele-rekor`
+//! ([`stele_rekor::index`]); this module writes them. An object only grows,
+//! so it is cached briefly ([`CACHE_INDEX`]), not as immutable.
 //!
 //! # Derived data, and crash safety
 //!
@@ -24,7 +12,7 @@
 //! published checkpoint and reads each new range of entries back from the
 //! published entry bundles, so an index object never names an entry beyond
 //! the published tree. It is written after step 5 of the commit protocol
-//! (README.md), by the one sequencer process, and records how far it got in
+//! (docs/commit-protocol.md), by the one sequencer process, and records how far it got in
 //! the private object [`MARKER_KEY`], written after the index objects:
 //!
 //! - crash before or while writing index objects: the marker still holds
@@ -51,19 +39,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use stele_rekor::index::{INDEX_PREFIX, collect, index_path, parse, render};
+use stele_rekor::verify::HashAlgorithm;
 use stele_tiles::bundle;
 use stele_tiles::tile::{TILE_WIDTH, Tile};
 use tracing::{info, warn};
 
-use super::entry::artifact_digest;
-use super::verify::HashAlgorithm;
 use crate::commit::read_tile;
 use crate::error::Error;
 use crate::log::Log;
 use crate::storage::{CONTENT_TYPE_TEXT, Condition, Key, KeyPrefix, PutOptions, Storage};
 
-/// Where the index objects live.
-pub const INDEX_PREFIX: &str = "index/";
 /// `Cache-Control` of index objects: public, and short-lived, since they grow.
 pub const CACHE_INDEX: &str = "public, max-age=60";
 /// Private object holding the tree size the index covers, in decimal.
@@ -74,95 +60,6 @@ const CONCURRENCY: usize = 16;
 const CHUNK: u64 = 16 * TILE_WIDTH as u64;
 /// Least time between two marker writes of a running [`Indexer`].
 pub const MARKER_INTERVAL: Duration = Duration::from_secs(10);
-
-/// The path of the index object of one digest.
-pub fn index_path(algorithm: HashAlgorithm, digest: &[u8]) -> String {
-    format!(
-        "{INDEX_PREFIX}{}/{}",
-        algorithm.path_name(),
-        hex::encode(digest)
-    )
-}
-
-/// The storage path of an HTTP request path `/index/<algorithm>/<hex>`,
-/// when it is exactly that: a known algorithm and a lowercase hex digest of
-/// its length. Anything else is not an index path (so no request reaches
-/// other objects through it).
-pub fn parse_request_path(path: &str) -> Option<String> {
-    let rest = path.strip_prefix('/')?.strip_prefix(INDEX_PREFIX)?;
-    let (algorithm, digest) = rest.split_once('/')?;
-    let algorithm = [
-        HashAlgorithm::Sha256,
-        HashAlgorithm::Sha384,
-        HashAlgorithm::Sha512,
-    ]
-    .into_iter()
-    .find(|candidate| candidate.path_name() == algorithm)?;
-    let well_formed = digest.len() == 2 * algorithm.digest_len()
-        && digest
-            .bytes()
-            .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
-    well_formed.then(|| format!("{INDEX_PREFIX}{}/{digest}", algorithm.path_name()))
-}
-
-/// Parses an index object strictly (the format above).
-pub fn parse_index(bytes: &[u8]) -> Result<Vec<u64>, String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
-    if text.is_empty() {
-        return Ok(Vec::new());
-    }
-    let Some(body) = text.strip_suffix('\n') else {
-        return Err("the last line does not end in a newline".to_owned());
-    };
-    let mut indices: Vec<u64> = Vec::new();
-    for (number, line) in body.split('\n').enumerate() {
-        let canonical = !line.is_empty()
-            && line.bytes().all(|byte| byte.is_ascii_digit())
-            && (line == "0" || !line.starts_with('0'));
-        let index: u64 = match line.parse() {
-            Ok(index) if canonical => index,
-            _ => {
-                return Err(format!(
-                    "line {}: {line:?} is not a decimal index",
-                    number + 1
-                ));
-            }
-        };
-        if indices.last().is_some_and(|&last| last >= index) {
-            return Err(format!("line {}: {index} is not ascending", number + 1));
-        }
-        indices.push(index);
-    }
-    Ok(indices)
-}
-
-/// Writes an index object.
-pub fn render_index(indices: &BTreeSet<u64>) -> Vec<u8> {
-    let mut text = String::with_capacity(indices.len() * 8);
-    for index in indices {
-        text.push_str(&index.to_string());
-        text.push('\n');
-    }
-    text.into_bytes()
-}
-
-/// The digests of entries `first_index..`, each with the indices of its
-/// entries. Entries that are not hashedrekord entries are skipped.
-pub fn collect<E: AsRef<[u8]>>(
-    first_index: u64,
-    entries: &[E],
-) -> BTreeMap<(HashAlgorithm, Vec<u8>), BTreeSet<u64>> {
-    let mut digests: BTreeMap<(HashAlgorithm, Vec<u8>), BTreeSet<u64>> = BTreeMap::new();
-    for (offset, entry) in entries.iter().enumerate() {
-        if let Some(digest) = artifact_digest(entry.as_ref()) {
-            digests
-                .entry(digest)
-                .or_default()
-                .insert(first_index + offset as u64);
-        }
-    }
-    digests
-}
 
 fn key(path: &str) -> Result<Key, Error> {
     Ok(Key::new(path)?)
@@ -188,7 +85,7 @@ async fn write_objects(
                 if !replace {
                     if let Some(object) = storage.get(&key).await? {
                         let existing =
-                            parse_index(&object.bytes).map_err(|problem| Error::Corrupt {
+                            parse(&object.bytes).map_err(|problem| Error::Corrupt {
                                 what: "digest index",
                                 detail: format!("{key}: {problem}"),
                             })?;
@@ -202,7 +99,7 @@ async fn write_objects(
                     }
                 }
                 storage
-                    .put(&key, Bytes::from(render_index(&merged)), index_options())
+                    .put(&key, Bytes::from(render(&merged)), index_options())
                     .await?;
                 Ok::<(), Error>(())
             }),
@@ -463,42 +360,4 @@ struct Indexed {
     marker: u64,
     /// When the marker last moved (or the indexer started).
     marker_moved: tokio::time::Instant,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn format_round_trip_and_strictness() {
-        let indices: BTreeSet<u64> = [0, 7, 4096].into_iter().collect();
-        let text = render_index(&indices);
-        assert_eq!(text, b"0\n7\n4096\n");
-        assert_eq!(parse_index(&text), Ok(vec![0, 7, 4096]));
-        assert_eq!(parse_index(b""), Ok(vec![]));
-        for bad in [
-            &b"1"[..],
-            b"1\n\n",
-            b"01\n",
-            b"2\n1\n",
-            b"1\n1\n",
-            b"+1\n",
-            b" 1\n",
-            b"1\r\n",
-        ] {
-            assert!(
-                parse_index(bad).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
-    }
-
-    #[test]
-    fn paths() {
-        assert_eq!(
-            index_path(HashAlgorithm::Sha256, &[0xab, 0x01]),
-            "index/sha256/ab01"
-        );
-    }
 }

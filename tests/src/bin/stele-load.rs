@@ -34,8 +34,8 @@ use stele_e2e::audit::LogKey;
 use stele_e2e::client::{Client, require_loopback};
 use stele_e2e::load::{self, LoadOptions, LoadReport, Payload, Prepared};
 use stele_e2e::prepare;
-use stele_sequencer::ingress::front::ENTRIES_PATH;
-use stele_sequencer::ingress::{INGRESS_PATH, IngressSecret};
+use stele_rekor::http::ENTRIES_PATH;
+use stele_rekor::ingress::{INGRESS_PATH, IngressSecret};
 
 /// Longest run accepted, so that a typo cannot load a machine for hours.
 const MAX_DURATION: Duration = Duration::from_secs(600);

@@ -9,34 +9,31 @@
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
-use hyper::header::{self, HeaderName, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use lambda_http::http::header::{self, HeaderName, HeaderValue};
+use lambda_http::http::{Method, Request, Response, StatusCode};
 use rand_core::{OsRng, RngCore};
+use stele_rekor::http::{
+    ApiError, ENTRIES_PATH, X_LOG_DUPLICATE, X_LOG_INDEX, body_over_limit, rekor_v2_preflight,
+    validation_error,
+};
+use stele_rekor::ingress::{INGRESS_PATH, IngressSecret, SECRET_ENV, sign};
+use stele_rekor::response::Format;
+use stele_rekor::{MAX_REQUEST_SIZE, validate};
 use tracing::{error, warn};
 
-use super::{INGRESS_PATH, IngressSecret, sign};
-use crate::api::{
-    ApiError, BodyError, X_LOG_DUPLICATE, X_LOG_INDEX, rekor_v2_preflight, validation_error,
-};
-use crate::error::Error;
-use crate::sigstore::response::Format;
-use crate::sigstore::{self, MAX_REQUEST_SIZE};
-use crate::storage::CONTENT_TYPE_BINARY;
-
-/// The public path the function serves.
-pub const ENTRIES_PATH: &str = "/api/v2/log/entries";
+/// The content type of the forwarded entry.
+const CONTENT_TYPE_BINARY: &str = "application/octet-stream";
 /// Environment variable with the base URL of the sequencer's ingress.
-pub const SEQUENCER_URL_ENV: &str = "STELE_SEQUENCER_URL";
+pub(crate) const SEQUENCER_URL_ENV: &str = "STELE_SEQUENCER_URL";
 /// Environment variable with a file holding the shared secret, read when
-/// [`super::SECRET_ENV`] is not set.
-pub const SECRET_FILE_ENV: &str = "STELE_INGRESS_SECRET_FILE";
+/// [`SECRET_ENV`] is not set.
+pub(crate) const SECRET_FILE_ENV: &str = "STELE_INGRESS_SECRET_FILE";
 /// Environment variable with the longest wait for the sequencer.
-pub const FORWARD_TIMEOUT_ENV: &str = "STELE_FORWARD_TIMEOUT";
+pub(crate) const FORWARD_TIMEOUT_ENV: &str = "STELE_FORWARD_TIMEOUT";
 /// Default longest wait for the sequencer: under the 30 s an API Gateway
 /// integration may take, so the client gets this function's 503 with
 /// `Retry-After` rather than the gateway's bare 504.
-pub const DEFAULT_FORWARD_TIMEOUT: Duration = Duration::from_secs(25);
+pub(crate) const DEFAULT_FORWARD_TIMEOUT: Duration = Duration::from_secs(25);
 /// Headers of the sequencer's answer that are passed on.
 const PASSED_HEADERS: [HeaderName; 5] = [
     header::CONTENT_TYPE,
@@ -46,9 +43,19 @@ const PASSED_HEADERS: [HeaderName; 5] = [
     X_LOG_DUPLICATE,
 ];
 
+/// Why the function cannot start: its configuration is wrong.
+#[derive(Debug)]
+pub(crate) struct ConfigError(String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "configuration: {}", self.0)
+    }
+}
+
 /// The submit function's logic, platform aside.
 #[derive(Debug)]
-pub struct Front {
+pub(crate) struct Front {
     ingress_url: String,
     secret: IngressSecret,
     client: reqwest::Client,
@@ -58,17 +65,16 @@ pub struct Front {
 impl Front {
     /// A front forwarding to the ingress at `sequencer_url` (scheme, host,
     /// port, and an optional path prefix).
-    pub fn new(
+    pub(crate) fn new(
         sequencer_url: &str,
         secret: IngressSecret,
         timeout: Duration,
-    ) -> Result<Front, Error> {
+    ) -> Result<Front, ConfigError> {
         let base = sequencer_url.trim_end_matches('/');
-        let parsed = reqwest::Url::parse(base).map_err(|err| {
-            Error::Config(format!("{SEQUENCER_URL_ENV} {sequencer_url:?}: {err}"))
-        })?;
+        let parsed = reqwest::Url::parse(base)
+            .map_err(|err| ConfigError(format!("{SEQUENCER_URL_ENV} {sequencer_url:?}: {err}")))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() {
-            return Err(Error::Config(format!(
+            return Err(ConfigError(format!(
                 "{SEQUENCER_URL_ENV} {sequencer_url:?}: not an http(s) URL without a query"
             )));
         }
@@ -79,7 +85,7 @@ impl Front {
             // across a frozen function is not one the sequencer has closed.
             .pool_idle_timeout(Duration::from_secs(5))
             .build()
-            .map_err(|err| Error::Config(format!("HTTP client: {err}")))?;
+            .map_err(|err| ConfigError(format!("HTTP client: {err}")))?;
         Ok(Front {
             ingress_url: format!("{base}{INGRESS_PATH}"),
             secret,
@@ -89,25 +95,27 @@ impl Front {
     }
 
     /// A front configured from the environment: [`SEQUENCER_URL_ENV`], the
-    /// secret in [`super::SECRET_ENV`] or the file named by
+    /// secret in [`SECRET_ENV`] or the file named by
     /// [`SECRET_FILE_ENV`], and [`FORWARD_TIMEOUT_ENV`].
-    pub fn from_env() -> Result<Front, Error> {
+    pub(crate) fn from_env() -> Result<Front, ConfigError> {
         let url = std::env::var(SEQUENCER_URL_ENV).map_err(|_| {
-            Error::Config(format!(
+            ConfigError(format!(
                 "{SEQUENCER_URL_ENV} is not set: give the base URL of the sequencer's ingress \
                  (its --ingress-listen address)"
             ))
         })?;
         let secret_file = std::env::var_os(SECRET_FILE_ENV).map(std::path::PathBuf::from);
-        let secret = IngressSecret::from_env_or_file(secret_file.as_deref())?.ok_or_else(|| {
-            Error::Config(format!(
-                "no ingress secret: set {} or {SECRET_FILE_ENV}",
-                super::SECRET_ENV
-            ))
-        })?;
+        let secret = IngressSecret::from_env_or_file(secret_file.as_deref())
+            .map_err(|err| ConfigError(err.to_string()))?
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "no ingress secret: set {} or {SECRET_FILE_ENV}",
+                    SECRET_ENV
+                ))
+            })?;
         let timeout = match std::env::var(FORWARD_TIMEOUT_ENV) {
             Ok(text) => humantime::parse_duration(&text)
-                .map_err(|err| Error::Config(format!("{FORWARD_TIMEOUT_ENV} {text:?}: {err}")))?,
+                .map_err(|err| ConfigError(format!("{FORWARD_TIMEOUT_ENV} {text:?}: {err}")))?,
             Err(_) => DEFAULT_FORWARD_TIMEOUT,
         };
         Front::new(&url, secret, timeout)
@@ -115,10 +123,10 @@ impl Front {
 
     /// Answers one public request: the same status, headers that matter and
     /// body as the sequencer's own `POST /api/v2/log/entries` would give.
-    pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+    pub(crate) async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
         match self.submit(request).await {
             Ok(response) => response,
-            Err(err) => plain(err).await,
+            Err(err) => plain(err),
         }
     }
 
@@ -140,12 +148,9 @@ impl Front {
         let format = rekor_v2_preflight(request.headers(), request.uri().query())?;
         let body = request.into_body();
         if body.len() > MAX_REQUEST_SIZE {
-            return Err(BodyError::TooLarge {
-                limit: MAX_REQUEST_SIZE,
-            }
-            .into());
+            return Err(body_over_limit(MAX_REQUEST_SIZE));
         }
-        let validated = sigstore::validate(&body).map_err(validation_error)?;
+        let validated = validate(&body).map_err(validation_error)?;
         self.forward(format, validated.entry).await
     }
 
@@ -175,7 +180,7 @@ impl Front {
                         format!(
                             "the log did not answer within {}; the entry may still be logged: \
                              submit it again for its receipt",
-                            crate::ratelog::human_duration(self.timeout)
+                            humantime::format_duration(self.timeout)
                         ),
                         1,
                     ));
@@ -227,13 +232,8 @@ impl Front {
 }
 
 /// An error as the sequencer's API words it.
-async fn plain(err: ApiError) -> Response<Bytes> {
-    let (parts, body) = err.into_response().into_parts();
-    let body = match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(never) => match never {},
-    };
-    let mut response = Response::from_parts(parts, body);
+fn plain(err: ApiError) -> Response<Bytes> {
+    let mut response = err.into_plain();
     // A function's connection is the platform's, not ours to close.
     response.headers_mut().remove(header::CONNECTION);
     response

@@ -3,7 +3,7 @@
 //! a submission does), plus the whole `sigstore::verify` path per key type
 //! (SPKI parsing, checks, verification) with the crates Stele uses.
 //!
-//! `cargo bench -p stele-sequencer --bench signature_verify`; figures in
+//! `cargo bench -p stele-rekor --bench signature_verify`; figures in
 //! README.md.
 
 use std::hint::black_box;
@@ -14,8 +14,8 @@ use aws_lc_rs::signature::{self as lc, EcdsaKeyPair, KeyPair, RsaKeyPair, Unpars
 use criterion::{Criterion, criterion_group, criterion_main};
 use p256::pkcs8::EncodePublicKey;
 use sha2::Digest;
-use stele_sequencer::sigstore::request::VerifierMaterial;
-use stele_sequencer::sigstore::verify::{KeyDetails, verify};
+use stele_rekor::request::VerifierMaterial;
+use stele_rekor::verify::{KeyDetails, verify};
 
 const MESSAGE: &[u8] = b"an artifact that was released";
 

@@ -2,23 +2,23 @@
 //! checking a Rekor v2 request (`sigstore::validate`: JSON, key or
 //! certificate parsing, the signature, the canonical entry) and signing the
 //! forwarded entry for the ingress (HMAC-SHA256), for each key type of the
-//! fixtures made by independent tooling (tests/sigstore/fixtures), with and
+//! fixtures made by independent tooling (sequencer/tests/sigstore/fixtures), with and
 //! without a certificate. And the sequencer's side of the ingress: checking
 //! that MAC and nonce instead of the signature.
 //!
-//! `cargo bench -p stele-sequencer --bench front`; figures in README.md.
+//! `cargo bench -p stele-rekor --bench front`; figures in README.md.
 
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use hyper::HeaderMap;
-use stele_sequencer::ingress::{self, Authenticator, IngressSecret};
-use stele_sequencer::sigstore::{self, response::Format};
+use http::HeaderMap;
+use stele_rekor::ingress::{self, Authenticator, IngressSecret};
+use stele_rekor::{self as sigstore, response::Format};
 
 fn fixtures() -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sigstore/fixtures");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sequencer/tests/sigstore/fixtures");
     let mut fixtures: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .expect("fixtures")
         .filter_map(|file| {

@@ -1,15 +1,17 @@
 //! The private ingress: how the serverless submit function hands the
 //! sequencer entries it has already checked.
 //!
-//! In the serverless set-up (README.md, "The serverless submit function") the public front
-//! door is a function that runs [`crate::sigstore::validate`] on each
+//! In the serverless set-up (docs/submission.md) the public front
+//! door is a function that runs [`crate::validate`] on each
 //! request, so the costly signature checks never reach the sequencer's
 //! cores, and forwards only the canonical entry. The sequencer takes such
 //! entries without checking their signatures again, and therefore only
 //! from a caller that proves it is the function: every forwarded request
 //! carries an HMAC-SHA256 under a secret the two share.
 //!
-//! The request ([`front`] sends it, [`server`] takes it):
+//! The request (the submit function, `sequencer/lambda`, signs it with
+//! [`sign`]; the sequencer's ingress server, `sequencer/src/ingress.rs`,
+//! checks it with [`Authenticator`]):
 //!
 //! ```text
 //! POST /ingress/v1/entries
@@ -32,12 +34,9 @@
 //! `POST /api/v2/log/entries` answers for the same entry, so the function
 //! can pass it on unchanged.
 //!
-//! Nothing here knows about Lambda: the function's adapter turns its
-//! platform's events into `http` requests and back.
-
-pub mod canonical;
-pub mod front;
-pub mod server;
+//! The body must also be the canonical entry byte for byte
+//! ([`crate::entry::check_canonical`]): the ingress stores what the
+//! sequencer's own API would have stored for the same request.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -46,12 +45,11 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::hmac;
-use hyper::HeaderMap;
-use hyper::header::{self, HeaderName};
+use http::HeaderMap;
+use http::header::{self, HeaderName};
 use sha2::{Digest, Sha256};
 
-use crate::error::Error;
-use crate::sigstore::response::Format;
+use crate::response::Format;
 
 /// The ingress's one route.
 pub const INGRESS_PATH: &str = "/ingress/v1/entries";
@@ -81,6 +79,11 @@ const DOMAIN: &str = "stele-ingress-v1";
 const METHOD: &str = "POST";
 const NONCE_LEN: usize = 16;
 
+/// Why the shared secret cannot be had; the message says how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SecretError(String);
+
 /// The secret the function and the sequencer share. Its bytes are never
 /// printed.
 #[derive(Clone)]
@@ -97,10 +100,10 @@ impl fmt::Debug for IngressSecret {
 impl IngressSecret {
     /// A secret from its text (surrounding whitespace ignored), at least
     /// [`MIN_SECRET_LEN`] bytes.
-    pub fn new(text: &str) -> Result<IngressSecret, Error> {
+    pub fn new(text: &str) -> Result<IngressSecret, SecretError> {
         let text = text.trim();
         if text.len() < MIN_SECRET_LEN {
-            return Err(Error::Config(format!(
+            return Err(SecretError(format!(
                 "the ingress secret is {} bytes; it must be at least {MIN_SECRET_LEN} \
                  (make one with `openssl rand -hex 32`)",
                 text.len()
@@ -115,11 +118,11 @@ impl IngressSecret {
     /// a file open to its group or others (any of the mode bits 0o077) is
     /// refused, as ssh refuses such a private key, since whoever reads the
     /// secret can log entries whose signatures nobody checked.
-    pub fn from_file(path: &Path) -> Result<IngressSecret, Error> {
+    pub fn from_file(path: &Path) -> Result<IngressSecret, SecretError> {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(path)
             .map_err(|err| {
-                Error::Config(format!(
+                SecretError(format!(
                     "cannot read the ingress secret file {}: {err}",
                     path.display()
                 ))
@@ -128,7 +131,7 @@ impl IngressSecret {
             .mode()
             & 0o777;
         if mode & 0o077 != 0 {
-            return Err(Error::Config(format!(
+            return Err(SecretError(format!(
                 "the ingress secret file {} is readable by other users (mode {mode:04o}): \
                  whoever reads it can log entries without a signature check; fix it with \
                  `chmod 600 {}`",
@@ -137,21 +140,21 @@ impl IngressSecret {
             )));
         }
         let text = std::fs::read_to_string(path).map_err(|err| {
-            Error::Config(format!(
+            SecretError(format!(
                 "cannot read the ingress secret file {}: {err}",
                 path.display()
             ))
         })?;
-        IngressSecret::new(&text).map_err(|err| Error::Config(format!("{}: {err}", path.display())))
+        IngressSecret::new(&text).map_err(|err| SecretError(format!("{}: {err}", path.display())))
     }
 
     /// The secret from [`SECRET_ENV`], else from `file`; `None` if neither
     /// is set.
-    pub fn from_env_or_file(file: Option<&Path>) -> Result<Option<IngressSecret>, Error> {
+    pub fn from_env_or_file(file: Option<&Path>) -> Result<Option<IngressSecret>, SecretError> {
         match (std::env::var(SECRET_ENV), file) {
             (Ok(text), _) => IngressSecret::new(&text)
                 .map(Some)
-                .map_err(|err| Error::Config(format!("{SECRET_ENV}: {err}"))),
+                .map_err(|err| SecretError(format!("{SECRET_ENV}: {err}"))),
             (Err(_), Some(path)) => IngressSecret::from_file(path).map(Some),
             (Err(_), None) => Ok(None),
         }
@@ -236,7 +239,7 @@ fn unix_seconds(time: SystemTime) -> u64 {
 
 /// Why a forwarded request was not authenticated. The sequencer answers
 /// each with 401 ([`AuthError::Overloaded`] with 503) and warns of it at
-/// most once an interval per kind ([`crate::ratelog`]).
+/// most once an interval per kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("the {0} header is missing")]

@@ -16,7 +16,8 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::time::Instant;
 
-use super::{AuthError, Authenticator, INGRESS_PATH, canonical};
+use stele_rekor::entry::check_canonical;
+use stele_rekor::ingress::{AuthError, Authenticator, INGRESS_PATH};
 use crate::api::{Api, ApiConfig, ApiError, BodyError, Handler, ResponseBody, read_limited};
 use crate::log::MAX_ENTRY_SIZE;
 use crate::ratelog::{DEFAULT_INTERVAL, RateLimitedWarn};
@@ -124,7 +125,7 @@ impl Ingress {
         // The function checked the signature; the body must be exactly
         // what it forwards, so that an old or broken build (or a holder of
         // the secret that is not the function) cannot log anything else.
-        if let Err(err) = canonical::check(&body) {
+        if let Err(err) = check_canonical(&body) {
             self.refusals.not_canonical.warn(format_args!(
                 "refused an authenticated ingress request whose body is not a canonical \
                  hashedrekord entry: {err}"
@@ -165,7 +166,7 @@ impl Handler for Ingress {
                 "no such path on the ingress: {path}"
             ))),
         };
-        let mut response = result.unwrap_or_else(ApiError::into_response);
+        let mut response = result.unwrap_or_else(crate::api::error_response);
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
