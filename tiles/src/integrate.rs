@@ -11,6 +11,7 @@
 use std::sync::OnceLock;
 
 use crate::bundle::{self, MAX_ENTRY_SIZE};
+use crate::checkpoint::Checkpoint;
 use crate::hash::{leaf_hash, node_hash};
 use crate::proof::{HashReader, TileSet, prove_inclusion};
 use crate::tile::{Tile, TileKind, encode_hashes, level_size};
@@ -65,6 +66,27 @@ impl Integration {
         self.hash_tiles
             .iter()
             .map(|(tile, hashes)| (*tile, encode_hashes(hashes)))
+    }
+
+    /// Every object the batch changed, as published: the hash tiles
+    /// encoded, then the entry bundles. Each goes to [`Tile::path`].
+    pub fn objects(&self) -> impl Iterator<Item = (Tile, Vec<u8>)> + '_ {
+        self.encoded_hash_tiles().chain(
+            self.bundles
+                .iter()
+                .map(|(tile, data)| (*tile, data.clone())),
+        )
+    }
+
+    /// The checkpoint body of the new tree, for the log `origin`, with no
+    /// extension lines: what the log signs once the objects are published.
+    pub fn checkpoint(&self, origin: &str) -> Checkpoint {
+        Checkpoint {
+            origin: origin.to_owned(),
+            size: self.new_size,
+            root: self.root,
+            extensions: Vec::new(),
+        }
     }
 
     /// Inclusion proof, in the new tree, of an entry of this batch.

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use stele_tiles::bundle;
+use stele_tiles::checkpoint::Checkpoint;
 use stele_tiles::hash::{Hash, leaf_hash, node_hash};
 use stele_tiles::integrate::RightEdge;
 use stele_tiles::proof::{
@@ -231,12 +232,32 @@ fn check_height(height: u8, max_size: usize, proofs_every: usize) {
                     .collect();
                 assert_eq!(decoded, want, "{tile}");
             }
-            for (tile, data) in integration.encoded_hash_tiles() {
+            // What is published: the hash tiles (decoding to the model's
+            // hashes), then the bundles, nothing else.
+            let objects: Vec<(Tile, Vec<u8>)> = integration.objects().collect();
+            assert_eq!(
+                objects.len(),
+                integration.hash_tiles.len() + integration.bundles.len()
+            );
+            let (hash_objects, bundle_objects) = objects.split_at(integration.hash_tiles.len());
+            for (tile, data) in hash_objects {
+                let decoded = tile.decode_hashes(data).expect("hash tile");
+                assert_eq!(decoded, naive_tile(height, tile, &leaves), "{tile}");
+            }
+            assert_eq!(bundle_objects, integration.bundles.as_slice());
+            for (tile, data) in objects {
                 store.put(tile, data);
             }
-            for (tile, data) in &integration.bundles {
-                store.put(*tile, data.clone());
-            }
+            // The checkpoint body names the model's root at the new size.
+            let checkpoint = integration.checkpoint("example.com/log");
+            assert_eq!(
+                (checkpoint.size, checkpoint.root),
+                (size as u64, mth(&leaves[..size]))
+            );
+            assert_eq!(
+                Checkpoint::parse(&checkpoint.to_text()).expect("parse"),
+                checkpoint
+            );
 
             // Proofs for the batch's own entries, from the batch alone.
             for index in old_size..size {
