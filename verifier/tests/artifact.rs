@@ -7,9 +7,8 @@ use std::process::{Command, Output};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{FolderLog, ORIGIN, signer};
+use common::FolderLog;
 use sha2::{Digest, Sha256};
-use stele_tiles::checkpoint::{Checkpoint, sign_checkpoint};
 
 fn rekord(digest: &[u8; 32], key: &[u8]) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
@@ -46,25 +45,7 @@ async fn artifact_through_the_digest_index() {
         rekord(&other, &[7; 91]),
         rekord(&digest, &[8; 91]),
     ];
-    let integration = log.edge.integrate(&batch).expect("integrate");
-    for (tile, data) in integration
-        .encoded_hash_tiles()
-        .chain(integration.bundles.iter().cloned())
-    {
-        log.write(&tile.path(), &data);
-    }
-    let checkpoint = Checkpoint {
-        origin: ORIGIN.into(),
-        size: integration.new_size,
-        root: integration.root,
-        extensions: vec![],
-    };
-    log.write(
-        "checkpoint",
-        &sign_checkpoint(&checkpoint, &signer())
-            .expect("sign")
-            .to_bytes(),
-    );
+    log.append(&batch);
     // More entries, so that the artifact's tile and bundle are full ones.
     log.grow(300);
     let index_path = format!("index/sha256/{}", hex::encode(digest));

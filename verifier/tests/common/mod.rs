@@ -18,7 +18,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use stele_tiles::checkpoint::{Checkpoint, sign_checkpoint};
+use stele_tiles::checkpoint::sign_checkpoint;
 use stele_tiles::cosignature::WitnessPolicy;
 use stele_tiles::integrate::RightEdge;
 use stele_tiles::note::Ed25519Signer;
@@ -67,20 +67,17 @@ impl FolderLog {
         let entries: Vec<Vec<u8>> = (start..start + count)
             .map(|i| entry(i, &self.salt))
             .collect();
-        let integration = self.edge.integrate(&entries).expect("integrate");
-        for (tile, data) in integration
-            .encoded_hash_tiles()
-            .chain(integration.bundles.iter().cloned())
-        {
+        self.append(&entries)
+    }
+
+    /// Integrates `entries`, writes the tiles and bundles that changed, and
+    /// signs and publishes the new checkpoint; returns it.
+    pub fn append(&mut self, entries: &[Vec<u8>]) -> Vec<u8> {
+        let integration = self.edge.integrate(entries).expect("integrate");
+        for (tile, data) in integration.objects() {
             self.write(&tile.path(), &data);
         }
-        let checkpoint = Checkpoint {
-            origin: ORIGIN.to_owned(),
-            size: integration.new_size,
-            root: integration.root,
-            extensions: vec![],
-        };
-        let note = sign_checkpoint(&checkpoint, &signer())
+        let note = sign_checkpoint(&integration.checkpoint(ORIGIN), &signer())
             .expect("sign")
             .to_bytes();
         self.write("checkpoint", &note);
