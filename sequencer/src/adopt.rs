@@ -45,7 +45,8 @@ use stele_tiles::tree::perfect_root;
 use stele_tiles::{Hash, bundle, leaf_hash};
 use tracing::info;
 
-use crate::commit::{CHECKPOINT_KEY, LOCK_KEY, read_tile};
+use crate::commit::LOCK_KEY;
+use crate::published::{CHECKPOINT_KEY, read_tile};
 use crate::error::Error;
 use crate::storage::{
     Condition, ETag, Key, KeyPrefix, Object, PutOptions, PutOutcome, Storage, StorageError,

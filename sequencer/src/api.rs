@@ -56,7 +56,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, debug_span, error, info, warn};
 
-use crate::commit::{CACHE_CHECKPOINT, CHECKPOINT_KEY};
+use crate::published::{CACHE_CHECKPOINT, CHECKPOINT_KEY};
 use crate::log::{Accepted, Log, SubmitError};
 use crate::metrics::Metrics;
 use crate::ratelog::{self, RateLimitedWarn};

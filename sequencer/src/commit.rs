@@ -51,27 +51,21 @@ use futures::{StreamExt, TryStreamExt};
 use stele_tiles::checkpoint::{Checkpoint, open_checkpoint, sign_checkpoint};
 use stele_tiles::integrate::{Integration, RightEdge};
 use stele_tiles::note::{NoteSigner, NoteVerifier};
-use stele_tiles::proof::{ProofPlan, TileSet, consistency_plan, inclusion_plan, tiles_for_nodes};
-use stele_tiles::tile::{TILE_HEIGHT, TILE_WIDTH, Tile, TileKind};
-use stele_tiles::{Hash, bundle};
+use stele_tiles::Hash;
+use stele_tiles::tile::{TILE_HEIGHT, Tile};
 use tracing::{debug, info, warn};
 
 use crate::error::Error;
-use crate::log::Published;
+use crate::published::{CACHE_CHECKPOINT, CHECKPOINT_KEY, Published, read_right_edge};
 use crate::metrics::Metrics;
 use crate::staging::{STAGING_PREFIX, Staged, staging_key};
 use crate::storage::{
     CONTENT_TYPE_TEXT, Condition, ETag, Key, KeyPrefix, PutOptions, Storage, StorageError,
 };
-use crate::tilecache::TileCache;
 use crate::witness::Witnesses;
 
 /// The private lock object: the latest committed signed checkpoint.
 pub const LOCK_KEY: &str = ".stele/lock";
-/// The public checkpoint.
-pub const CHECKPOINT_KEY: &str = "checkpoint";
-/// `Cache-Control` of the public checkpoint: it changes with every batch.
-pub const CACHE_CHECKPOINT: &str = "public, max-age=2";
 /// How many objects are read or written at once.
 const CONCURRENCY: usize = 16;
 
@@ -168,23 +162,12 @@ pub fn sequence_batch(
     let started = Instant::now();
     let mut edge = edge.clone();
     let integration = edge.integrate(entries)?;
-    let checkpoint = Checkpoint {
-        origin: origin.to_owned(),
-        size: integration.new_size,
-        root: integration.root,
-        extensions: Vec::new(),
-    };
+    let checkpoint = integration.checkpoint(origin);
     let note = sign_checkpoint(&checkpoint, signer)?.to_bytes();
-    let mut objects: Vec<(Tile, Bytes)> = integration
-        .encoded_hash_tiles()
+    let objects: Vec<(Tile, Bytes)> = integration
+        .objects()
         .map(|(tile, data)| (tile, Bytes::from(data)))
         .collect();
-    objects.extend(
-        integration
-            .bundles
-            .iter()
-            .map(|(tile, data)| (*tile, Bytes::from(data.clone()))),
-    );
     let rewritten = |tile: &Tile| {
         objects
             .iter()
@@ -663,163 +646,6 @@ async fn create_log(
         },
         public_etag,
     })
-}
-
-/// Reads a published tile at the width it has in a tree, falling back to
-/// the full tile when the partial one was deleted (c2sp.org/tlog-tiles).
-pub async fn read_tile(storage: &dyn Storage, tile: &Tile) -> Result<Vec<u8>, Error> {
-    if let Some(object) = storage.get(&key(&tile.path())?).await? {
-        return Ok(object.bytes.to_vec());
-    }
-    if tile.is_partial() {
-        if let Some(object) = storage.get(&key(&tile.full().path())?).await? {
-            return Ok(match tile.kind {
-                TileKind::Hashes { .. } => object
-                    .bytes
-                    .get(..tile.hash_tile_len())
-                    .map(<[u8]>::to_vec)
-                    .ok_or_else(|| {
-                        Error::corrupt("published tile", format!("{} is short", tile.full()))
-                    })?,
-                TileKind::Entries => {
-                    let entries = bundle::decode(&object.bytes, None)?;
-                    let kept = entries.get(..tile.width as usize).ok_or_else(|| {
-                        Error::corrupt("published bundle", format!("{} is short", tile.full()))
-                    })?;
-                    bundle::encode(kept)?
-                }
-            });
-        }
-    }
-    Err(Error::corrupt(
-        "published tiles",
-        format!("{tile} is missing"),
-    ))
-}
-
-/// Rebuilds the right edge of the published tree of `tree_size` leaves.
-async fn read_right_edge(storage: &dyn Storage, tree_size: u64) -> Result<RightEdge, Error> {
-    let mut partial_tiles: Vec<Vec<Hash>> = Vec::new();
-    let mut partial_bundle = Vec::new();
-    for tile in RightEdge::tiles_needed(TILE_HEIGHT, tree_size) {
-        let data = read_tile(storage, &tile).await?;
-        match tile.kind {
-            TileKind::Hashes { level } => {
-                let level = usize::from(level);
-                if partial_tiles.len() <= level {
-                    partial_tiles.resize(level + 1, Vec::new());
-                }
-                partial_tiles[level] = tile.decode_hashes(&data)?;
-            }
-            TileKind::Entries => partial_bundle = data,
-        }
-    }
-    Ok(RightEdge::from_tiles(
-        TILE_HEIGHT,
-        tree_size,
-        partial_tiles,
-        partial_bundle,
-    )?)
-}
-
-/// Every leaf hash of the published tree, read from its level-0 tiles.
-pub async fn read_leaf_hashes(storage: &dyn Storage, tree_size: u64) -> Result<Vec<Hash>, Error> {
-    read_leaf_hashes_range(storage, 0, tree_size).await
-}
-
-/// The leaf hashes of leaves `[start, end)` of the published tree of at
-/// least `end` leaves.
-pub async fn read_leaf_hashes_range(
-    storage: &dyn Storage,
-    start: u64,
-    end: u64,
-) -> Result<Vec<Hash>, Error> {
-    if start >= end {
-        return Ok(Vec::new());
-    }
-    let width = u64::from(TILE_WIDTH);
-    let first_tile = start / width;
-    let last_tile = (end - 1) / width;
-    let tiles: Vec<Vec<Hash>> = futures::stream::iter((first_tile..=last_tile).map(|index| {
-        let tile = Tile::hashes(0, index, ((end - index * width).min(width)) as u32);
-        async move {
-            let data = read_tile(storage, &tile).await?;
-            Ok::<_, Error>(tile.decode_hashes(&data)?)
-        }
-    }))
-    .buffered(CONCURRENCY)
-    .try_collect()
-    .await?;
-    let skip = (start - first_tile * width) as usize;
-    Ok(tiles
-        .into_iter()
-        .flatten()
-        .skip(skip)
-        .take((end - start) as usize)
-        .collect())
-}
-
-/// Builds the inclusion proof of `index` in the published tree of
-/// `tree_size` leaves, reading only the tiles the proof needs, through
-/// `cache` if given. The proof is not checked here: see
-/// [`crate::log`] for the check against the published root.
-pub async fn prove_from_storage(
-    storage: &dyn Storage,
-    cache: Option<&TileCache>,
-    index: u64,
-    tree_size: u64,
-) -> Result<Vec<Hash>, Error> {
-    execute_from_storage(storage, cache, inclusion_plan(index, tree_size)?, tree_size).await
-}
-
-/// The tiles [`prove_from_storage`] reads for `index` in a tree of
-/// `tree_size` leaves.
-pub fn inclusion_tiles(index: u64, tree_size: u64) -> Result<Vec<Tile>, Error> {
-    let plan = inclusion_plan(index, tree_size)?;
-    Ok(tiles_for_nodes(TILE_HEIGHT, tree_size, &plan.nodes))
-}
-
-/// Builds the consistency proof from `old_size` to the published tree of
-/// `tree_size` leaves, reading only the tiles the proof needs.
-pub async fn prove_consistency_from_storage(
-    storage: &dyn Storage,
-    old_size: u64,
-    tree_size: u64,
-) -> Result<Vec<Hash>, Error> {
-    execute_from_storage(
-        storage,
-        None,
-        consistency_plan(old_size, tree_size)?,
-        tree_size,
-    )
-    .await
-}
-
-/// Fetches the tiles a plan needs from the published tree (or `cache`)
-/// and combines.
-async fn execute_from_storage(
-    storage: &dyn Storage,
-    cache: Option<&TileCache>,
-    plan: ProofPlan,
-    tree_size: u64,
-) -> Result<Vec<Hash>, Error> {
-    let tiles = tiles_for_nodes(TILE_HEIGHT, tree_size, &plan.nodes);
-    let fetched: Vec<(Tile, Vec<Hash>)> =
-        futures::stream::iter(tiles.into_iter().map(|tile| async move {
-            let hashes = match cache {
-                Some(cache) => cache.hashes(storage, &tile).await?.to_vec(),
-                None => tile.decode_hashes(&read_tile(storage, &tile).await?)?,
-            };
-            Ok::<_, Error>((tile, hashes))
-        }))
-        .buffered(CONCURRENCY)
-        .try_collect()
-        .await?;
-    let mut set = TileSet::new(TILE_HEIGHT, tree_size);
-    for (tile, hashes) in fetched {
-        set.insert(&tile, hashes);
-    }
-    Ok(plan.execute(&set)?)
 }
 
 #[cfg(test)]

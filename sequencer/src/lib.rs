@@ -12,6 +12,8 @@ pub mod keyfile;
 pub mod log;
 pub mod metered;
 pub mod metrics;
+pub mod prove;
+pub mod published;
 pub mod ratelog;
 pub mod sigstore;
 pub mod staging;
@@ -20,4 +22,5 @@ pub mod tilecache;
 pub mod witness;
 
 pub use error::{Error, error_chain};
-pub use log::{Accepted, Log, LogConfig, Published, Sequencer, SubmitError};
+pub use log::{Accepted, Log, LogConfig, Sequencer, SubmitError};
+pub use published::Published;

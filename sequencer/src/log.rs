@@ -37,6 +37,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::commit::{self, LogState};
+use crate::published::{self, Published};
+use crate::prove;
 use crate::tilecache::TileCache;
 
 /// A boxed future that is `Send`.
@@ -247,15 +249,6 @@ impl Shared {
     fn record(&self, first_index: u64, leaves: &[Hash]) {
         self.dedup.record(first_index, leaves);
     }
-}
-
-/// The published state: the checkpoint every answer is proven against.
-#[derive(Debug, Clone)]
-pub struct Published {
-    /// The signed checkpoint note.
-    pub note: Arc<Vec<u8>>,
-    /// Its parsed body.
-    pub checkpoint: Checkpoint,
 }
 
 /// A handle to a running log; cheap to clone.
@@ -531,15 +524,15 @@ async fn prove_published(
     let verify = |proof: &[Hash]| {
         stele_tiles::proof::verify_inclusion(&leaf, index, tree.size, proof, &tree.root)
     };
-    let mut proof = commit::prove_from_storage(storage, Some(tiles), index, tree.size).await?;
+    let mut proof = prove::prove_from_storage(storage, Some(tiles), index, tree.size).await?;
     if verify(&proof).is_err() {
         warn!(
             index,
             tree_size = tree.size,
             "a proof from cached tiles did not verify; reading them again"
         );
-        tiles.forget(&commit::inclusion_tiles(index, tree.size)?);
-        proof = commit::prove_from_storage(storage, None, index, tree.size).await?;
+        tiles.forget(&prove::inclusion_tiles(index, tree.size)?);
+        proof = prove::prove_from_storage(storage, None, index, tree.size).await?;
         verify(&proof).map_err(|err| {
             Error::corrupt(
                 "published tiles",
@@ -915,7 +908,7 @@ impl Sequencer {
                     let committed = state.edge.size();
                     if committed > self.indexed_size {
                         // The failed batch did commit: learn its leaves.
-                        let leaves = commit::read_leaf_hashes_range(
+                        let leaves = published::read_leaf_hashes_range(
                             self.storage.as_ref(),
                             self.indexed_size,
                             committed,

@@ -83,7 +83,7 @@ impl TileCache {
     /// Concurrent misses on one tile read it once.
     pub async fn hashes(&self, storage: &dyn Storage, tile: &Tile) -> Result<Arc<[Hash]>, Error> {
         let read = async {
-            let data = crate::commit::read_tile(storage, tile).await?;
+            let data = crate::published::read_tile(storage, tile).await?;
             Ok::<_, Error>(Arc::from(tile.decode_hashes(&data)?))
         };
         match &self.tiles {

@@ -147,7 +147,7 @@ impl Witnesses {
                 let proof = if old_size == 0 {
                     Vec::new()
                 } else {
-                    crate::commit::prove_consistency_from_storage(
+                    crate::prove::prove_consistency_from_storage(
                         storage,
                         old_size,
                         checkpoint.size,

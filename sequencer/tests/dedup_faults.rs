@@ -210,7 +210,7 @@ fn walk(target: u64, crash: bool) -> bool {
         // The published leaves are distinct, and an index opened afresh
         // (after one more flush) agrees with them.
         let storage: Arc<dyn Storage> = Arc::new(store.clone());
-        let leaves = stele_sequencer::commit::read_leaf_hashes(storage.as_ref(), size)
+        let leaves = stele_sequencer::published::read_leaf_hashes(storage.as_ref(), size)
             .await
             .expect("leaves");
         assert_eq!(leaves.iter().collect::<HashSet<_>>().len() as u64, size);

@@ -32,7 +32,7 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use stele_sequencer::commit::CACHE_CHECKPOINT;
+use stele_sequencer::published::CACHE_CHECKPOINT;
 use stele_sequencer::storage::s3::{S3Config, S3Storage};
 use stele_sequencer::storage::{
     CONTENT_TYPE_TEXT, Condition, Key, KeyPrefix, PutOptions, Storage, StorageError,

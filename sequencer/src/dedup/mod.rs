@@ -466,7 +466,7 @@ async fn build_with(
     let mut start = indexed_before;
     while start < target {
         let end = (start + BULK_CHUNK).min(target);
-        let leaves = crate::commit::read_leaf_hashes_range(storage, start, end).await?;
+        let leaves = crate::published::read_leaf_hashes_range(storage, start, end).await?;
         chunks.push(Arc::new(write_run(storage, start, &leaves).await?));
         start = end;
         progress(start - indexed_before, total);
@@ -593,7 +593,7 @@ impl DedupIndex {
         }
         let runs = read_runs(storage.as_ref(), &manifest).await?;
         let leaves =
-            crate::commit::read_leaf_hashes_range(storage.as_ref(), indexed, tree_size).await?;
+            crate::published::read_leaf_hashes_range(storage.as_ref(), indexed, tree_size).await?;
         let mut tail = HashMap::with_capacity_and_hasher(
             (config.flush_entries as usize) * 2,
             foldhash::fast::RandomState::default(),
@@ -739,7 +739,7 @@ impl DedupIndex {
             });
         }
         let missing = if indexed < ours {
-            crate::commit::read_leaf_hashes_range(storage, indexed, ours).await?
+            crate::published::read_leaf_hashes_range(storage, indexed, ours).await?
         } else {
             Vec::new()
         };
@@ -948,7 +948,7 @@ impl DedupIndex {
             };
             let end = start + flush;
             let leaves = if leaves.is_empty() {
-                crate::commit::read_leaf_hashes_range(storage, start, end).await?
+                crate::published::read_leaf_hashes_range(storage, start, end).await?
             } else {
                 leaves
             };

@@ -45,7 +45,7 @@ use stele_tiles::bundle;
 use stele_tiles::tile::{TILE_WIDTH, Tile};
 use tracing::{info, warn};
 
-use crate::commit::read_tile;
+use crate::published::read_tile;
 use crate::error::Error;
 use crate::log::Log;
 use crate::storage::{CONTENT_TYPE_TEXT, Condition, Key, KeyPrefix, PutOptions, Storage};
@@ -189,7 +189,7 @@ async fn index_chunk(storage: &dyn Storage, start: u64, end: u64) -> Result<(), 
 
 /// The published tree size, from the public checkpoint.
 pub async fn published_size(storage: &dyn Storage) -> Result<u64, Error> {
-    let Some(object) = storage.get(&key(crate::commit::CHECKPOINT_KEY)?).await? else {
+    let Some(object) = storage.get(&key(crate::published::CHECKPOINT_KEY)?).await? else {
         return Ok(0);
     };
     let note = stele_tiles::note::Note::parse(&object.bytes)?;
