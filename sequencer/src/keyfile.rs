@@ -28,22 +28,24 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rand_core::OsRng;
+use stele_rekor::log_id_ed25519;
 use stele_tiles::note::{EcdsaP256Signer, Ed25519Signer, NoteSigner, NoteVerifier};
 use tracing::warn;
 
 use crate::error::Error;
-use stele_rekor::log_id_ed25519;
 use crate::storage::fs::{PRIVATE_FILE_MODE, PUBLIC_DIR_MODE, PUBLIC_FILE_MODE, create_folders};
 
+/// Origin of a new log when none is configured and no key exists yet.
+pub const DEFAULT_ORIGIN: &str = "localhost/stele";
+
 /// The signature algorithm of a log key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeyAlgorithm {
     /// Ed25519, in Go's note key texts; the only type witnesses cosign for.
     #[default]
     Ed25519,
     /// ECDSA P-256 in PEM, as Sigstore's Rekor v2 logs use.
-    #[value(name = "ecdsa-p256")]
     #[serde(rename = "ecdsa-p256")]
     EcdsaP256,
 }
@@ -249,7 +251,7 @@ pub fn load(
 }
 
 /// Reads the key at `key_path` ([`load`]), or creates an `algorithm` key
-/// (Ed25519 when `None`) for `origin` (or [`crate::config::DEFAULT_ORIGIN`])
+/// (Ed25519 when `None`) for `origin` (or [`DEFAULT_ORIGIN`])
 /// if there is none, writing its verifier to `vkey_path`. An existing key
 /// of another algorithm than one asked for is an error: the log keeps the
 /// key it was started with, and a configuration that says otherwise is a
@@ -282,7 +284,7 @@ pub fn load_or_create(
             let algorithm = algorithm.unwrap_or_default();
             let origin = match (origin, algorithm) {
                 (Some(origin), _) => origin,
-                (None, KeyAlgorithm::Ed25519) => crate::config::DEFAULT_ORIGIN,
+                (None, KeyAlgorithm::Ed25519) => DEFAULT_ORIGIN,
                 (None, KeyAlgorithm::EcdsaP256) => {
                     return Err(Error::Config(
                         "an ecdsa-p256 key holds no name: pass --origin to create one".into(),
@@ -484,7 +486,7 @@ NYzpGirkXxBht+IvvL19WR1X9ANXha5ldQ==
         let created = load_or_create(&key, &vkey, None, None, false).expect("create");
         assert!(created.created);
         assert_eq!(created.algorithm, KeyAlgorithm::Ed25519);
-        assert_eq!(created.origin(), crate::config::DEFAULT_ORIGIN);
+        assert_eq!(created.origin(), DEFAULT_ORIGIN);
     }
 
     #[test]

@@ -14,18 +14,19 @@
 //! If the sequencer stops on its own (another sequencer took the log over,
 //! storage holds state that does not verify), it exits 1 with the reason.
 
-use std::path::PathBuf;
+mod args;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use clap::{Parser, Subcommand};
+use clap::Parser as _;
+use stele_rekor::ingress::{Authenticator, IngressSecret, SECRET_ENV};
 use stele_sequencer::api::{self, Api, ApiConfig};
 use stele_sequencer::commit::LOCK_KEY;
-use stele_sequencer::config::{Config, KEY_FILE, ServeArgs, StorageConfig, VKEY_FILE};
+use stele_sequencer::config::{Config, KEY_FILE, StorageConfig, VKEY_FILE};
 use stele_sequencer::ingress::Ingress;
-use stele_rekor::ingress::{Authenticator, IngressSecret, SECRET_ENV};
 use stele_sequencer::keyfile::KeyAlgorithm;
 use stele_sequencer::metered::MeteredStorage;
 use stele_sequencer::metrics::Metrics;
@@ -40,58 +41,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
+use crate::args::{Cli, Command};
+
 /// How often the digest index looks for a newly published checkpoint.
 const INDEX_POLL: std::time::Duration = std::time::Duration::from_millis(100);
-
-#[derive(Debug, Parser)]
-#[command(name = "stele", version, about = "A static tiled transparency log")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Create a log key: DIR/log.key (private, mode 0600) and DIR/log.vkey.
-    /// Prints the public key, which clients use to check checkpoints.
-    Keygen {
-        /// The log's origin (checkpoint first line and key name), e.g.
-        /// example.com/log. An ecdsa-p256 key file holds no name: serve
-        /// that log with the same --origin.
-        #[arg(long)]
-        origin: String,
-        /// ed25519: Go note key texts (log.vkey is `name+id+base64`);
-        /// ecdsa-p256: PKCS#8 PEM private key, log.vkey the SPKI PEM public
-        /// key, as Sigstore's Rekor v2 logs use.
-        #[arg(long, value_enum, default_value_t = KeyAlgorithm::Ed25519)]
-        algorithm: KeyAlgorithm,
-        /// Folder to write log.key and log.vkey to (usually the data folder).
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-    },
-    /// Run the log: sequence submissions and serve the HTTP API. With only
-    /// --data it is a complete log in that folder, serving both the
-    /// submission API and the read paths (checkpoint, tile/...).
-    ///
-    /// HTTP API: POST /add (raw entry bytes, Content-Type
-    /// application/octet-stream or none) answers a c2sp.org/tlog-proof
-    /// receipt; GET /healthz; GET /metrics; GET /checkpoint, /tile/... and
-    /// the same under /api/v2/ (filesystem backend only).
-    Serve(Box<ServeArgs>),
-    /// Rebuild the digest index (index/<algorithm>/<hex>) from the log, for
-    /// the log that `stele serve` with the same options would open. Stop
-    /// the server first: the folder lock keeps two writers apart.
-    Reindex(Box<ServeArgs>),
-    /// Take over a C2SP tlog-tiles log written by another implementation
-    /// (Go's sumdb tlog, Tessera, Sunlight-style), in the folder or bucket
-    /// that `stele serve` with the same options would use. Needs the log's
-    /// --origin and its private key (--key). Checks the checkpoint's
-    /// signature and every tile and bundle against its root, writing nothing
-    /// unless all pass; then writes the deduplication index and the lock
-    /// object. Then `stele serve` with the same options continues the log.
-    /// Safe to run again after an interruption.
-    Adopt(Box<ServeArgs>),
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -100,7 +53,7 @@ fn main() -> ExitCode {
             origin,
             out,
             algorithm,
-        } => keygen(algorithm, &origin, &out),
+        } => keygen(algorithm.into(), &origin, &out),
         Command::Serve(args) => match args.load() {
             Ok(config) => {
                 init_tracing(config.log_level.as_deref());
