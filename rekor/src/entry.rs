@@ -15,8 +15,9 @@
 //! `algDetails.GetProtoHashType()`), serialises it with
 //! `protojson.Marshal` and canonicalises that with RFC 8785
 //! (`internal/server/service.go`, `CreateEntry`:
-//! `jsoncanonicalizer.Transform`); `pkg/types/hashedrekord/leafhash.go`
-//! (`ReconstructLeafHash`) is the same pipeline on the client side.
+//! `jsoncanonicalizer.Transform`); `ToEntryHash` in `pkg/types/hashedrekord/hashedrekord.go`
+//! is the same pipeline on the client side. Checked against
+//! sigstore/rekor-tiles 74e3eb0e9b42 (v2.3.0-83-g74e3eb0, 2026-08-19).
 //!
 //! protojson writes fields in lowerCamelCase, `bytes` as standard base64
 //! with padding, enums by name, and leaves out fields at their default (no
@@ -28,7 +29,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
-use crate::RequestError;
+use crate::error::RequestError;
 use crate::request::{HashedRekordRequest, VerifierMaterial};
 use crate::verify::{HashAlgorithm, KeyDetails};
 
@@ -276,7 +277,7 @@ fn bytes(map: &Map<String, Value>, name: &str, parent: &str) -> Result<Vec<u8>, 
 mod tests {
     use super::*;
 
-    /// rekor-tiles' `TestReconstructLeafHashRoundTrip` inputs (public-key
+    /// The inputs of rekor-tiles' `TestToEntryHashChangesWithInputs` (public-key
     /// case): digest 32 × 0xab, signature "test-signature-bytes", raw key
     /// "test-raw-public-key", PKIX_ECDSA_P256_SHA_256. The expected text is
     /// protojson's field names in RFC 8785 order.

@@ -11,8 +11,9 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 
+use crate::error::RequestError;
+use crate::request::MAX_REQUEST_SIZE;
 use crate::response::Format;
-use crate::{MAX_REQUEST_SIZE, RequestError};
 
 /// The public path of the Rekor v2 write API.
 pub const ENTRIES_PATH: &str = "/api/v2/log/entries";

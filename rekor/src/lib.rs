@@ -20,7 +20,9 @@
 //! The formats and the upstream versions they were checked against are
 //! described in docs/formats.md.
 
+mod algorithm;
 pub mod entry;
+mod error;
 pub mod http;
 pub mod index;
 pub mod ingress;
@@ -28,11 +30,9 @@ pub mod request;
 pub mod response;
 pub mod verify;
 
+pub use error::RequestError;
+pub use request::MAX_REQUEST_SIZE;
 use verify::HashAlgorithm;
-
-/// Largest request body taken: a canonical entry is at most 65535 bytes
-/// and the request carries the same fields in about the same encoding.
-pub const MAX_REQUEST_SIZE: usize = 128 * 1024;
 
 /// rekor-tiles' log ID of an Ed25519 checkpoint key: the whole
 /// `SHA-256(name || 0x0A || 0x01 || public key)` whose first four bytes are
@@ -55,69 +55,6 @@ pub struct Validated {
     pub algorithm: HashAlgorithm,
     /// The artifact digest.
     pub digest: Vec<u8>,
-}
-
-/// Why a submission was refused. Each message names what to fix.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RequestError {
-    /// The body is not JSON.
-    #[error("the body is not a JSON CreateEntryRequest: {detail}")]
-    Json { detail: String },
-    /// One field is missing, unknown, or malformed.
-    #[error("{field}: {problem}")]
-    Field { field: String, problem: String },
-    /// A DSSE request, which Rekor v2 no longer takes.
-    #[error(
-        "dsseRequestV002 is no longer accepted: submit a DSSE envelope as a \
-         hashedRekordRequestV002 whose digest is the hash of the envelope's PAE \
-         (pre-authentication encoding) and whose signature is the envelope's signature"
-    )]
-    DsseDeprecated,
-    /// The key is not what `keyDetails` names.
-    #[error(
-        "hashedRekordRequestV002.signature.verifier.keyDetails: {key_details} does not match \
-         the key, which is {key}"
-    )]
-    KeyMismatch {
-        key: String,
-        key_details: &'static str,
-    },
-    /// The digest is not as long as the algorithm's hash.
-    #[error(
-        "hashedRekordRequestV002.digest: {length} bytes, but {key_details} signs a {expected}-byte digest"
-    )]
-    DigestLength {
-        length: usize,
-        expected: usize,
-        key_details: &'static str,
-    },
-    /// The signature does not verify.
-    #[error(
-        "hashedRekordRequestV002.signature.content: the signature does not verify over the digest \
-         with the given key"
-    )]
-    BadSignature,
-    /// The canonical entry would not fit in the log.
-    #[error("the entry would be {length} bytes; the log holds entries of at most {limit} bytes")]
-    TooLarge { length: usize, limit: usize },
-    /// A fault of ours, not of the request.
-    #[error("internal error: {detail}")]
-    Internal { detail: String },
-}
-
-impl RequestError {
-    pub(crate) fn field(field: String, problem: String) -> RequestError {
-        RequestError::Field { field, problem }
-    }
-
-    /// The HTTP status of the answer.
-    pub fn status(&self) -> u16 {
-        match self {
-            RequestError::TooLarge { .. } => 413,
-            RequestError::Internal { .. } => 500,
-            _ => 400,
-        }
-    }
 }
 
 /// Checks a `POST /api/v2/log/entries` body and returns the entry to log.

@@ -30,8 +30,12 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::RequestError;
-use super::verify::KeyDetails;
+use crate::algorithm::KeyDetails;
+use crate::error::RequestError;
+
+/// Largest request body taken: a canonical entry is at most 65535 bytes
+/// and the request carries the same fields in about the same encoding.
+pub const MAX_REQUEST_SIZE: usize = 128 * 1024;
 
 /// A decoded `hashedRekordRequestV002`, every required field present.
 #[derive(Debug, Clone, PartialEq, Eq)]
