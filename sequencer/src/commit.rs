@@ -48,16 +48,16 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use stele_tiles::Hash;
 use stele_tiles::checkpoint::{Checkpoint, open_checkpoint, sign_checkpoint};
 use stele_tiles::integrate::{Integration, RightEdge};
 use stele_tiles::note::{NoteSigner, NoteVerifier};
-use stele_tiles::Hash;
 use stele_tiles::tile::{TILE_HEIGHT, Tile};
 use tracing::{debug, info, warn};
 
 use crate::error::Error;
-use crate::published::{CACHE_CHECKPOINT, CHECKPOINT_KEY, Published, read_right_edge};
 use crate::metrics::Metrics;
+use crate::published::{CACHE_CHECKPOINT, CHECKPOINT_KEY, Published, read_right_edge};
 use crate::staging::{STAGING_PREFIX, Staged, staging_key};
 use crate::storage::{
     CONTENT_TYPE_TEXT, Condition, ETag, Key, KeyPrefix, PutOptions, Storage, StorageError,

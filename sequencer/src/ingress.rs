@@ -16,11 +16,11 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::time::Instant;
 
-use stele_rekor::entry::check_canonical;
-use stele_rekor::ingress::{AuthError, Authenticator, INGRESS_PATH};
 use crate::api::{Api, ApiConfig, ApiError, BodyError, Handler, ResponseBody, read_limited};
 use crate::log::MAX_ENTRY_SIZE;
 use crate::ratelog::{DEFAULT_INTERVAL, RateLimitedWarn};
+use stele_rekor::entry::check_canonical;
+use stele_rekor::ingress::{AuthError, Authenticator, INGRESS_PATH};
 
 /// The ingress handler: authenticate, then log through the same path as
 /// `POST /api/v2/log/entries`.

@@ -37,8 +37,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::commit::{self, LogState};
-use crate::published::{self, Published};
 use crate::prove;
+use crate::published::{self, Published};
 use crate::tilecache::TileCache;
 
 /// A boxed future that is `Send`.

@@ -69,7 +69,10 @@ pub async fn read_tile(storage: &dyn Storage, tile: &Tile) -> Result<Vec<u8>, Er
 }
 
 /// Rebuilds the right edge of the published tree of `tree_size` leaves.
-pub(crate) async fn read_right_edge(storage: &dyn Storage, tree_size: u64) -> Result<RightEdge, Error> {
+pub(crate) async fn read_right_edge(
+    storage: &dyn Storage,
+    tree_size: u64,
+) -> Result<RightEdge, Error> {
     let mut partial_tiles: Vec<Vec<Hash>> = Vec::new();
     let mut partial_bundle = Vec::new();
     for tile in RightEdge::tiles_needed(TILE_HEIGHT, tree_size) {
@@ -129,4 +132,3 @@ pub async fn read_leaf_hashes_range(
         .take((end - start) as usize)
         .collect())
 }
-

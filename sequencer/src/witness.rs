@@ -147,13 +147,9 @@ impl Witnesses {
                 let proof = if old_size == 0 {
                     Vec::new()
                 } else {
-                    crate::prove::prove_consistency_from_storage(
-                        storage,
-                        old_size,
-                        checkpoint.size,
-                    )
-                    .await
-                    .map_err(|err| format!("consistency proof from {old_size}: {err}"))?
+                    crate::prove::prove_consistency_from_storage(storage, old_size, checkpoint.size)
+                        .await
+                        .map_err(|err| format!("consistency proof from {old_size}: {err}"))?
                 };
                 let body = request_body(old_size, &proof, note);
                 let response = self

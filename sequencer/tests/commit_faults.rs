@@ -50,9 +50,9 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
 use stele_rekor::entry::canonical_entry;
-use stele_sequencer::sigstore::index::{self, Indexer, MARKER_KEY};
 use stele_rekor::request::{HashedRekordRequest, VerifierMaterial};
 use stele_rekor::verify::KeyDetails;
+use stele_sequencer::sigstore::index::{self, Indexer, MARKER_KEY};
 use stele_sequencer::staging::Staged;
 use stele_sequencer::storage::Key;
 use stele_sequencer::storage::memory::{Fault, FaultError, MemoryStorage, Op, OpInfo};
@@ -523,7 +523,11 @@ fn check_log(store: &MemoryStorage, setup: Setup, acked: &Acked, opened: &Opened
                 old.size
             );
             published_size = old.size;
-        } else if record.key.as_str().starts_with(stele_rekor::index::INDEX_PREFIX) {
+        } else if record
+            .key
+            .as_str()
+            .starts_with(stele_rekor::index::INDEX_PREFIX)
+        {
             let indices = stele_rekor::index::parse(&record.bytes).expect("an index object parses");
             assert!(
                 indices.iter().all(|&i| i < published_size),

@@ -13,10 +13,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use serde_json::Value;
+use stele_rekor::{self as sigstore, RequestError, log_id_ed25519};
 use stele_sequencer::api::{Api, ApiConfig};
 use stele_sequencer::log::LogConfig;
 use stele_sequencer::metrics::Metrics;
-use stele_rekor::{self as sigstore, RequestError, log_id_ed25519};
 use stele_sequencer::sigstore::{SigstoreConfig, index};
 use stele_sequencer::storage::memory::{Fault, FaultError, FaultRule, MemoryStorage, Op};
 use stele_sequencer::storage::{Key, Storage};
@@ -683,7 +683,8 @@ async fn the_index_lists_every_entry_of_a_digest_across_batches() {
         .snapshot()
         .into_iter()
         .find(|(key, _)| {
-            key.as_str() == stele_rekor::index::index_path(sigstore::verify::HashAlgorithm::Sha256, &shared)
+            key.as_str()
+                == stele_rekor::index::index_path(sigstore::verify::HashAlgorithm::Sha256, &shared)
         })
         .map(|(_, bytes)| bytes)
         .expect("the shared digest has an index object");

@@ -45,9 +45,9 @@ use stele_tiles::bundle;
 use stele_tiles::tile::{TILE_WIDTH, Tile};
 use tracing::{info, warn};
 
-use crate::published::read_tile;
 use crate::error::Error;
 use crate::log::Log;
+use crate::published::read_tile;
 use crate::storage::{CONTENT_TYPE_TEXT, Condition, Key, KeyPrefix, PutOptions, Storage};
 
 /// `Cache-Control` of index objects: public, and short-lived, since they grow.
@@ -84,11 +84,10 @@ async fn write_objects(
                 let mut merged = indices;
                 if !replace {
                     if let Some(object) = storage.get(&key).await? {
-                        let existing =
-                            parse(&object.bytes).map_err(|problem| Error::Corrupt {
-                                what: "digest index",
-                                detail: format!("{key}: {problem}"),
-                            })?;
+                        let existing = parse(&object.bytes).map_err(|problem| Error::Corrupt {
+                            what: "digest index",
+                            detail: format!("{key}: {problem}"),
+                        })?;
                         let known = existing.len();
                         merged.extend(existing);
                         if merged.len() == known {

@@ -13,4 +13,3 @@ pub struct SigstoreConfig {
     /// and `EcdsaP256Verifier::log_id` in stele-tiles.
     pub log_id: Vec<u8>,
 }
-

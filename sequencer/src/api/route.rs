@@ -1,0 +1,141 @@
+//! Which route a request takes, and the read paths: the log's public
+//! objects served with the headers a CDN would see.
+
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Response, StatusCode};
+pub(super) use stele_rekor::http::ApiError;
+use stele_tiles::tile::Tile;
+use tracing::error;
+
+use super::{Api, ApiConfig, ResponseBody};
+use crate::published::CHECKPOINT_KEY;
+use crate::storage::Key;
+
+/// What a request is for, once its path and method are known to be valid.
+///
+/// The Sigstore issue adds `POST /api/v2/log/entries` here (a variant, a
+/// line in [`route`] and a handler in [`Api::handle`]); body reading and
+/// the submission pipeline are shared through [`Api::read_body`] and
+/// [`Api::submit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `POST /add`: an opaque entry.
+    AddOpaque,
+    /// `GET /healthz`.
+    Healthz,
+    /// `GET /metrics`.
+    Metrics,
+    /// `GET /checkpoint`.
+    Checkpoint,
+    /// `GET /tile/...`: a hash tile or an entry bundle.
+    Tile(Tile),
+    /// `POST /api/v2/log/entries`: a Rekor v2 hashedrekord entry.
+    RekorV2Entries,
+    /// `GET /index/<algorithm>/<hex>`: a digest index object (its path).
+    Index(String),
+}
+
+const ALLOW_READ: &str = "GET, HEAD";
+const ALLOW_POST: &str = "POST";
+
+/// Maps a request to its route: 404 for unknown paths (with the reason a
+/// tile path did not parse), 405 with `Allow` for a known path and the wrong
+/// method.
+pub fn route(method: &Method, path: &str, config: &ApiConfig) -> Result<Route, ApiError> {
+    let (route, allow) = match path {
+        "/add" if config.opaque => (Route::AddOpaque, ALLOW_POST),
+        "/add" => {
+            return Err(ApiError::not_found(
+                "the opaque entry kind (POST /add) is turned off on this log",
+            ));
+        }
+        "/healthz" => (Route::Healthz, ALLOW_READ),
+        "/metrics" => (Route::Metrics, ALLOW_READ),
+        "/api/v2/log/entries" => (Route::RekorV2Entries, ALLOW_POST),
+        _ => (read_route(path, config)?, ALLOW_READ),
+    };
+    let allowed = match allow {
+        ALLOW_POST => method == Method::POST,
+        _ => method == Method::GET || method == Method::HEAD,
+    };
+    if !allowed {
+        return Err(ApiError {
+            allow: Some(allow),
+            ..ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed on {path}; use {allow}"),
+            )
+        });
+    }
+    Ok(route)
+}
+
+/// The read paths: `checkpoint` and `tile/...`, at the root or under
+/// `/api/v2/`.
+fn read_route(path: &str, config: &ApiConfig) -> Result<Route, ApiError> {
+    let relative = path
+        .strip_prefix("/api/v2/")
+        .or_else(|| path.strip_prefix('/'))
+        .unwrap_or(path);
+    if let Some(index_path) = stele_rekor::index::parse_request_path(path) {
+        if !config.serve_reads {
+            return Err(ApiError::not_found(
+                "this log is stored in S3: read the digest index from the bucket or its CDN",
+            ));
+        }
+        return Ok(Route::Index(index_path));
+    }
+    let is_read_path = relative == CHECKPOINT_KEY || relative.starts_with("tile/");
+    if !is_read_path {
+        return Err(ApiError::not_found(format!("no such path: {path}")));
+    }
+    if !config.serve_reads {
+        return Err(ApiError::not_found(
+            "this log is stored in S3: read the checkpoint and tiles from the bucket or its CDN",
+        ));
+    }
+    if relative == CHECKPOINT_KEY {
+        return Ok(Route::Checkpoint);
+    }
+    Tile::parse_path(relative)
+        .map(Route::Tile)
+        .map_err(|err| ApiError::not_found(format!("no such tile: {err}")))
+}
+
+impl Api {
+    /// A public object of the log, with the headers a CDN would see.
+    pub(super) async fn read_object(
+        &self,
+        path: &str,
+        content_type: &'static str,
+        cache_control: &'static str,
+    ) -> Result<Response<ResponseBody>, ApiError> {
+        let key = Key::new(path).map_err(|err| ApiError::not_found(err.to_string()))?;
+        // Routing only yields tile paths and the checkpoint; this guards
+        // the promise that private objects are never served.
+        if key.is_private() {
+            return Err(ApiError::not_found(format!("no such path: {path}")));
+        }
+        let object = self.log.storage().get(&key).await.map_err(|err| {
+            error!(%err, %key, "reading a public object failed");
+            ApiError::unavailable(format!("could not read {key}: storage failed"), 1)
+        })?;
+        let Some(object) = object else {
+            return Err(ApiError::not_found(format!("{key} does not exist (yet)")));
+        };
+        let mut response = Response::new(Full::new(object.bytes));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        );
+        if let Ok(etag) =
+            HeaderValue::from_str(&format!("\"{}\"", object.etag.as_str().trim_matches('"')))
+        {
+            headers.insert(header::ETAG, etag);
+        }
+        Ok(response)
+    }
+}
