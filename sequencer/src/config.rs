@@ -20,7 +20,7 @@ use crate::keyfile::KeyAlgorithm;
 use crate::log::{LogConfig, MAX_ENTRY_SIZE};
 
 /// Data folder when none is configured.
-pub const DEFAULT_DATA_DIR: &str = "stele-data";
+const DEFAULT_DATA_DIR: &str = "stele-data";
 /// Name of the private key file in the data folder.
 pub const KEY_FILE: &str = "log.key";
 /// Name of the verifier key file in the data folder.
@@ -35,7 +35,7 @@ pub struct Config {
     /// Address the HTTP API listens on.
     pub listen: SocketAddr,
     /// Checkpoint origin (and key name). `None`: the name in the existing
-    /// key file, else [`crate::keyfile::DEFAULT_ORIGIN`] for a new key.
+    /// key file, else `localhost/stele` for a new key.
     pub origin: Option<String>,
     /// Private key file: Go's `PRIVATE+KEY+...` text (Ed25519) or a PEM
     /// ECDSA P-256 key. `None`: `DATA/log.key`.
@@ -46,7 +46,7 @@ pub struct Config {
     pub key_algorithm: Option<KeyAlgorithm>,
     /// Start even when the private key file is open to its group or other
     /// users, with a warning; otherwise that refuses the start
-    /// ([`crate::keyfile::check_permissions`]).
+    /// ([`crate::keyfile::load`]).
     pub allow_insecure_key_permissions: bool,
     /// Most new entries in one batch.
     pub max_batch: usize,

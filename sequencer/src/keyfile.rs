@@ -36,7 +36,7 @@ use crate::error::Error;
 use crate::storage::fs::{PRIVATE_FILE_MODE, PUBLIC_DIR_MODE, PUBLIC_FILE_MODE, create_folders};
 
 /// Origin of a new log when none is configured and no key exists yet.
-pub const DEFAULT_ORIGIN: &str = "localhost/stele";
+pub(crate) const DEFAULT_ORIGIN: &str = "localhost/stele";
 
 /// The signature algorithm of a log key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -208,7 +208,7 @@ pub fn write_verifier(key: &LogKey, vkey_path: &Path) -> Result<(), Error> {
 /// one is given: the origin of a log never changes.
 ///
 /// A key file that group or others may read or write is refused (see
-/// [`check_permissions`]) unless `allow_insecure_permissions`, when it is
+/// `check_permissions`) unless `allow_insecure_permissions`, when it is
 /// only warned of.
 pub fn load(
     key_path: &Path,
@@ -309,12 +309,12 @@ fn create_parent(path: &Path) -> Result<(), Error> {
 }
 
 /// The option of `stele serve` that accepts a key file open to others.
-pub const ALLOW_INSECURE_FLAG: &str = "--allow-insecure-key-permissions";
+const ALLOW_INSECURE_FLAG: &str = "--allow-insecure-key-permissions";
 
 /// Refuses, as ssh does, a private key file that its group or other users
 /// may read or write (any of the mode bits 0o077): whoever can read it can
 /// sign checkpoints as the log. With `allow`, only warns.
-pub fn check_permissions(key_path: &Path, allow: bool) -> Result<(), Error> {
+fn check_permissions(key_path: &Path, allow: bool) -> Result<(), Error> {
     let metadata =
         fs::metadata(key_path).map_err(|err| io_error("read key file", key_path, err))?;
     let mode = metadata.permissions().mode() & 0o777;

@@ -35,8 +35,8 @@ pub struct BuildReport {
 
 /// Indexes in bulk the published leaves of a tree of `tree_size` leaves
 /// that the persistent index does not cover yet, up to the last multiple
-/// of [`DEFAULT_FLUSH_ENTRIES`]. `progress(done, total)` counts leaves.
-/// Memory is bounded by 2^20 leaves at a time and the filters.
+/// of the default flush size (2^14 leaves). `progress(done, total)` counts
+/// leaves. Memory is bounded by 2^20 leaves at a time and the filters.
 /// Stopped at any point and run again, it finishes.
 pub async fn build(
     storage: &dyn Storage,

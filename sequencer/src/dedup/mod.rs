@@ -84,9 +84,9 @@ pub(crate) const MANIFEST_KEY: &str = ".stele/dedup/manifest";
 /// Records per page, about: 8,192 records of 16 bytes are 128 KiB.
 pub(crate) const PAGE_RECORDS: usize = 8192;
 /// Default [`DedupConfig::flush_entries`]: 2^14 leaves, 64 level-0 tiles.
-pub const DEFAULT_FLUSH_ENTRIES: u64 = 1 << 14;
+pub(crate) const DEFAULT_FLUSH_ENTRIES: u64 = 1 << 14;
 /// Default [`DedupConfig::page_cache_bytes`].
-pub const DEFAULT_PAGE_CACHE_BYTES: u64 = 16 << 20;
+pub(crate) const DEFAULT_PAGE_CACHE_BYTES: u64 = 16 << 20;
 /// Objects read or written at once.
 const CONCURRENCY: usize = 16;
 
@@ -268,19 +268,19 @@ impl DedupIndex {
     }
 
     /// Live runs.
-    pub fn runs(&self) -> usize {
+    pub(crate) fn runs(&self) -> usize {
         self.state().runs.len()
     }
 
     /// Leaves in the tail, waiting to be written as a run.
-    pub fn pending(&self) -> u64 {
+    pub(crate) fn pending(&self) -> u64 {
         let state = self.state();
         state.next - state.indexed
     }
 
     /// Bytes of memory the filters, page directories and tail take (the
     /// page cache aside).
-    pub fn memory_bytes(&self) -> u64 {
+    pub(crate) fn memory_bytes(&self) -> u64 {
         let state = self.state();
         let filters: u64 = state
             .runs
@@ -295,7 +295,7 @@ impl DedupIndex {
     }
 
     /// Sets the index's gauges.
-    pub fn observe(&self, metrics: &crate::metrics::Metrics) {
+    pub(crate) fn observe(&self, metrics: &crate::metrics::Metrics) {
         metrics.dedup_indexed.set(self.indexed_size() as i64);
         metrics.dedup_runs.set(self.runs() as i64);
         metrics.dedup_memory_bytes.set(self.memory_bytes() as i64);
@@ -408,7 +408,7 @@ impl DedupIndex {
     }
 
     /// [`DedupIndex::lookup`] of every leaf, a few at once.
-    pub async fn lookup_batch(&self, leaves: &[Hash]) -> Result<Vec<Option<u64>>, Error> {
+    pub(crate) async fn lookup_batch(&self, leaves: &[Hash]) -> Result<Vec<Option<u64>>, Error> {
         // Owned hashes: a closure over borrowed ones would make the future
         // impossible to prove `Send` for callers that box it.
         let index = self.clone();
@@ -461,7 +461,7 @@ impl DedupIndex {
     /// Records the committed leaves `first_index..first_index + len`; the
     /// next range starts where this one ends. Starts a flush in the
     /// background once enough leaves wait.
-    pub fn record(&self, first_index: u64, leaves: &[Hash]) {
+    pub(crate) fn record(&self, first_index: u64, leaves: &[Hash]) {
         let pending = {
             let mut state = self.state_mut();
             // Leaves already recorded are skipped; a gap would be a bug of
