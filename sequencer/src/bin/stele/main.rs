@@ -111,19 +111,21 @@ fn init_tracing(level: Option<&str>) {
         .init();
 }
 
-fn run_serve(config: Config) -> Result<(), Error> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// The multi-threaded runtime each subcommand but `keygen` runs on.
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|err| Error::Config(format!("cannot start the async runtime: {err}")))?;
+        .map_err(|err| Error::Config(format!("cannot start the async runtime: {err}")))
+}
+
+fn run_serve(config: Config) -> Result<(), Error> {
+    let runtime = runtime()?;
     runtime.block_on(serve(config))
 }
 
 fn run_reindex(config: Config) -> Result<(), Error> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| Error::Config(format!("cannot start the async runtime: {err}")))?;
+    let runtime = runtime()?;
     runtime.block_on(async {
         let storage = open_storage(&config).await?;
         let report = index::rebuild(storage.as_ref()).await?;
@@ -184,10 +186,7 @@ fn run_adopt(config: Config) -> Result<(), Error> {
         Some(&origin),
         config.allow_insecure_key_permissions,
     )?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| Error::Config(format!("cannot start the async runtime: {err}")))?;
+    let runtime = runtime()?;
     runtime.block_on(async {
         let (reader, writer): (Arc<dyn Storage>, Option<Arc<S3Storage>>) = match config.storage() {
             StorageConfig::Filesystem { root } => {
