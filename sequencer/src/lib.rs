@@ -12,7 +12,7 @@ pub mod keyfile;
 pub mod log;
 pub mod metered;
 pub mod metrics;
-pub mod prove;
+mod prove;
 pub mod published;
 pub mod ratelog;
 pub mod sigstore;

@@ -16,7 +16,7 @@ use crate::tilecache::TileCache;
 /// `tree_size` leaves, reading only the tiles the proof needs, through
 /// `cache` if given. The proof is not checked here: see
 /// [`crate::log`] for the check against the published root.
-pub async fn prove_from_storage(
+pub(crate) async fn prove_from_storage(
     storage: &dyn Storage,
     cache: Option<&TileCache>,
     index: u64,
@@ -27,14 +27,14 @@ pub async fn prove_from_storage(
 
 /// The tiles [`prove_from_storage`] reads for `index` in a tree of
 /// `tree_size` leaves.
-pub fn inclusion_tiles(index: u64, tree_size: u64) -> Result<Vec<Tile>, Error> {
+pub(crate) fn inclusion_tiles(index: u64, tree_size: u64) -> Result<Vec<Tile>, Error> {
     let plan = inclusion_plan(index, tree_size)?;
     Ok(tiles_for_nodes(TILE_HEIGHT, tree_size, &plan.nodes))
 }
 
 /// Builds the consistency proof from `old_size` to the published tree of
 /// `tree_size` leaves, reading only the tiles the proof needs.
-pub async fn prove_consistency_from_storage(
+pub(crate) async fn prove_consistency_from_storage(
     storage: &dyn Storage,
     old_size: u64,
     tree_size: u64,
