@@ -13,27 +13,16 @@ use serde_json::json;
 use stele_verifier::Result;
 use stele_verifier::witness::ServerLimits;
 
-#[path = "stele-verify/artifact.rs"]
 mod artifact;
-#[path = "stele-verify/checkpoint.rs"]
 mod checkpoint;
-#[path = "stele-verify/cli.rs"]
 mod cli;
-#[path = "stele-verify/common.rs"]
 mod common;
-#[path = "stele-verify/consistency.rs"]
 mod consistency;
-#[path = "stele-verify/cosigner.rs"]
 mod cosigner;
-#[path = "stele-verify/get.rs"]
 mod get;
-#[path = "stele-verify/inclusion.rs"]
 mod inclusion;
-#[path = "stele-verify/monitor.rs"]
 mod monitor;
-#[path = "stele-verify/receipt.rs"]
 mod receipt;
-#[path = "stele-verify/witness.rs"]
 mod witness;
 
 use cli::{Cli, Command, CosignerCommand};
