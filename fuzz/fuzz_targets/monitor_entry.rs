@@ -25,16 +25,6 @@ use stele_rekor::request::{HashedRekordRequest, VerifierMaterial};
 use stele_rekor::verify::KeyDetails;
 use stele_verifier::entry::{WatchKey, WatchMatch, display, hashedrekord, mentions_digest};
 
-const KEY_DETAILS: [KeyDetails; 7] = [
-    KeyDetails::EcdsaP256Sha256,
-    KeyDetails::EcdsaP384Sha384,
-    KeyDetails::EcdsaP521Sha512,
-    KeyDetails::RsaPkcs1v15_2048Sha256,
-    KeyDetails::RsaPkcs1v15_3072Sha256,
-    KeyDetails::RsaPkcs1v15_4096Sha256,
-    KeyDetails::Ed25519Ph,
-];
-
 /// A watched key the seeds hold (32 bytes of 0x09, `CQkJ...` in base64).
 const WATCHED: [u8; 32] = [9; 32];
 
@@ -90,7 +80,7 @@ fn round_trip(data: &[u8]) {
     let [choice, kind, signature_len, rest @ ..] = data else {
         return;
     };
-    let details = KEY_DETAILS[usize::from(*choice) % KEY_DETAILS.len()];
+    let details = KeyDetails::ALL[usize::from(*choice) % KeyDetails::ALL.len()];
     let algorithm = details.hash();
     let (digest, rest) = rest.split_at(rest.len().min(algorithm.digest_len()));
     let mut digest = digest.to_vec();

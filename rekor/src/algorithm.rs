@@ -92,6 +92,9 @@ const ALL_KEY_DETAILS: [KeyDetails; 7] = [
 ];
 
 impl KeyDetails {
+    /// Every key type a hashedrekord entry may name.
+    pub const ALL: [KeyDetails; 7] = ALL_KEY_DETAILS;
+
     /// The enum value name, as protojson writes it.
     pub fn name(self) -> &'static str {
         match self {
