@@ -1,4 +1,4 @@
-//! The commit protocol (README.md, "How the sequencer stays correct"), step by step,
+//! The commit protocol (docs/commit-protocol.md), step by step,
 //! with the crash point between each pair of steps.
 //!
 //! 1. Sequence: integrate the batch into a copy of the right edge, in memory

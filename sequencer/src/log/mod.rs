@@ -66,7 +66,7 @@ pub const MAX_ENTRY_SIZE: usize = stele_tiles::bundle::MAX_ENTRY_SIZE;
 /// entries of 256 bytes or 512 of the largest (64 KiB): many batches of
 /// typical entries. A batch being committed is held a few times over
 /// (entries, bundles, the staging object), so the memory this bounds is a
-/// small multiple of it; see README.md, "Staying up".
+/// small multiple of it; see docs/operations.md, "Faults and limits".
 pub const DEFAULT_POOL_BYTES: usize = 32 << 20;
 
 /// How the log batches and what it signs.

@@ -1,5 +1,5 @@
 //! The filesystem backend: one folder holds the whole log, so one process on
-//! one machine is a complete log (README.md, "Quick start").
+//! one machine is a complete log (docs/operations.md, "Starting").
 //!
 //! Contract, as Sunlight's `LocalBackend` keeps it:
 //!
