@@ -22,8 +22,11 @@ use super::limits::{REFUSERS, RateLimitedWarn, ServerLimits, lock};
 use super::{Answer, MAX_BODY, Witness};
 use crate::error::Result;
 
-/// How long a refusing task spends on one connection at most.
+/// How long a refusing task waits for a request head, and then how long it
+/// spends answering and reading what else comes.
 const REFUSE_TIME: Duration = Duration::from_secs(1);
+/// Bytes a refusing task reads from one connection at most.
+const REFUSE_READ: usize = 64 * 1024;
 /// The first and the longest wait after a failed `accept`.
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
 
@@ -86,34 +89,39 @@ impl Witness {
                     tokio::spawn(Arc::clone(&self).connection(stream, Arc::clone(&limits), permit));
                 }
                 Err(_) => {
-                    let answered = match Arc::clone(&refusers).try_acquire_owned() {
-                        Ok(permit) => {
-                            tokio::spawn(refuse(stream, permit));
-                            "answered 503"
-                        }
-                        Err(_) => "closed without an answer",
+                    let refuser = Arc::clone(&refusers).try_acquire_owned().ok();
+                    let answered = match refuser {
+                        Some(_) => "answered 503",
+                        None => "closed without an answer",
                     };
+                    // The warning is written before the answer is sent: a
+                    // client that has its 503 finds the cause in the log.
                     busy.warn(&format_args!(
                         "{} connections are open, the limit: a new one was {answered}",
                         limits.max_connections
                     ));
+                    if let Some(permit) = refuser {
+                        tokio::spawn(refuse(stream, permit));
+                    }
                 }
             }
         }
     }
 
-    /// Serves one connection within the timeouts of `limits`.
+    /// Serves one connection, holding the place `place`, within the
+    /// timeouts of `limits`.
     async fn connection(
         self: Arc<Witness>,
         stream: TcpStream,
         limits: Arc<ServerLimits>,
-        _permit: OwnedSemaphorePermit,
+        place: OwnedSemaphorePermit,
     ) {
         let activity = Arc::new(Activity {
             phase: Mutex::new(Phase::Idle(Instant::now())),
             changed: Notify::new(),
         });
         let io = TokioIo::new(Watched {
+            place: Some(place),
             stream,
             activity: Arc::clone(&activity),
         });
@@ -227,21 +235,30 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// Answers 503 to a connection over the limit and closes it, reading what
-/// the client sent meanwhile so that the answer is not lost to a reset; at
-/// most [`REFUSE_TIME`] and 64 KiB.
+/// Answers 503 to a connection over the limit and closes it.
+///
+/// The answer waits for the request head: an HTTP client that receives
+/// bytes on a connection before it has written its request takes them for
+/// a protocol error (hyper's "unexpected message"), not for an answer, so
+/// a 503 sent at once is lost to a client whose request was still being
+/// queued. The head gets at most [`REFUSE_TIME`]; a client that sends
+/// none by then is still answered. Then the 503 is written, the sending
+/// side shut, and what else the client sends is read and dropped, so that
+/// the answer is not lost to a reset: at most [`REFUSE_TIME`] again, and at
+/// most [`REFUSE_READ`] bytes read in all.
 async fn refuse(mut stream: TcpStream, _permit: OwnedSemaphorePermit) {
     const BODY: &str = "the witness is at its connection limit; try again later\n";
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
         BODY.len()
     );
+    let mut total = 0;
+    let _ = tokio::time::timeout(REFUSE_TIME, read_head(&mut stream, &mut total)).await;
     let _ = tokio::time::timeout(REFUSE_TIME, async {
         stream.write_all(answer.as_bytes()).await?;
         stream.shutdown().await?;
         let mut sink = [0u8; 4096];
-        let mut total = 0;
-        while total < 64 * 1024 {
+        while total < REFUSE_READ {
             match stream.read(&mut sink).await? {
                 0 => break,
                 read => total += read,
@@ -250,6 +267,28 @@ async fn refuse(mut stream: TcpStream, _permit: OwnedSemaphorePermit) {
         Ok::<_, std::io::Error>(())
     })
     .await;
+}
+
+/// Reads from `stream` to the end of a request head (an empty line), the
+/// end of the stream, an error or [`REFUSE_READ`] bytes, counting them in
+/// `total`; what follows the head may have been read too.
+async fn read_head(stream: &mut TcpStream, total: &mut usize) {
+    const END: &[u8] = b"\r\n\r\n";
+    let mut buf = [0u8; 4096];
+    // The last bytes read, to find an end split over two reads.
+    let mut tail: Vec<u8> = Vec::with_capacity(buf.len() + END.len());
+    while *total < REFUSE_READ {
+        let read = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        *total += read;
+        tail.extend_from_slice(&buf[..read]);
+        if tail.windows(END.len()).any(|window| window == END) {
+            return;
+        }
+        tail.drain(..tail.len().saturating_sub(END.len() - 1));
+    }
 }
 
 /// Where a connection is, for its timeouts.
@@ -301,9 +340,16 @@ impl Activity {
     }
 }
 
-/// A connection's socket, telling its [`Activity`] when bytes arrive.
+/// A connection's socket, telling its [`Activity`] when bytes arrive, and
+/// its place among the connections served at once.
+///
+/// The place is given back before the client can see the connection end:
+/// when the sending side is shut, or when the socket is dropped (fields are
+/// dropped in order, `place` before `stream`). A client that has seen the
+/// server close its connection can count on that place being free.
 #[derive(Debug)]
 struct Watched {
+    place: Option<OwnedSemaphorePermit>,
     stream: TcpStream,
     activity: Arc<Activity>,
 }
@@ -338,7 +384,9 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        let this = self.get_mut();
+        this.place = None;
+        Pin::new(&mut this.stream).poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
