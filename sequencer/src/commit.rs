@@ -71,7 +71,7 @@ const CONCURRENCY: usize = 16;
 
 /// What the sequencer knows about the committed log.
 #[derive(Debug, Clone)]
-pub struct LogState {
+pub(crate) struct LogState {
     /// The right edge of the committed (and published) tree.
     pub edge: RightEdge,
     /// ETag of the lock object, for the next commit's `If-Match`.
@@ -85,7 +85,7 @@ pub struct LogState {
 /// A batch through steps 1 to 3 (sequenced, staged, committed) whose
 /// publication (steps 4 and 5) is still to come.
 #[derive(Debug)]
-pub struct Pending {
+pub(crate) struct Pending {
     /// Its tiles, root and the proofs of its entries.
     pub integration: Integration,
     /// The committed checkpoint.
@@ -102,7 +102,7 @@ pub struct Pending {
 
 /// A batch after step 1: what to stage, and the right edge it leads to.
 #[derive(Debug)]
-pub struct Sequenced {
+pub(crate) struct Sequenced {
     pub pending: Pending,
     /// The right edge of the tree with the batch, to keep once committed.
     pub edge: RightEdge,
@@ -117,7 +117,7 @@ fn key(text: &str) -> Result<Key, Error> {
 /// What every batch is published with: the store, the witnesses and the
 /// publication options.
 #[derive(Clone, Copy)]
-pub struct Publisher<'a> {
+pub(crate) struct Publisher<'a> {
     pub storage: &'a dyn Storage,
     pub witnesses: Option<&'a Witnesses>,
     pub delete_partials: bool,
@@ -151,7 +151,7 @@ fn phase(metrics: &Metrics, name: &str, started: Instant) {
 /// reads) publishes every tile of its tree. Tiles this batch rewrites (the
 /// same tile, wider or full) are left out: the tree of this checkpoint does
 /// not need the narrower ones.
-pub fn sequence_batch(
+pub(crate) fn sequence_batch(
     origin: &str,
     signer: &dyn NoteSigner,
     metrics: &Metrics,
@@ -205,7 +205,7 @@ pub fn sequence_batch(
 /// Steps 2 and 3, stage and commit. Returns the lock object's new ETag. On
 /// error the batch may or may not be committed: the caller must
 /// [`recover`].
-pub async fn stage_and_commit(
+pub(crate) async fn stage_and_commit(
     storage: &dyn Storage,
     metrics: &Metrics,
     lock_etag: &ETag,
@@ -242,7 +242,7 @@ pub async fn stage_and_commit(
 /// asked to. Returns the published checkpoint and the public checkpoint's
 /// new ETag. The caller publishes one batch at a time, in commit order; on
 /// error it must [`recover`] (the batch is committed whatever failed).
-pub async fn publish_batch(
+pub(crate) async fn publish_batch(
     publisher: Publisher<'_>,
     pending: &Pending,
     public_etag: Option<ETag>,
@@ -450,7 +450,7 @@ async fn delete_stale_partials(storage: &dyn Storage, integration: &Integration)
 /// checkpoint, publishes its staged tiles and the checkpoint if they are not
 /// yet public, deletes staging objects, and rebuilds the right edge from the
 /// published tiles, checking it against the committed root.
-pub async fn recover(
+pub(crate) async fn recover(
     storage: &dyn Storage,
     origin: &str,
     signer: &dyn NoteSigner,

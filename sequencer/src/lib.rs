@@ -1,15 +1,15 @@
-//! The Stele sequencer: the only writer of a log. See [`commit`] for the
+//! The Stele sequencer: the only writer of a log. See docs/commit-protocol.md for the
 //! commit protocol it follows; formats come from `stele-tiles`.
 
 pub mod adopt;
 pub mod api;
-pub mod commit;
+mod commit;
 pub mod config;
 pub mod dedup;
 mod error;
-pub mod ingress;
+mod ingress;
 pub mod keyfile;
-pub mod log;
+mod log;
 pub mod metered;
 pub mod metrics;
 mod prove;
@@ -21,6 +21,10 @@ pub mod storage;
 pub mod tilecache;
 pub mod witness;
 
+pub use commit::LOCK_KEY;
 pub use error::{Error, error_chain};
-pub use log::{Accepted, Log, LogConfig, Sequencer, SubmitError};
+pub use ingress::Ingress;
+pub use log::{
+    Accepted, DEFAULT_POOL_BYTES, Log, LogConfig, MAX_ENTRY_SIZE, Sequencer, SubmitError,
+};
 pub use published::Published;

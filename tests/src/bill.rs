@@ -19,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use stele_rekor::index::INDEX_PREFIX;
-use stele_sequencer::commit::LOCK_KEY;
+use stele_sequencer::LOCK_KEY;
 use stele_sequencer::published::CHECKPOINT_KEY;
 use stele_sequencer::sigstore::index::MARKER_KEY;
 use stele_sequencer::staging::STAGING_PREFIX;

@@ -54,7 +54,7 @@ mod sequencer;
 
 /// The object recovery writes after a storage fault to see that storage
 /// takes writes again (private; its content never matters).
-pub const PROBE_KEY: &str = ".stele/write-probe";
+pub(crate) const PROBE_KEY: &str = ".stele/write-probe";
 
 /// Longest wait between recovery attempts while storage fails.
 const MAX_RECOVERY_DELAY: Duration = Duration::from_secs(5);
