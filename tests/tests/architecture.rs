@@ -60,17 +60,39 @@ fn module_of(root: &Path, file: &Path) -> Vec<String> {
     parts
 }
 
-/// The code of a file before its inline unit tests, comments removed.
+/// The code of a file before its inline unit tests (`mod tests {`; a
+/// `mod tests;` in a file of its own is not cut), comments removed.
 fn code(text: &str) -> String {
-    let text = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+    let text = text.split("#[cfg(test)]\nmod tests {").next().unwrap_or("");
     text.lines()
         .map(|line| line.split("//").next().unwrap_or(""))
         .collect::<Vec<_>>()
         .join("\n")
 }
 
+/// The module path segments (lowercase names) at the start of `text`.
+fn segments(text: &str) -> Vec<String> {
+    let mut path = Vec::new();
+    for segment in text.split("::") {
+        let name: String = segment
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+            break;
+        }
+        let whole = segment.len() == name.len();
+        path.push(name);
+        if !whole {
+            break;
+        }
+    }
+    path
+}
+
 /// Every `crate::a::b::...` and `super::...` path in `code`, as module
-/// paths from the crate root.
+/// paths from the crate root; a group (`crate::{a::x, b}`) gives a path
+/// for each of its members.
 fn references(module: &[String], code: &str) -> Vec<Vec<String>> {
     let mut found = Vec::new();
     for (prefix, base) in [
@@ -84,20 +106,25 @@ fn references(module: &[String], code: &str) -> Vec<Vec<String>> {
             }
             let rest = &code[at + prefix.len()..];
             let mut path = base.clone();
-            for segment in rest.split("::") {
-                let name: String = segment
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
-                if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-                    break;
+            path.extend(segments(rest));
+            // What follows the path: a group of members, or nothing more.
+            let after = rest
+                .split("::")
+                .nth(path.len() - base.len())
+                .filter(|next| next.starts_with('{'));
+            match after {
+                Some(_) => {
+                    let group_at = rest.find('{').unwrap_or(0);
+                    let group = &rest[group_at + 1..];
+                    let group = &group[..group.find('}').unwrap_or(group.len())];
+                    for member in group.split(',') {
+                        let mut member_path = path.clone();
+                        member_path.extend(segments(member.trim()));
+                        found.push(member_path);
+                    }
                 }
-                path.push(name);
-                if segment.len() != path.last().map_or(0, String::len) {
-                    break;
-                }
+                None => found.push(path),
             }
-            found.push(path);
         }
     }
     found
@@ -222,19 +249,21 @@ fn no_import_cycles_and_no_long_files() {
 #[test]
 fn references_resolve_crate_and_super_paths() {
     let module = vec!["api".to_owned(), "route".to_owned()];
-    let code = "use crate::published::{read_tile, CHECKPOINT_KEY};\n\
+    let text = "use crate::published::{read_tile, CHECKPOINT_KEY};\n\
+                use crate::{log::Log, storage};\n\
                 use super::Api; let x = super::body::read_limited(); a_crate::x::y();";
-    let found = references(&module, code);
+    let owned = |path: &[&str]| path.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     assert_eq!(
-        found,
+        references(&module, text),
         vec![
-            vec!["published".to_owned()],
-            vec!["api".to_owned()],
-            vec![
-                "api".to_owned(),
-                "body".to_owned(),
-                "read_limited".to_owned()
-            ],
+            owned(&["published", "read_tile"]),
+            owned(&["published"]),
+            owned(&["log"]),
+            owned(&["storage"]),
+            owned(&["api"]),
+            owned(&["api", "body", "read_limited"]),
         ]
     );
+    let file = "mod a;\n#[cfg(test)]\nmod tests;\nuse crate::x;\n#[cfg(test)]\nmod tests {\n use crate::y;\n}";
+    assert!(code(file).contains("crate::x") && !code(file).contains("crate::y"));
 }
