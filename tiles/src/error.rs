@@ -87,7 +87,7 @@ pub enum Error {
     /// A c2sp.org/tlog-proof receipt is malformed.
     #[error("receipt line {line}: {reason}")]
     Receipt { line: usize, reason: String },
-    // --- notes, keys, checkpoints, cosignatures: see note.rs ---------------
+    // --- notes, keys, checkpoints, cosignatures: see note/ -------------------
     /// A signed note is larger than this crate accepts.
     #[error("signed note is {length} bytes, more than the limit of {limit}")]
     NoteTooLarge { length: usize, limit: usize },
