@@ -57,7 +57,7 @@ use tracing::{debug, info, warn};
 
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::published::{CACHE_CHECKPOINT, CHECKPOINT_KEY, Published, read_right_edge};
+use crate::published::{CACHE_CHECKPOINT, CHECKPOINT_KEY, Published, key, read_right_edge};
 use crate::staging::{STAGING_PREFIX, Staged, staging_key};
 use crate::storage::{
     CONTENT_TYPE_TEXT, Condition, ETag, Key, KeyPrefix, PutOptions, Storage, StorageError,
@@ -108,10 +108,6 @@ pub(crate) struct Sequenced {
     pub edge: RightEdge,
     /// The encoded staging object.
     pub staged: Bytes,
-}
-
-fn key(text: &str) -> Result<Key, Error> {
-    Ok(Key::new(text)?)
 }
 
 /// What every batch is published with: the store, the witnesses and the

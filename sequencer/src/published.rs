@@ -108,17 +108,52 @@ pub async fn read_leaf_hashes_range(
     start: u64,
     end: u64,
 ) -> Result<Vec<Hash>, Error> {
+    read_level0_range(
+        storage,
+        start,
+        end,
+        |index, width| Tile::hashes(0, index, width),
+        |tile, data| Ok(tile.decode_hashes(data)?),
+    )
+    .await
+}
+
+/// The entries `[start, end)` of the published tree of at least `end`
+/// leaves, read from its entry bundles.
+pub async fn read_entries(
+    storage: &dyn Storage,
+    start: u64,
+    end: u64,
+) -> Result<Vec<Vec<u8>>, Error> {
+    read_level0_range(storage, start, end, Tile::entries, |tile, data| {
+        let entries = bundle::decode(data, Some(tile.width as usize))?;
+        Ok(entries.into_iter().map(<[u8]>::to_vec).collect())
+    })
+    .await
+}
+
+/// Items `[start, end)` of the published tree of at least `end` leaves,
+/// from the level-0 tiles that hold them (`tile_at(index, width)`: hash
+/// tiles or entry bundles), read a few at once and each decoded with
+/// `decode`.
+async fn read_level0_range<T>(
+    storage: &dyn Storage,
+    start: u64,
+    end: u64,
+    tile_at: fn(u64, u32) -> Tile,
+    decode: fn(&Tile, &[u8]) -> Result<Vec<T>, Error>,
+) -> Result<Vec<T>, Error> {
     if start >= end {
         return Ok(Vec::new());
     }
     let width = u64::from(TILE_WIDTH);
     let first_tile = start / width;
     let last_tile = (end - 1) / width;
-    let tiles: Vec<Vec<Hash>> = futures::stream::iter((first_tile..=last_tile).map(|index| {
-        let tile = Tile::hashes(0, index, ((end - index * width).min(width)) as u32);
+    let tiles: Vec<Vec<T>> = futures::stream::iter((first_tile..=last_tile).map(|index| {
+        let tile = tile_at(index, (end - index * width).min(width) as u32);
         async move {
             let data = read_tile(storage, &tile).await?;
-            Ok::<_, Error>(tile.decode_hashes(&data)?)
+            decode(&tile, &data)
         }
     }))
     .buffered(CONCURRENCY)

@@ -116,10 +116,7 @@ fn write_log(dir: &Path, signer: &Ed25519Signer, size: u64) -> Checkpoint {
         let end = (start + batch).min(size);
         let entries: Vec<Vec<u8>> = (start..end).map(entry).collect();
         let integration = edge.integrate(&entries).expect("integrate");
-        for (tile, data) in integration
-            .encoded_hash_tiles()
-            .chain(integration.bundles.iter().cloned())
-        {
+        for (tile, data) in integration.objects() {
             let path = dir.join(tile.path());
             std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
             std::fs::write(path, data).expect("write tile");

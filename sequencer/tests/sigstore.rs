@@ -516,7 +516,7 @@ fn index_objects(storage: &MemoryStorage) -> Vec<(Key, Bytes)> {
 
 async fn check_index(storage: &MemoryStorage) {
     let published = index::published_size(storage).await.expect("size");
-    let entries = index::read_entries(storage, 0, published)
+    let entries = stele_sequencer::published::read_entries(storage, 0, published)
         .await
         .expect("entries");
     for (key, bytes) in storage.snapshot() {

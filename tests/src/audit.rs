@@ -316,15 +316,8 @@ impl AuditedLog {
             if !compare_partials {
                 continue;
             }
-            let partial_hash_tiles = integration
-                .encoded_hash_tiles()
-                .filter(|(tile, _)| tile.is_partial());
-            let partial_bundles = integration
-                .bundles
-                .iter()
-                .filter(|(tile, _)| tile.is_partial())
-                .map(|(tile, bytes)| (*tile, bytes.clone()));
-            for (tile, expected) in partial_hash_tiles.chain(partial_bundles) {
+            let partials = integration.objects().filter(|(tile, _)| tile.is_partial());
+            for (tile, expected) in partials {
                 let served = log.fetch_tile(&tile).await?;
                 if served.as_ref() != expected.as_slice() {
                     let what = match tile.kind {

@@ -124,10 +124,7 @@ fn build_log(
             })
             .collect();
         let integration = edge.integrate(&batch)?;
-        for (tile, data) in integration
-            .encoded_hash_tiles()
-            .chain(integration.bundles.iter().cloned())
-        {
+        for (tile, data) in integration.objects() {
             write(root, &tile.path(), &data)?;
         }
         written += count;

@@ -21,10 +21,7 @@ async fn write_log(storage: &MemoryStorage, size: u64) -> Hash {
     while start < entries.len() {
         let end = (start + batch).min(entries.len());
         let integration = edge.integrate(&entries[start..end]).expect("integrate");
-        let objects = integration
-            .encoded_hash_tiles()
-            .chain(integration.bundles.iter().cloned());
-        for (tile, data) in objects {
+        for (tile, data) in integration.objects() {
             let key = Key::new(tile.path()).expect("key");
             storage
                 .put(

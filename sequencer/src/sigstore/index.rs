@@ -41,14 +41,13 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use stele_rekor::index::{INDEX_PREFIX, collect, index_path, parse, render};
 use stele_rekor::verify::HashAlgorithm;
-use stele_tiles::bundle;
-use stele_tiles::tile::{TILE_WIDTH, Tile};
+use stele_tiles::tile::TILE_WIDTH;
 use tracing::{info, warn};
 
 use crate::error::Error;
 use crate::log::Log;
-use crate::published::read_tile;
-use crate::storage::{CONTENT_TYPE_TEXT, Condition, Key, KeyPrefix, PutOptions, Storage};
+use crate::published::{key, read_entries};
+use crate::storage::{CONTENT_TYPE_TEXT, Condition, KeyPrefix, PutOptions, Storage};
 
 /// `Cache-Control` of index objects: public, and short-lived, since they grow.
 pub const CACHE_INDEX: &str = "public, max-age=60";
@@ -60,10 +59,6 @@ const CONCURRENCY: usize = 16;
 const CHUNK: u64 = 16 * TILE_WIDTH as u64;
 /// Least time between two marker writes of a running [`Indexer`].
 pub const MARKER_INTERVAL: Duration = Duration::from_secs(10);
-
-fn key(path: &str) -> Result<Key, Error> {
-    Ok(Key::new(path)?)
-}
 
 fn index_options() -> PutOptions {
     PutOptions::new(Condition::None, CONTENT_TYPE_TEXT, CACHE_INDEX)
@@ -131,38 +126,6 @@ async fn write_marker(storage: &dyn Storage, tree_size: u64) -> Result<(), Error
         )
         .await?;
     Ok(())
-}
-
-/// The entries `[start, end)` of the published tree of at least `end`
-/// leaves, read from its entry bundles.
-pub async fn read_entries(
-    storage: &dyn Storage,
-    start: u64,
-    end: u64,
-) -> Result<Vec<Vec<u8>>, Error> {
-    if start >= end {
-        return Ok(Vec::new());
-    }
-    let width = u64::from(TILE_WIDTH);
-    let first_tile = start / width;
-    let last_tile = (end - 1) / width;
-    let bundles: Vec<Vec<Vec<u8>>> =
-        futures::stream::iter((first_tile..=last_tile).map(|index| async move {
-            let tile = Tile::entries(index, (end - index * width).min(width) as u32);
-            let data = read_tile(storage, &tile).await?;
-            let entries = bundle::decode(&data, Some(tile.width as usize))?;
-            Ok::<_, Error>(entries.into_iter().map(<[u8]>::to_vec).collect())
-        }))
-        .buffered(CONCURRENCY)
-        .try_collect()
-        .await?;
-    let skip = (start - first_tile * width) as usize;
-    Ok(bundles
-        .into_iter()
-        .flatten()
-        .skip(skip)
-        .take((end - start) as usize)
-        .collect())
 }
 
 /// Indexes the published entries `[from, to)` and moves the marker to `to`.
