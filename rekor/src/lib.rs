@@ -23,6 +23,7 @@
 mod algorithm;
 pub mod entry;
 mod error;
+pub mod history;
 pub mod http;
 pub mod index;
 pub mod ingress;
