@@ -135,6 +135,29 @@ pub fn artifact_digest(entry: &[u8]) -> Option<(HashAlgorithm, Vec<u8>)> {
     Some((request.key_details.hash(), request.digest))
 }
 
+/// The key ID of a stored entry's signer, if it is a well-formed
+/// hashedrekord v0.0.2 entry ([`parse`]): lowercase hex SHA-256 of
+/// `publicKey.rawBytes` (a DER SubjectPublicKeyInfo), or of the
+/// `subjectPublicKeyInfo` of the `x509Certificate`, re-encoded as DER. The
+/// same rule names release signers ([`crate::release::key_id`]). `None` for
+/// anything else, or a certificate that does not parse.
+pub fn hashedrekord_key_id(entry: &[u8]) -> Option<String> {
+    let request = parse(entry).ok()??;
+    match request.verifier {
+        VerifierMaterial::PublicKey(spki) => Some(crate::release::key_id(&spki)),
+        VerifierMaterial::Certificate(der) => {
+            use der::{Decode, Encode};
+            let certificate = x509_cert::Certificate::from_der(&der).ok()?;
+            let spki = certificate
+                .tbs_certificate
+                .subject_public_key_info
+                .to_der()
+                .ok()?;
+            Some(crate::release::key_id(&spki))
+        }
+    }
+}
+
 fn fields(entry: &Value) -> Result<HashedRekordRequest, EntryError> {
     let top = object(entry, "the entry", &["apiVersion", "kind", "spec"])?;
     let kind = string(top, "kind", "")?;

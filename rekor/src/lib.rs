@@ -27,6 +27,7 @@ pub mod history;
 pub mod http;
 pub mod index;
 pub mod ingress;
+pub mod release;
 pub mod request;
 pub mod response;
 pub mod verify;
