@@ -6,6 +6,7 @@ pub mod api;
 mod commit;
 pub mod config;
 pub mod dedup;
+pub mod explorer;
 mod error;
 mod ingress;
 pub mod keyfile;

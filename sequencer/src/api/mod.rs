@@ -10,6 +10,7 @@
 //! | `GET`, `HEAD` | `/checkpoint`, `/tile/...` | the log itself (filesystem backend only) |
 //! | `POST` | `/api/v2/log/entries` | a Rekor v2 `CreateEntryRequest` in, a `TransparencyLogEntry` (or, when asked, a c2sp.org/tlog-proof receipt) out; see [`crate::sigstore`] |
 //! | `GET`, `HEAD` | `/index/<sha256\|sha384\|sha512>/<hex>` | the digest index (filesystem backend only); see [`crate::sigstore::index`] |
+//! | `GET`, `HEAD` | `/explorer/`, `/explorer/<file>`, `/log.vkey` | the explorer page and the log's verifier key (filesystem backend only); `/explorer` redirects; see [`crate::explorer`] |
 //!
 //! The read paths are also served under `/api/v2/`, where some Sigstore
 //! clients read tiles. Only paths that parse strictly as c2sp.org/tlog-tiles
@@ -105,6 +106,19 @@ fn text_response(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
     stele_rekor::http::text_response(status, body).map(Full::new)
 }
 
+/// `/explorer` to `/explorer/`, relative so that it holds behind a path
+/// prefix too.
+fn explorer_redirect() -> Response<ResponseBody> {
+    let mut response = text_response(
+        StatusCode::MOVED_PERMANENTLY,
+        Bytes::from_static(b"the explorer is at explorer/\n"),
+    );
+    response
+        .headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_static("explorer/"));
+    response
+}
+
 /// An error answer in the server's body type.
 pub fn error_response(err: ApiError) -> Response<ResponseBody> {
     err.into_plain().map(Full::new)
@@ -192,6 +206,20 @@ impl Api {
                     &path,
                     CONTENT_TYPE_TEXT,
                     crate::sigstore::index::CACHE_INDEX,
+                )
+                .await
+            }
+            Ok(Route::Explorer(file)) => {
+                let path = format!("{}{}", crate::explorer::PREFIX, file.name);
+                self.read_object(&path, file.content_type, crate::explorer::CACHE_EXPLORER)
+                    .await
+            }
+            Ok(Route::ExplorerRedirect) => Ok(explorer_redirect()),
+            Ok(Route::Vkey) => {
+                self.read_object(
+                    crate::explorer::VKEY_KEY,
+                    CONTENT_TYPE_TEXT,
+                    crate::explorer::CACHE_EXPLORER,
                 )
                 .await
             }

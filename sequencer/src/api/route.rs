@@ -34,6 +34,12 @@ pub enum Route {
     RekorV2Entries,
     /// `GET /index/<algorithm>/<hex>`: a digest index object (its path).
     Index(String),
+    /// `GET /explorer/` and `/explorer/<file>`: a file of the explorer page.
+    Explorer(&'static crate::explorer::File),
+    /// `GET /explorer`: a redirect to `explorer/`.
+    ExplorerRedirect,
+    /// `GET /log.vkey`: the log's verifier key.
+    Vkey,
 }
 
 const ALLOW_READ: &str = "GET, HEAD";
@@ -53,6 +59,8 @@ pub fn route(method: &Method, path: &str, config: &ApiConfig) -> Result<Route, A
         "/healthz" => (Route::Healthz, ALLOW_READ),
         "/metrics" => (Route::Metrics, ALLOW_READ),
         "/api/v2/log/entries" => (Route::RekorV2Entries, ALLOW_POST),
+        "/explorer" | "/log.vkey" => (static_route(path, config)?, ALLOW_READ),
+        _ if path.starts_with("/explorer/") => (static_route(path, config)?, ALLOW_READ),
         _ => (read_route(path, config)?, ALLOW_READ),
     };
     let allowed = match allow {
@@ -67,6 +75,26 @@ pub fn route(method: &Method, path: &str, config: &ApiConfig) -> Result<Route, A
                 format!("{method} is not allowed on {path}; use {allow}"),
             )
         });
+    }
+    Ok(route)
+}
+
+/// The explorer's files and the verifier key: only those exact paths
+/// (crate::explorer::FILES), from the folder (filesystem backend).
+fn static_route(path: &str, config: &ApiConfig) -> Result<Route, ApiError> {
+    let route = match path {
+        "/explorer" => Route::ExplorerRedirect,
+        "/log.vkey" => Route::Vkey,
+        _ => path
+            .strip_prefix("/explorer/")
+            .and_then(crate::explorer::file)
+            .map(Route::Explorer)
+            .ok_or_else(|| ApiError::not_found(format!("no such path: {path}")))?,
+    };
+    if !config.serve_reads {
+        return Err(ApiError::not_found(
+            "this log is stored in S3: read the explorer and log.vkey from the bucket or its CDN",
+        ));
     }
     Ok(route)
 }

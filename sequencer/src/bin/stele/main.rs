@@ -35,7 +35,7 @@ use stele_sequencer::sigstore::index::{self, Indexer};
 use stele_sequencer::storage::fs::FsStorage;
 use stele_sequencer::storage::s3::{self, S3Storage};
 use stele_sequencer::storage::{Key, Storage};
-use stele_sequencer::{Error, Log, adopt, keyfile};
+use stele_sequencer::{Error, Log, adopt, explorer, keyfile};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
@@ -282,6 +282,27 @@ fn check_descriptors(config: &Config) -> Result<u64, Error> {
     Ok(soft)
 }
 
+/// Publishes the explorer page and the verifier key beside the log
+/// (stele_sequencer::explorer). The log runs without them, so a failure is
+/// only a warning.
+async fn publish_explorer(log: &Log, config: &Config) {
+    let vkey = match std::fs::read(config.vkey_path()) {
+        Ok(vkey) => vkey,
+        Err(err) => {
+            warn!(%err, "the explorer is not published: cannot read the verifier key file");
+            return;
+        }
+    };
+    match explorer::publish(log.storage().as_ref(), &vkey).await {
+        Ok(published) => info!(
+            written = published.written,
+            unchanged = published.unchanged,
+            "explorer published under explorer/"
+        ),
+        Err(err) => warn!(%err, "the explorer is not published"),
+    }
+}
+
 async fn serve(config: Config) -> Result<(), Error> {
     // Signals are taken from the start: one that arrives while the log
     // opens is acted on once it listens, never the default (death).
@@ -359,6 +380,7 @@ async fn serve(config: Config) -> Result<(), Error> {
     .await?;
     // The log verified its checkpoint with this key: publish the verifier.
     keyfile::write_verifier(&key, &config.vkey_path())?;
+    publish_explorer(&log, &config).await;
 
     let address = listener
         .local_addr()
