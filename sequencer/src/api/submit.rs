@@ -17,6 +17,21 @@ use super::{Api, RETRY_AFTER_UNAVAILABLE, ResponseBody, text_response};
 use crate::log::{Accepted, SubmitError};
 use crate::storage::CONTENT_TYPE_BINARY;
 
+/// A body that claims to be a release statement (begins with
+/// `stele/release/v1\n`) must be a valid, signed one, so that every entry
+/// of the log that claims to be a release is one (docs/formats.md).
+fn check_release(entry: &[u8]) -> Result<(), ApiError> {
+    if !stele_rekor::release::claims_release(entry) {
+        return Ok(());
+    }
+    stele_rekor::release::parse(entry).map(drop).map_err(|err| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body begins with stele/release/v1 but is not a valid release: {err}"),
+        )
+    })
+}
+
 impl Api {
     /// `POST /add`: checks the request, reads the body within its limits and
     /// submits it.
@@ -42,6 +57,7 @@ impl Api {
                 }
             }
             let entry = Vec::from(self.read_body(request).await?);
+            check_release(&entry)?;
             self.submit(entry).await
         })
         .await

@@ -28,12 +28,23 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Create a log key: DIR/log.key (private, mode 0600) and DIR/log.vkey.
     /// Prints the public key, which clients use to check checkpoints.
+    /// With --maintainer, a release signing key for `stele sign` instead:
+    /// DIR/maintainer.key (PKCS#8 PEM, mode 0600) and DIR/maintainer.pub
+    /// (SPKI PEM, to publish); prints its key ID.
     Keygen {
         /// The log's origin (checkpoint first line and key name), e.g.
         /// example.com/log. An ecdsa-p256 key file holds no name: serve
         /// that log with the same --origin.
-        #[arg(long)]
-        origin: String,
+        #[arg(long, required_unless_present = "maintainer")]
+        origin: Option<String>,
+        /// Make a maintainer's release signing key (Ed25519 unless
+        /// --ecdsa), not a log key.
+        #[arg(long, conflicts_with = "origin")]
+        maintainer: bool,
+        /// With --maintainer: an ECDSA P-256 key (needed for `stele sign
+        /// --sigstore`) instead of Ed25519.
+        #[arg(long, requires = "maintainer")]
+        ecdsa: bool,
         /// ed25519: Go note key texts (log.vkey is `name+id+base64`);
         /// ecdsa-p256: PKCS#8 PEM private key, log.vkey the SPKI PEM public
         /// key, as Sigstore's Rekor v2 logs use.
@@ -65,6 +76,13 @@ pub(crate) enum Command {
     /// object. Then `stele serve` with the same options continues the log.
     /// Safe to run again after an interruption.
     Adopt(Box<ServeArgs>),
+    /// Sign a release and log it: hashes FILE, signs a stele/release/v1
+    /// statement with the maintainer key, submits it to the log, checks the
+    /// receipt (with --vkey) and writes FILE.stele beside the file (the
+    /// entry and its receipt), for `stele-verify release`. Prints the
+    /// entry's index. With --sigstore, a hashedrekord entry and a Sigstore
+    /// bundle (FILE.sigstore.json) instead.
+    Sign(Box<crate::sign::SignArgs>),
 }
 
 /// The signature algorithm of a log key, as the command line names it

@@ -5,6 +5,10 @@
 //!   public key (see [`stele_sequencer::keyfile`] for the formats).
 //! - `stele serve [--data DIR] [options]` runs the log: the sequencer and
 //!   its HTTP API; see `stele serve --help` and [`stele_sequencer::config`].
+//! - `stele keygen --maintainer --out DIR [--ecdsa]` writes a maintainer's
+//!   release signing key ([`maintainer`]).
+//! - `stele sign FILE --key KEY --namespace NS --version V --log URL`
+//!   signs and logs a release and writes `FILE.stele` ([`sign`]).
 //! - `stele adopt --origin ORIGIN --key FILE [--data DIR | --s3-bucket ...]`
 //!   checks a tlog-tiles log another implementation wrote and makes it a
 //!   Stele log that `stele serve` continues ([`stele_sequencer::adopt`]).
@@ -15,6 +19,8 @@
 //! storage holds state that does not verify), it exits 1 with the reason.
 
 mod args;
+mod maintainer;
+mod sign;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -50,10 +56,30 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keygen {
+            out,
+            algorithm,
+            maintainer: true,
+            ecdsa,
+            ..
+        } => {
+            let kind = if ecdsa || algorithm == args::KeyAlgorithmArg::EcdsaP256 {
+                stele_rekor::release::KeyKind::EcdsaP256
+            } else {
+                stele_rekor::release::KeyKind::Ed25519
+            };
+            return sign::exit("keygen", maintainer::keygen(kind, &out));
+        }
+        Command::Keygen {
             origin,
             out,
             algorithm,
-        } => keygen(algorithm.into(), &origin, &out),
+            ..
+        } => keygen(
+            algorithm.into(),
+            origin.as_deref().unwrap_or_default(),
+            &out,
+        ),
+        Command::Sign(args) => return sign::exit("sign", sign::run(&args)),
         Command::Serve(args) => match args.load() {
             Ok(config) => {
                 init_tracing(config.log_level.as_deref());
