@@ -119,6 +119,10 @@ pub enum Error {
         location: String,
         source: stele_tiles::Error,
     },
+    /// A release bundle does not parse, or the release does not match the
+    /// file or the maintainer key it is checked against.
+    #[error("release {location}: {reason}")]
+    Release { location: String, reason: String },
     /// A Rekor v2 TransparencyLogEntry is malformed or contradicts itself.
     #[error("TransparencyLogEntry {location}: {reason}")]
     TransparencyLogEntry { location: String, reason: String },

@@ -99,6 +99,27 @@ pub(crate) enum Command {
         #[arg(long, value_name = "HEX", conflicts_with = "entry")]
         leaf_hash: Option<String>,
     },
+    /// Check a signed release: FILE against its bundle (FILE.stele, as
+    /// `stele sign` writes it), the maintainer's key and the log's key,
+    /// offline; with --log also against the log's latest checkpoint.
+    Release {
+        /// The release file.
+        file: PathBuf,
+        /// The bundle [default: FILE.stele].
+        #[arg(long, value_name = "FILE")]
+        bundle: Option<PathBuf>,
+        /// The maintainer's public key (PEM, or base64 of the DER SPKI), or
+        /// a file holding it.
+        #[arg(long = "key", value_name = "MAINTAINER_PUB")]
+        maintainer: String,
+        #[command(flatten)]
+        key: KeyArgs,
+        /// Also check online: the log (http(s) base URL or folder) holds
+        /// the entry in its latest checkpoint, consistent with the
+        /// receipt's.
+        #[arg(long, value_name = "URL|DIR")]
+        log: Option<String>,
+    },
     /// Fetch an entry, prove it included, and print it decoded.
     Get {
         /// The entry's index.

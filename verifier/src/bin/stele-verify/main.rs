@@ -23,6 +23,7 @@ mod get;
 mod inclusion;
 mod monitor;
 mod receipt;
+mod release;
 mod witness;
 
 use cli::{Cli, Command, CosignerCommand};
@@ -84,6 +85,22 @@ async fn run(cli: Cli) -> Result<Report> {
             entry,
             leaf_hash,
         } => receipt::run(file, key, entry.as_deref(), leaf_hash.as_deref()),
+        Command::Release {
+            file,
+            bundle,
+            maintainer,
+            key,
+            log,
+        } => {
+            let args = release::ReleaseArgs {
+                file,
+                bundle: bundle.as_deref(),
+                maintainer,
+                key,
+                log: log.as_deref(),
+            };
+            release::run(&cli, args).await
+        }
         Command::Get { index, log } => get::run(&cli, log, *index).await,
         Command::Artifact { file, log } => artifact::run(&cli, file, log).await,
         Command::Monitor {
