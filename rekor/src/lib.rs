@@ -17,6 +17,9 @@
 //! HTTP pieces; [`index`] is the per-digest index format; [`ingress`] signs
 //! and checks what the submit function forwards to the sequencer.
 //!
+//! [`release`] is Stele's own signed release statement (`stele/release/v1`),
+//! its maintainer keys and the `FILE.stele` bundle.
+//!
 //! The formats and the upstream versions they were checked against are
 //! described in docs/formats.md.
 
