@@ -131,8 +131,8 @@ pub fn parse_year(year: u32, data: &[u8]) -> Result<Vec<Snapshot>, HistoryError>
         if year_of(parsed_time) != year {
             return Err(bad(number, format!("{time} is not in {year}")));
         }
-        let tree_size = decimal(size)
-            .ok_or_else(|| bad(number, format!("{size:?} is not a tree size")))?;
+        let tree_size =
+            decimal(size).ok_or_else(|| bad(number, format!("{size:?} is not a tree size")))?;
         if let Some(last) = snapshots.last() {
             if parsed_time <= last.time || tree_size <= last.tree_size {
                 return Err(bad(

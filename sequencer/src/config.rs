@@ -122,6 +122,11 @@ pub struct Config {
     /// Longest wait for a witness per checkpoint.
     #[serde(deserialize_with = "human_duration")]
     pub witness_timeout: Duration,
+    /// How often the published checkpoint is copied to the checkpoint
+    /// history (`history/`, see [`crate::history`]) when the tree grew;
+    /// zero turns the history off.
+    #[serde(deserialize_with = "human_duration")]
+    pub history_interval: Duration,
     /// Address of the private ingress, where the serverless submit function
     /// forwards entries it has checked (see [`crate::ingress`]); `None`:
     /// no ingress. Needs the shared secret, from the environment variable
@@ -169,6 +174,7 @@ impl Default for Config {
             witnesses: Vec::new(),
             witness_threshold: 0,
             witness_timeout: Duration::from_secs(5),
+            history_interval: Duration::from_secs(3600),
             ingress_listen: None,
             ingress_secret_file: None,
         }

@@ -9,7 +9,8 @@
 //! | `GET`, `HEAD` | `/metrics` | Prometheus text format |
 //! | `GET`, `HEAD` | `/checkpoint`, `/tile/...` | the log itself (filesystem backend only) |
 //! | `POST` | `/api/v2/log/entries` | a Rekor v2 `CreateEntryRequest` in, a `TransparencyLogEntry` (or, when asked, a c2sp.org/tlog-proof receipt) out; see [`crate::sigstore`] |
-//! | `GET`, `HEAD` | `/index/<sha256\|sha384\|sha512>/<hex>` | the digest index (filesystem backend only); see [`crate::sigstore::index`] |
+//! | `GET`, `HEAD` | `/index/<sha256\|sha384\|sha512>/<hex>`, `/index/key/<key ID>`, `/index/namespace/<ns, / as ~>` | the digest, signer and namespace indexes (filesystem backend only); see [`crate::sigstore::index`] |
+//! | `GET`, `HEAD` | `/history/<YYYY>`, `/history/checkpoint/<size>`, `/stats/v1/{summary,hourly,daily}.json` | the checkpoint history and the statistics (filesystem backend only); see [`crate::history`] |
 //! | `GET`, `HEAD` | `/explorer/`, `/explorer/<file>`, `/log.vkey` | the explorer page and the log's verifier key (filesystem backend only); `/explorer` redirects; see [`crate::explorer`] |
 //!
 //! The read paths are also served under `/api/v2/`, where some Sigstore
@@ -208,6 +209,10 @@ impl Api {
                     crate::sigstore::index::CACHE_INDEX,
                 )
                 .await
+            }
+            Ok(Route::Derived(derived)) => {
+                self.read_object(&derived.path, derived.content_type, derived.cache_control)
+                    .await
             }
             Ok(Route::Explorer(file)) => {
                 let path = format!("{}{}", crate::explorer::PREFIX, file.name);

@@ -32,7 +32,9 @@ pub enum Route {
     Tile(Tile),
     /// `POST /api/v2/log/entries`: a Rekor v2 hashedrekord entry.
     RekorV2Entries,
-    /// `GET /index/<algorithm>/<hex>`: a digest index object (its path).
+    /// `GET /index/<algorithm>/<hex>`, `/index/key/<key ID>` or
+    /// `/index/namespace/<namespace, / as ~>`: an index object (its path),
+    /// only for well-formed names (`stele_rekor::index::parse_request_path`).
     Index(String),
     /// `GET /explorer/` and `/explorer/<file>`: a file of the explorer page.
     Explorer(&'static crate::explorer::File),
@@ -40,6 +42,48 @@ pub enum Route {
     ExplorerRedirect,
     /// `GET /log.vkey`: the log's verifier key.
     Vkey,
+    /// `GET /history/<YYYY>`, `/history/checkpoint/<size>` or
+    /// `/stats/v1/<summary|hourly|daily>.json`: an object derived from the
+    /// published log (crate::history, crate::sigstore::index), only for
+    /// exactly those names.
+    Derived(Derived),
+}
+
+/// A derived object's path and the headers it is served with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Derived {
+    pub path: String,
+    pub content_type: &'static str,
+    pub cache_control: &'static str,
+}
+
+/// The statistics objects, by request path.
+const STATS: [&str; 3] = [
+    "/stats/v1/summary.json",
+    "/stats/v1/hourly.json",
+    "/stats/v1/daily.json",
+];
+
+/// The derived object a request path names, if it names exactly one.
+fn derived(path: &str) -> Option<Derived> {
+    if STATS.contains(&path) {
+        return Some(Derived {
+            path: path[1..].to_owned(),
+            content_type: "application/json",
+            cache_control: crate::history::CACHE_HISTORY,
+        });
+    }
+    let history = stele_rekor::history::parse_request_path(path)?;
+    let immutable = history.starts_with("history/checkpoint/");
+    Some(Derived {
+        path: history,
+        content_type: crate::storage::CONTENT_TYPE_TEXT,
+        cache_control: if immutable {
+            crate::storage::CACHE_IMMUTABLE
+        } else {
+            crate::history::CACHE_HISTORY
+        },
+    })
 }
 
 const ALLOW_READ: &str = "GET, HEAD";
@@ -109,10 +153,18 @@ fn read_route(path: &str, config: &ApiConfig) -> Result<Route, ApiError> {
     if let Some(index_path) = stele_rekor::index::parse_request_path(path) {
         if !config.serve_reads {
             return Err(ApiError::not_found(
-                "this log is stored in S3: read the digest index from the bucket or its CDN",
+                "this log is stored in S3: read the indexes from the bucket or its CDN",
             ));
         }
         return Ok(Route::Index(index_path));
+    }
+    if let Some(derived) = derived(path) {
+        if !config.serve_reads {
+            return Err(ApiError::not_found(
+                "this log is stored in S3: read the history and statistics from the bucket or its CDN",
+            ));
+        }
+        return Ok(Route::Derived(derived));
     }
     let is_read_path = relative == CHECKPOINT_KEY || relative.starts_with("tile/");
     if !is_read_path {

@@ -298,6 +298,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "STELE_WITNESS_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub(crate) witness_timeout: Option<Duration>,
 
+    /// How often the published checkpoint is copied to the checkpoint
+    /// history (history/checkpoint/<size>, listed in history/<year>) when
+    /// the tree grew; 0 turns it off. [default: 1h]
+    #[arg(long, env = "STELE_HISTORY_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) history_interval: Option<Duration>,
+
     /// Serve the private ingress on this address: entries the serverless
     /// submit function checked, authenticated with the secret in
     /// STELE_INGRESS_SECRET (or --ingress-secret-file). Keep it off the
@@ -373,6 +379,7 @@ impl ServeArgs {
         set(&mut config.witnesses, &self.witnesses);
         set(&mut config.witness_threshold, &self.witness_threshold);
         set(&mut config.witness_timeout, &self.witness_timeout);
+        set(&mut config.history_interval, &self.history_interval);
         set_some(&mut config.ingress_listen, &self.ingress_listen);
         set_some(&mut config.ingress_secret_file, &self.ingress_secret_file);
         config

@@ -36,6 +36,7 @@ use stele_sequencer::config::{Config, KEY_FILE, StorageConfig, VKEY_FILE};
 use stele_sequencer::keyfile::KeyAlgorithm;
 use stele_sequencer::metered::MeteredStorage;
 use stele_sequencer::metrics::Metrics;
+use stele_sequencer::history::Recorder;
 use stele_sequencer::sigstore::SigstoreConfig;
 use stele_sequencer::sigstore::index::{self, Indexer};
 use stele_sequencer::storage::fs::FsStorage;
@@ -439,6 +440,16 @@ async fn serve(config: Config) -> Result<(), Error> {
             Indexer::new(log.clone(), INDEX_POLL).run(async move { stop.notified().await }),
         )
     });
+    // The checkpoint history follows the published log too
+    // (crate::history).
+    let stop_history = Arc::new(tokio::sync::Notify::new());
+    let history = (!config.history_interval.is_zero()).then(|| {
+        let stop = stop_history.clone();
+        tokio::spawn(
+            Recorder::new(log.clone(), config.history_interval)
+                .run(async move { stop.notified().await }),
+        )
+    });
     let stop_accepting = Arc::new(tokio::sync::Notify::new());
     let server = tokio::spawn(api::serve(listener, api.clone(), {
         let stop_accepting = stop_accepting.clone();
@@ -503,6 +514,10 @@ async fn serve(config: Config) -> Result<(), Error> {
         if ingress.await.is_err() {
             warn!("the ingress server task failed");
         }
+    }
+    if let Some(history) = history {
+        stop_history.notify_one();
+        let _ = history.await;
     }
     if let Some(indexer) = indexer {
         // The indexer makes one last pass when stopped, so the index covers
