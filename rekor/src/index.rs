@@ -18,14 +18,32 @@
 //! An object exists only for a digest that has an entry, so it holds at
 //! least one line: an empty object is not an index object, and [`parse`]
 //! refuses it like any other malformed one (docs/formats.md).
+//!
+//! The signer and namespace indexes have the same format, one object per
+//! key or namespace ([`classify`] says which objects an entry belongs in):
+//!
+//! - `index/key/<64 lowercase hex key ID>`: hashedrekord entries signed by
+//!   that key (the public key, or the certificate's key) and release
+//!   statements signed by it;
+//! - `index/namespace/<namespace, each / written as ~>`: the release
+//!   statements of that namespace.
+//!
+//! Only release statements that parse and whose signature verifies
+//! (`crate::release::parse`) are indexed, and only hashedrekord entries that
+//! are well formed (`crate::entry::parse`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::entry::artifact_digest;
+use crate::entry::{artifact_digest, hashedrekord_key_id};
+use crate::release;
 use crate::verify::HashAlgorithm;
 
 /// Where the index objects live, in the log's storage and URL space.
 pub const INDEX_PREFIX: &str = "index/";
+/// Where the signer index objects live.
+pub const KEY_PREFIX: &str = "index/key/";
+/// Where the namespace index objects live.
+pub const NAMESPACE_PREFIX: &str = "index/namespace/";
 
 /// Why bytes are not an index object: the line at fault (1-based) and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -50,9 +68,25 @@ pub fn index_path(algorithm: HashAlgorithm, digest: &[u8]) -> String {
 /// when it is exactly that: a known algorithm and a lowercase hex digest of
 /// its length. Anything else is not an index path (so no request reaches
 /// other objects through it).
+///
+/// The same for `/index/key/<key ID>` (64 lowercase hex digits) and
+/// `/index/namespace/<namespace with ~ for />` (a namespace that
+/// `release::check_namespace` accepts, so no `/`, `.` or `..` segment, no
+/// percent-encoding, nothing uppercase).
 pub fn parse_request_path(path: &str) -> Option<String> {
     let rest = path.strip_prefix('/')?.strip_prefix(INDEX_PREFIX)?;
     let (algorithm, digest) = rest.split_once('/')?;
+    if algorithm == "key" {
+        return is_key_id(digest).then(|| release::key_index_path(digest));
+    }
+    if algorithm == "namespace" {
+        if digest.contains('/') {
+            return None;
+        }
+        let namespace = digest.replace('~', "/");
+        release::check_namespace(&namespace).ok()?;
+        return Some(release::namespace_path(&namespace));
+    }
     let algorithm = [
         HashAlgorithm::Sha256,
         HashAlgorithm::Sha384,
@@ -65,6 +99,14 @@ pub fn parse_request_path(path: &str) -> Option<String> {
             .bytes()
             .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
     well_formed.then(|| format!("{INDEX_PREFIX}{}/{digest}", algorithm.path_name()))
+}
+
+/// Whether `text` is a key ID: 64 lowercase hex digits.
+pub fn is_key_id(text: &str) -> bool {
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
 }
 
 /// Parses an index object strictly (the format above).
@@ -131,6 +173,100 @@ pub fn collect<E: AsRef<[u8]>>(
         }
     }
     digests
+}
+
+/// What an entry is, as the statistics count it (docs/formats.md,
+/// "Statistics").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A well-formed hashedrekord v0.0.2 entry (`crate::entry::parse`).
+    Hashedrekord,
+    /// A release statement that parses and verifies (`release::parse`).
+    Release,
+    /// Anything else.
+    Other,
+}
+
+/// What the indexes make of one entry: its kind and the index objects it
+/// belongs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classified {
+    pub kind: Kind,
+    /// The artifact digest of a hashedrekord entry.
+    pub digest: Option<(HashAlgorithm, Vec<u8>)>,
+    /// The signer's key ID (hex), of a hashedrekord entry whose key or
+    /// certificate key can be read, or of a release statement.
+    pub key_id: Option<String>,
+    /// The namespace of a release statement.
+    pub namespace: Option<String>,
+}
+
+impl Classified {
+    /// The paths of the index objects the entry is listed in.
+    pub fn paths(&self) -> Vec<String> {
+        let mut paths = Vec::new();
+        if let Some((algorithm, digest)) = &self.digest {
+            paths.push(index_path(*algorithm, digest));
+        }
+        if let Some(key_id) = &self.key_id {
+            paths.push(release::key_index_path(key_id));
+        }
+        if let Some(namespace) = &self.namespace {
+            paths.push(release::namespace_path(namespace));
+        }
+        paths
+    }
+}
+
+/// Reads an entry for the indexes. A release statement's signature is
+/// checked, so this costs a signature verification for each.
+pub fn classify(entry: &[u8]) -> Classified {
+    if let Some(digest) = artifact_digest(entry) {
+        return Classified {
+            kind: Kind::Hashedrekord,
+            digest: Some(digest),
+            key_id: hashedrekord_key_id(entry),
+            namespace: None,
+        };
+    }
+    if release::claims_release(entry) {
+        if let Ok(statement) = release::parse(entry) {
+            return Classified {
+                kind: Kind::Release,
+                digest: None,
+                key_id: Some(statement.key_id()),
+                namespace: Some(statement.namespace),
+            };
+        }
+    }
+    Classified {
+        kind: Kind::Other,
+        digest: None,
+        key_id: None,
+        namespace: None,
+    }
+}
+
+/// Every index object (digest, signer and namespace) of entries
+/// `first_index..`, by path, each with the indices of its entries, and the
+/// kind of each entry.
+pub fn collect_all<E: AsRef<[u8]>>(
+    first_index: u64,
+    entries: &[E],
+) -> (BTreeMap<String, BTreeSet<u64>>, Vec<Kind>) {
+    let mut objects: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    let mut kinds = Vec::with_capacity(entries.len());
+    for (offset, entry) in entries.iter().enumerate() {
+        let classified = classify(entry.as_ref());
+        for path in classified.paths() {
+            objects
+                .entry(path)
+                .or_default()
+                .insert(first_index + offset as u64);
+        }
+        kinds.push(classified.kind);
+    }
+    (objects, kinds)
 }
 
 #[cfg(test)]
@@ -218,6 +354,62 @@ mod tests {
             format!("/index/sha256/{digest}/"),
             format!("index/sha256/{digest}"),
             "/index/sha256/../../.stele/lock".to_owned(),
+        ] {
+            assert_eq!(parse_request_path(&refused), None, "{refused}");
+        }
+    }
+
+    /// Signer and namespace paths: exactly the objects the indexer writes
+    /// (the same path helpers), and nothing else under them.
+    #[test]
+    fn key_and_namespace_paths() {
+        let id = "0f".repeat(32);
+        assert_eq!(
+            parse_request_path(&format!("/index/key/{id}")),
+            Some(format!("index/key/{id}"))
+        );
+        assert_eq!(release::key_index_path(&id), format!("{KEY_PREFIX}{id}"));
+        for (request, namespace) in [
+            ("/index/namespace/pypi~requests", "pypi/requests"),
+            (
+                "/index/namespace/github.com~org~repo",
+                "github.com/org/repo",
+            ),
+            ("/index/namespace/npm~@scope~name", "npm/@scope/name"),
+            ("/index/namespace/a", "a"),
+            ("/index/namespace/c++~x_y-z", "c++/x_y-z"),
+        ] {
+            let path = release::namespace_path(namespace);
+            assert!(path.starts_with(NAMESPACE_PREFIX));
+            assert_eq!(parse_request_path(request).as_deref(), Some(&path[..]));
+            assert_eq!(format!("/{path}"), request);
+        }
+        let long = "a".repeat(release::MAX_NAMESPACE);
+        assert!(parse_request_path(&format!("/index/namespace/{long}")).is_some());
+        for refused in [
+            format!("/index/key/{}", "0F".repeat(32)),
+            format!("/index/key/{}", "0f".repeat(31)),
+            format!("/index/key/{}0", "0f".repeat(32)),
+            format!("/index/key/{id}/"),
+            format!("/index/key/{}g", "0f".repeat(31)),
+            "/index/key/".to_owned(),
+            "/index/key/../../.stele/lock".to_owned(),
+            "/index/namespace/".to_owned(),
+            "/index/namespace/pypi/requests".to_owned(),
+            "/index/namespace/Pypi~requests".to_owned(),
+            "/index/namespace/pypi~~requests".to_owned(),
+            "/index/namespace/~pypi".to_owned(),
+            "/index/namespace/pypi~".to_owned(),
+            "/index/namespace/..".to_owned(),
+            "/index/namespace/a~..~b".to_owned(),
+            "/index/namespace/.".to_owned(),
+            "/index/namespace/pypi%2Frequests".to_owned(),
+            "/index/namespace/a b".to_owned(),
+            "/index/namespace/a\\b".to_owned(),
+            format!("/index/namespace/{long}a"),
+            "/index/namespaces/a".to_owned(),
+            "/index/keys/a".to_owned(),
+            "index/namespace/a".to_owned(),
         ] {
             assert_eq!(parse_request_path(&refused), None, "{refused}");
         }

@@ -584,7 +584,8 @@ fn check_log(store: &MemoryStorage, setup: Setup, acked: &Acked, opened: &Opened
         assert!(
             key.as_str() == "checkpoint"
                 || key.as_str().starts_with(".stele/")
-                || key.as_str().starts_with(stele_rekor::index::INDEX_PREFIX),
+                || key.as_str().starts_with(stele_rekor::index::INDEX_PREFIX)
+                || key.as_str() == index::stats::SUMMARY_KEY,
             "public path {key} was written with two contents"
         );
     }
@@ -593,15 +594,18 @@ fn check_log(store: &MemoryStorage, setup: Setup, acked: &Acked, opened: &Opened
     if setup.sigstore {
         let marker = get(MARKER_KEY).expect("an index marker");
         assert_eq!(marker.as_ref(), format!("{size}\n").as_bytes());
-        let expected: BTreeMap<String, Vec<u8>> = stele_rekor::index::collect(0, &entries)
+        // Every family: digests, signer keys (these entries name no
+        // namespace).
+        let expected: BTreeMap<String, Vec<u8>> = stele_rekor::index::collect_all(0, &entries)
+            .0
             .into_iter()
-            .map(|((algorithm, digest), indices)| {
-                (
-                    stele_rekor::index::index_path(algorithm, &digest),
-                    stele_rekor::index::render(&indices),
-                )
-            })
+            .map(|(path, indices)| (path, stele_rekor::index::render(&indices)))
             .collect();
+        assert!(
+            expected
+                .keys()
+                .any(|path| path.starts_with(stele_rekor::index::KEY_PREFIX))
+        );
         let found: BTreeMap<String, Vec<u8>> = objects
             .iter()
             .filter(|(key, _)| key.as_str().starts_with(stele_rekor::index::INDEX_PREFIX))
@@ -609,6 +613,18 @@ fn check_log(store: &MemoryStorage, setup: Setup, acked: &Acked, opened: &Opened
             .collect();
         assert!(!expected.is_empty(), "no Sigstore entry in the log");
         assert_eq!(found, expected, "the digest index differs from the log");
+        // The statistics too, however often the indexer was interrupted.
+        let summary = index::stats::Summary::parse(
+            &get(index::stats::SUMMARY_KEY).expect("a statistics summary"),
+        )
+        .expect("the summary parses");
+        assert_eq!(summary.tree_size, size);
+        let hashedrekord = entries
+            .iter()
+            .filter(|entry| stele_rekor::entry::artifact_digest(entry).is_some())
+            .count() as u64;
+        assert_eq!(summary.kinds.hashedrekord, hashedrekord);
+        assert_eq!(summary.kinds.other, size - hashedrekord);
     }
 }
 

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 mod common;
 
@@ -322,10 +323,11 @@ fn shutdown_closes_connections_that_outlive_the_shutdown_timeout() {
 // ---------------------------------------------------------------------
 // stele reindex.
 
-/// The digest index as the entries say it should be: for every
-/// hashedrekord entry, its `data.algorithm` and base64 `data.digest`, read
-/// with a JSON parser; objects `index/<sha256|sha384|sha512>/<hex>` holding
-/// the entries' indices one per line, ascending.
+/// The digest and signer indexes as the entries say they should be: for
+/// every hashedrekord entry, its `data.algorithm` and base64 `data.digest`,
+/// and the SHA-256 of its public key, read with a JSON parser; objects
+/// `index/<sha256|sha384|sha512>/<hex>` and `index/key/<hex>` holding the
+/// entries' indices one per line, ascending.
 fn index_model(entries: &[Vec<u8>]) -> BTreeMap<String, String> {
     let mut model: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
     for (index, entry) in entries.iter().enumerate() {
@@ -344,6 +346,18 @@ fn index_model(entries: &[Vec<u8>]) -> BTreeMap<String, String> {
             .expect("base64 digest");
         model
             .entry(format!("index/{algorithm}/{}", hex::encode(digest)))
+            .or_default()
+            .insert(index as u64);
+        // The signer index: SHA-256 of the DER public key.
+        let key = STANDARD
+            .decode(
+                json["spec"]["hashedRekordV002"]["signature"]["verifier"]["publicKey"]["rawBytes"]
+                    .as_str()
+                    .expect("a public key"),
+            )
+            .expect("base64 key");
+        model
+            .entry(format!("index/key/{}", hex::encode(Sha256::digest(&key))))
             .or_default()
             .insert(index as u64);
     }
@@ -539,8 +553,13 @@ fn reindex_rebuilds_the_digest_index_the_entries_call_for() {
     assert_eq!(index_files(data.path()), model, "the rebuilt index");
     assert!(
         printed.contains(&format!(
-            "digest index rebuilt: {size} entries, {} index objects written, 1 removed",
-            model.len()
+            "indexes rebuilt: {size} entries, {} index objects written ({} signer keys, 0 \
+             namespaces), 1 removed",
+            model.len(),
+            model
+                .keys()
+                .filter(|path| path.starts_with("index/key/"))
+                .count()
         )),
         "{printed}"
     );

@@ -528,8 +528,25 @@ async fn check_index(storage: &MemoryStorage) {
                 log_index < published,
                 "{key} names {log_index}, beyond {published}"
             );
-            let (algorithm, digest) =
-                sigstore::entry::artifact_digest(&entries[log_index as usize]).expect("digest");
+            let entry = &entries[log_index as usize];
+            if let Some(key_id) = rest.strip_prefix("key/") {
+                // The signer index: the entry's key, by the hash of its
+                // DER public key.
+                let request = sigstore::entry::parse(entry)
+                    .expect("entry")
+                    .expect("a hashedrekord entry");
+                let expected = match request.verifier {
+                    sigstore::request::VerifierMaterial::PublicKey(spki) => {
+                        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&spki))
+                    }
+                    sigstore::request::VerifierMaterial::Certificate(_) => {
+                        sigstore::entry::hashedrekord_key_id(entry).expect("a certificate key")
+                    }
+                };
+                assert_eq!(key_id, expected);
+                continue;
+            }
+            let (algorithm, digest) = sigstore::entry::artifact_digest(entry).expect("digest");
             assert_eq!(
                 rest,
                 format!("{}/{}", algorithm.path_name(), hex::encode(digest))
@@ -694,7 +711,16 @@ async fn the_index_lists_every_entry_of_a_digest_across_batches() {
     index::rebuild(&storage).await.expect("rebuild");
     let after = index_objects(&storage);
     assert_eq!(before, after);
-    assert_eq!(after.len(), 4, "the shared digest and three others");
+    let digests = after
+        .iter()
+        .filter(|(key, _)| !key.as_str().starts_with(stele_rekor::index::KEY_PREFIX))
+        .count();
+    assert_eq!(digests, 4, "the shared digest and three others");
+    assert_eq!(
+        after.len() - digests,
+        6,
+        "each request signed by a fresh key"
+    );
 }
 
 /// Debian's GOPATH tree (golang-google-protobuf-dev).

@@ -33,10 +33,10 @@ use stele_sequencer::Ingress;
 use stele_sequencer::LOCK_KEY;
 use stele_sequencer::api::{self, Api, ApiConfig};
 use stele_sequencer::config::{Config, KEY_FILE, StorageConfig, VKEY_FILE};
+use stele_sequencer::history::Recorder;
 use stele_sequencer::keyfile::KeyAlgorithm;
 use stele_sequencer::metered::MeteredStorage;
 use stele_sequencer::metrics::Metrics;
-use stele_sequencer::history::Recorder;
 use stele_sequencer::sigstore::SigstoreConfig;
 use stele_sequencer::sigstore::index::{self, Indexer};
 use stele_sequencer::storage::fs::FsStorage;
@@ -157,8 +157,9 @@ fn run_reindex(config: Config) -> Result<(), Error> {
         let storage = open_storage(&config).await?;
         let report = index::rebuild(storage.as_ref()).await?;
         println!(
-            "digest index rebuilt: {} entries, {} index objects written, {} removed",
-            report.tree_size, report.objects, report.removed
+            "indexes rebuilt: {} entries, {} index objects written ({} signer keys, {} \
+             namespaces), {} removed; statistics recounted",
+            report.tree_size, report.objects, report.keys, report.namespaces, report.removed
         );
         Ok(())
     })

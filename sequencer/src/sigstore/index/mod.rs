@@ -1,6 +1,16 @@
-//! The static digest index: for every artifact digest in the log, a public
-//! object listing the indices of the entries about it, so that an artifact
-//! leads to its entries with plain GETs (Rekor v2 has no search).
+//! The static indexes: for every artifact digest, signer key and release
+//! namespace in the log, a public object listing the indices of its
+//! entries, so that an artifact, a maintainer's key or a project leads to
+//! its entries with plain GETs (Rekor v2 has no search); and the
+//! statistics that count them ([`stats`]).
+//!
+//! - `index/<sha256|sha384|sha512>/<hex digest>`: hashedrekord entries
+//!   about that artifact digest;
+//! - `index/key/<key ID>`: hashedrekord entries signed by that key (public
+//!   key or certificate key) and release statements signed by it;
+//! - `index/namespace/<namespace, / as ~>`: the release statements of that
+//!   namespace; only statements that parse and whose signature verifies are
+//!   indexed (`stele_rekor::index::classify`).
 //!
 //! The objects' format, its one parser and writer are in `stele-rekor`
 //! ([`stele_rekor::index`]); this module writes them. An object only grows,
@@ -8,100 +18,70 @@
 //!
 //! # Derived data, and crash safety
 //!
-//! The index is built only from the published log: [`Indexer`] follows the
-//! published checkpoint and reads each new range of entries back from the
-//! published entry bundles, so an index object never names an entry beyond
-//! the published tree. It is written after step 5 of the commit protocol
-//! (docs/commit-protocol.md), by the one sequencer process, and records how far it got in
-//! the private object [`MARKER_KEY`], written after the index objects:
+//! The indexes are built only from the published log: [`Indexer`] follows
+//! the published checkpoint and reads each new range of entries back from
+//! the published entry bundles, so an index object never names an entry
+//! beyond the published tree. It is written after step 5 of the commit
+//! protocol (docs/commit-protocol.md), by the one sequencer process. Each
+//! chunk of entries is one pass: the index objects of the three families,
+//! then the statistics' summary ([`stats::SUMMARY_KEY`]), then (at most
+//! every [`MARKER_INTERVAL`]) the private object [`MARKER_KEY`] recording how
+//! far it got:
 //!
 //! - crash before or while writing index objects: the marker still holds
 //!   the old size, and the next start indexes the range again. Writing a
 //!   range twice is harmless (each object is a set of indices, merged);
-//! - crash after the index objects, before the marker: the same.
+//! - crash after the index objects, before the summary or the marker: the
+//!   same. The summary names the tree size it covers, so the statistics
+//!   never count a range twice ([`stats`] explains how).
 //!
 //! # What it costs
 //!
-//! One object per digest is one PUT per distinct digest in each window the
-//! indexer covers (a poll): no layout with the same lookup (one plain GET
-//! of a path derived from the digest) can write less. What the index adds
-//! beyond that is kept small: an object that already lists every index of
-//! the window (a range indexed again after a restart) is not written again,
-//! and the running [`Indexer`] moves the marker at most once every
-//! [`MARKER_INTERVAL`] (and when it stops), not after every poll. A crash
-//! in between indexes the last interval again, which costs reads only.
+//! One object per digest, key or namespace is one PUT per distinct one in
+//! each window the indexer covers (a poll), plus one for the summary: no
+//! layout with the same lookup (one plain GET of a path derived from the
+//! name) can write less. What the index adds beyond that is kept small: an
+//! object that already lists every index of the window (a range indexed
+//! again after a restart) is not written again, and the running [`Indexer`]
+//! moves the marker at most once every [`MARKER_INTERVAL`] (and when it
+//! stops), not after every poll. A crash in between indexes the last
+//! interval again, which costs reads only. The statistics cost no read of
+//! their own: the count of each key and namespace is the length of the
+//! object the indexer reads back anyway.
 //!
-//! `stele reindex` rebuilds every object from the log with [`rebuild`].
+//! `stele reindex` rebuilds every object and the summary from the log with
+//! [`rebuild`], and removes objects that name no entry.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
-use stele_rekor::index::{INDEX_PREFIX, collect, index_path, parse, render};
-use stele_rekor::verify::HashAlgorithm;
+use stele_rekor::index::{INDEX_PREFIX, KEY_PREFIX, NAMESPACE_PREFIX};
 use stele_tiles::tile::TILE_WIDTH;
 use tracing::{info, warn};
 
 use crate::error::Error;
 use crate::log::Log;
-use crate::published::{key, read_entries};
-use crate::storage::{CONTENT_TYPE_TEXT, Condition, KeyPrefix, PutOptions, Storage};
+use crate::published::key;
+use crate::storage::{Condition, KeyPrefix, PutOptions, Storage};
+
+mod objects;
+pub mod stats;
+#[cfg(test)]
+mod tests;
+
+use objects::{read_chunk, write_objects};
+use stats::{Kinds, Summary, read_summary, write_summary};
 
 /// `Cache-Control` of index objects: public, and short-lived, since they grow.
 pub const CACHE_INDEX: &str = "public, max-age=60";
 /// Private object holding the tree size the index covers, in decimal.
 pub const MARKER_KEY: &str = ".stele/index-size";
-/// Index objects read-modify-written at once.
-const CONCURRENCY: usize = 16;
 /// Entries indexed per step when catching up a long range.
 const CHUNK: u64 = 16 * TILE_WIDTH as u64;
 /// Least time between two marker writes of a running [`Indexer`].
 pub const MARKER_INTERVAL: Duration = Duration::from_secs(10);
-
-fn index_options() -> PutOptions {
-    PutOptions::new(Condition::None, CONTENT_TYPE_TEXT, CACHE_INDEX)
-}
-
-/// Merges `additions` into the index objects (read, merge, write back).
-/// With `replace`, the objects are written with exactly these indices.
-async fn write_objects(
-    storage: &dyn Storage,
-    additions: BTreeMap<(HashAlgorithm, Vec<u8>), BTreeSet<u64>>,
-    replace: bool,
-) -> Result<(), Error> {
-    futures::stream::iter(
-        additions
-            .into_iter()
-            .map(|((algorithm, digest), indices)| async move {
-                let key = key(&index_path(algorithm, &digest))?;
-                let mut merged = indices;
-                if !replace {
-                    if let Some(object) = storage.get(&key).await? {
-                        let existing = parse(&object.bytes).map_err(|problem| Error::Corrupt {
-                            what: "digest index",
-                            detail: format!("{key}: {problem}"),
-                        })?;
-                        let known = existing.len();
-                        merged.extend(existing);
-                        if merged.len() == known {
-                            // Every index is listed already (a range indexed
-                            // again): the write would change nothing.
-                            return Ok(());
-                        }
-                    }
-                }
-                storage
-                    .put(&key, Bytes::from(render(&merged)), index_options())
-                    .await?;
-                Ok::<(), Error>(())
-            }),
-    )
-    .buffer_unordered(CONCURRENCY)
-    .try_collect::<()>()
-    .await
-}
 
 /// The tree size the index covers (0 when never written).
 pub async fn read_marker(storage: &dyn Storage) -> Result<u64, Error> {
@@ -129,24 +109,68 @@ async fn write_marker(storage: &dyn Storage, tree_size: u64) -> Result<(), Error
 }
 
 /// Indexes the published entries `[from, to)` and moves the marker to `to`.
+/// When the summary covers less than `from` (there is none yet), the range
+/// from where it stops is read again first, so that it counts every entry.
 pub async fn index_range(storage: &dyn Storage, from: u64, to: u64) -> Result<(), Error> {
-    let mut start = from;
+    index_range_by(storage, from, to, CHUNK).await
+}
+
+/// [`index_range`] in chunks of `chunk` entries.
+async fn index_range_by(
+    storage: &dyn Storage,
+    from: u64,
+    to: u64,
+    chunk: u64,
+) -> Result<(), Error> {
+    let mut summary = read_summary(storage).await?.unwrap_or_default();
+    let mut start = from.min(summary.tree_size);
     while start < to {
-        let end = (start + CHUNK).min(to);
-        index_chunk(storage, start, end).await?;
-        // After the index objects: a crash before this line indexes the
-        // chunk again, which changes nothing.
+        let end = chunk_end(start, to, chunk);
+        index_chunk(storage, start, end, &mut summary).await?;
+        // After the index objects and the summary: a crash before this
+        // line indexes the chunk again, which changes nothing.
         write_marker(storage, end).await?;
         start = end;
     }
     Ok(())
 }
 
-/// Writes the index objects of the published entries `[start, end)`,
-/// leaving the marker alone.
-async fn index_chunk(storage: &dyn Storage, start: u64, end: u64) -> Result<(), Error> {
-    let entries = read_entries(storage, start, end).await?;
-    write_objects(storage, collect(start, &entries), false).await
+/// Where the chunk of about `chunk` entries from `start` ends: at `to`, or
+/// at a tile boundary before it. The entries are read at the chunk's tree
+/// size; below `to` only a full tile is sure to be there (the partial tile
+/// of a tree size that was never published does not exist).
+fn chunk_end(start: u64, to: u64, chunk: u64) -> u64 {
+    let width = u64::from(TILE_WIDTH);
+    let end = start.saturating_add(chunk.max(1));
+    if end >= to {
+        return to;
+    }
+    let aligned = end / width * width;
+    if aligned > start {
+        aligned
+    } else {
+        ((start / width + 1) * width).min(to)
+    }
+}
+
+/// Writes the index objects of the published entries `[start, end)`, then
+/// the summary if the chunk goes past it, leaving the marker alone.
+/// `summary` (what storage holds) is updated only once it is written.
+async fn index_chunk(
+    storage: &dyn Storage,
+    start: u64,
+    end: u64,
+    summary: &mut Summary,
+) -> Result<(), Error> {
+    let chunk = read_chunk(storage, start, end).await?;
+    let counts = write_objects(storage, chunk.objects, false, end).await?;
+    if end > summary.tree_size {
+        let mut next = summary.clone();
+        next.advance(start, end, &chunk.kinds, &counts)?;
+        write_summary(storage, &next).await?;
+        *summary = next;
+    }
+    Ok(())
 }
 
 /// The published tree size, from the public checkpoint.
@@ -163,42 +187,55 @@ pub async fn published_size(storage: &dyn Storage) -> Result<u64, Error> {
 pub struct RebuildReport {
     /// The tree size indexed.
     pub tree_size: u64,
-    /// Index objects written.
+    /// Index objects written, of the three families.
     pub objects: usize,
+    /// Of which signer key objects.
+    pub keys: usize,
+    /// Of which namespace objects.
+    pub namespaces: usize,
     /// Index objects removed (naming no entry of the log).
     pub removed: usize,
 }
 
-/// Rebuilds the whole index from the published log: every object written
-/// afresh, objects for digests not in the log removed, marker set.
+/// Rebuilds every index from the published log: every object written
+/// afresh, objects for digests, keys and namespaces not in the log removed,
+/// the summary recounted, the marker set.
 pub async fn rebuild(storage: &dyn Storage) -> Result<RebuildReport, Error> {
     let tree_size = published_size(storage).await?;
-    let mut all: BTreeMap<(HashAlgorithm, Vec<u8>), BTreeSet<u64>> = BTreeMap::new();
+    let mut all: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    let mut kinds = Kinds::default();
     let mut start = 0;
     while start < tree_size {
-        let end = (start + CHUNK).min(tree_size);
-        let entries = read_entries(storage, start, end).await?;
-        for (digest, indices) in collect(start, &entries) {
-            all.entry(digest).or_default().extend(indices);
+        let end = chunk_end(start, tree_size, CHUNK);
+        let chunk = read_chunk(storage, start, end).await?;
+        for (path, indices) in chunk.objects {
+            all.entry(path).or_default().extend(indices);
+        }
+        for kind in chunk.kinds {
+            kinds.add(kind);
         }
         start = end;
     }
-    let wanted: BTreeSet<String> = all
-        .keys()
-        .map(|(algorithm, digest)| index_path(*algorithm, digest))
-        .collect();
     let existing = storage.list(&KeyPrefix::new(INDEX_PREFIX)?).await?;
     let mut removed = 0;
-    for stale in existing.iter().filter(|key| !wanted.contains(key.as_str())) {
+    for stale in existing
+        .iter()
+        .filter(|key| !all.contains_key(key.as_str()))
+    {
         storage.delete(stale).await?;
         removed += 1;
     }
     let objects = all.len();
-    write_objects(storage, all, true).await?;
+    let count = |prefix: &str| all.keys().filter(|path| path.starts_with(prefix)).count();
+    let (keys, namespaces) = (count(KEY_PREFIX), count(NAMESPACE_PREFIX));
+    let counts = write_objects(storage, all, true, tree_size).await?;
+    write_summary(storage, &Summary::from_counts(tree_size, kinds, &counts)).await?;
     write_marker(storage, tree_size).await?;
     Ok(RebuildReport {
         tree_size,
         objects,
+        keys,
+        namespaces,
         removed,
     })
 }
@@ -242,7 +279,7 @@ impl Indexer {
                     warn!(
                         %err,
                         retry_in_s = delay.as_secs_f64(),
-                        "digest index update failed; retrying"
+                        "index update failed; retrying"
                     );
                 }
             }
@@ -257,7 +294,7 @@ impl Indexer {
         };
         if let Err(err) = last {
             // Nothing is lost: the next start indexes from the marker.
-            warn!(%err, "the last digest index update before stopping failed");
+            warn!(%err, "the last index update before stopping failed");
         }
     }
 
@@ -270,18 +307,22 @@ impl Indexer {
             Some(state) => state,
             None => {
                 let marker = read_marker(storage).await?;
+                let summary = read_summary(storage).await?.unwrap_or_default();
                 indexed.insert(Indexed {
-                    size: marker,
+                    // A summary behind the marker (none yet) is caught up
+                    // by reading from where it stops.
+                    size: marker.min(summary.tree_size),
                     marker,
                     marker_moved: tokio::time::Instant::now(),
+                    summary,
                 })
             }
         };
         let published = self.log.published().checkpoint.size;
         let from = state.size;
         while state.size < published {
-            let end = (state.size + CHUNK).min(published);
-            index_chunk(storage, state.size, end).await?;
+            let end = chunk_end(state.size, published, CHUNK);
+            index_chunk(storage, state.size, end, &mut state.summary).await?;
             state.size = end;
             if state.marker_moved.elapsed() >= MARKER_INTERVAL {
                 write_marker(storage, end).await?;
@@ -297,7 +338,7 @@ impl Indexer {
             state.marker_moved = tokio::time::Instant::now();
         }
         if published > from {
-            info!(from, to = published, "digest index updated");
+            info!(from, to = published, "indexes and statistics updated");
         }
         Ok(())
     }
@@ -314,8 +355,11 @@ impl Indexer {
 }
 
 /// How far a running [`Indexer`] got.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Indexed {
+    /// The summary as written last (at most 200 names and three counts:
+    /// the statistics need no other state).
+    summary: Summary,
     /// Entries below this are indexed.
     size: u64,
     /// The tree size the marker holds.
