@@ -187,6 +187,49 @@ install_rust_components() {
     fi
 }
 
+# install_node: Node.js (20 or later, which playwright-core needs) and npm,
+# for the explorer's build and browser tests (tests/tests/explorer.rs). The
+# machine image ships Node.js 20; Debian's package is the fallback.
+install_node() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        echo "install-test-deps: installing nodejs and npm"
+        apt_install nodejs npm
+    fi
+    local major
+    major="$(node -p 'process.versions.node.split(".")[0]')"
+    if [[ "$major" -lt 20 ]]; then
+        echo "install-test-deps: node $(node --version) is older than 20, which playwright-core needs" >&2
+    fi
+    echo "node $(node --version), npm $(npm --version)"
+}
+
+# install_chromium: Debian's Chromium, the headless browser of
+# tests/tests/explorer.rs (driven by playwright-core, never downloaded).
+install_chromium() {
+    if [[ ! -x /usr/bin/chromium ]]; then
+        echo "install-test-deps: installing chromium"
+        apt_install chromium
+    fi
+    /usr/bin/chromium --version 2>/dev/null
+}
+
+# install_explorer_deps: explorer/node_modules exactly as
+# explorer/package-lock.json pins it (`npm ci`): esbuild, the libraries the
+# page bundles, and playwright-core for the browser tests. Skipped when the
+# installed tree was made from the same lockfile.
+install_explorer_deps() {
+    local explorer stamp want
+    explorer="$(cd "$(dirname "${BASH_SOURCE[0]}")/../explorer" && pwd)"
+    stamp="$explorer/node_modules/.stele-lock-sha256"
+    want="$(sha256sum "$explorer/package-lock.json" | cut -d' ' -f1)"
+    if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+        echo "install-test-deps: npm ci in explorer/"
+        (cd "$explorer" && npm ci --no-audit --no-fund --loglevel=error)
+        echo "$want" >"$stamp"
+    fi
+    echo "explorer/node_modules: playwright-core $(node -p "require('$explorer/node_modules/playwright-core/package.json').version")"
+}
+
 main() {
     install_rust_components
     install_go
@@ -198,6 +241,9 @@ main() {
     install_sigstore_js
     install_infra_linters
     install_checkov
+    install_node
+    install_chromium
+    install_explorer_deps
 }
 
 main "$@"

@@ -82,11 +82,10 @@ export function parseWitnessKey(text) {
 }
 
 function parseNoteKey(text, type) {
-  const parts = text.split('+');
-  if (parts.length !== 3 || !/^[0-9a-f]{8}$/.test(parts[1]) || parts[0] === '') {
-    throw new Error(`not a verifier key <name>+<id>+<key>: ${JSON.stringify(text.slice(0, 80))}`);
-  }
-  const [name, idHex, keyText] = parts;
+  // The name has no '+'; the base64 key may.
+  const match = /^([^+\s]+)\+([0-9a-f]{8})\+(\S+)$/.exec(text);
+  if (!match) throw new Error(`not a verifier key <name>+<id>+<key>: ${JSON.stringify(text.slice(0, 80))}`);
+  const [, name, idHex, keyText] = match;
   const bytes = fromBase64(keyText);
   if (bytes.length !== 33 || bytes[0] !== type) {
     throw new Error(`verifier key ${name}: not a key of type 0x0${type} (Ed25519${type === COSIGNATURE_TYPE ? ' cosignature/v1' : ''})`);
