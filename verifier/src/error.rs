@@ -144,6 +144,10 @@ pub enum Error {
     /// A check failed and its evidence was written to a folder.
     #[error("{source}; evidence written to {dir}")]
     Evidence { dir: PathBuf, source: Box<Error> },
+    /// The monitor raised alerts (a watched namespace signed by a key not
+    /// expected, a lying index); each one's evidence is in its own folder.
+    #[error("{count} monitor alert(s); evidence written under {dir}")]
+    Alerts { count: usize, dir: PathBuf },
 
     // --- local input ----------------------------------------------------------
     /// A key given on the command line or in a file is unusable.

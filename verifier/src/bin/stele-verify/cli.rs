@@ -144,6 +144,21 @@ pub(crate) enum Command {
         /// Report entries that hold or are signed by this key.
         #[arg(long = "watch-key", value_name = "KEY_OR_FILE")]
         watch_keys: Vec<String>,
+        /// Alert, with evidence, when a release statement of this namespace
+        /// is signed by a key not given with --expect-key: checked in every
+        /// new entry, and through the namespace's index (every entry it
+        /// lists fetched and proven). Repeatable.
+        #[arg(long = "watch-namespace", value_name = "NS", requires = "expect_keys")]
+        watch_namespaces: Vec<String>,
+        /// A key expected to sign for the watched namespaces: its key ID
+        /// (64 hex digits), or its public key (PEM or base64 DER, or a file
+        /// holding it). Repeatable.
+        #[arg(
+            long = "expect-key",
+            value_name = "KEY_ID_OR_FILE",
+            requires = "watch_namespaces"
+        )]
+        expect_keys: Vec<String>,
         /// Catch up once and exit.
         #[arg(long)]
         once: bool,

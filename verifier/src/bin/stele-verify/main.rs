@@ -107,9 +107,18 @@ async fn run(cli: Cli) -> Result<Report> {
             log,
             state,
             watch_keys,
+            watch_namespaces,
+            expect_keys,
             once,
             interval,
-        } => monitor::run(&cli, log, state, watch_keys, *once, *interval).await,
+        } => {
+            let watch = monitor::Watch {
+                keys: watch_keys,
+                namespaces: watch_namespaces,
+                expect_keys,
+            };
+            monitor::run(&cli, log, state, watch, *once, *interval).await
+        }
         Command::Witness {
             log: _,
             vkeys,
