@@ -49,6 +49,7 @@ async function render() {
     else throw new UserError(`no such page: #/${route.join('/')}`);
     view.replaceChildren(content);
     document.body.dataset.state = 'ready';
+    performance.mark('stele-ready');
   } catch (err) {
     view.replaceChildren(failure(err));
     document.body.dataset.state = err instanceof VerificationError ? 'failed' : 'error';

@@ -146,6 +146,32 @@ fn dist_is_what_a_fresh_build_makes() {
     }
 }
 
+/// The page's proof maths (explorer/test/tlog.test.mjs) against RFC
+/// 6962's reference tree and a model written from RFC 9162's definitions.
+#[test]
+fn proof_maths_of_the_page() {
+    if !require("node", runs("node", "--version"))
+        || !require(
+            "explorer/node_modules",
+            repo_root()
+                .join("explorer/node_modules/@noble/hashes/package.json")
+                .is_file(),
+        )
+    {
+        return;
+    }
+    let out = run(
+        Command::new("node")
+            .args(["--test", "test/tlog.test.mjs"])
+            .current_dir(repo_root().join("explorer")),
+        "node --test test/tlog.test.mjs",
+    );
+    assert!(
+        out.contains("# fail 0") && !out.contains("# pass 0"),
+        "{out}"
+    );
+}
+
 fn serve_options(data: &Path) -> ServeOptions {
     ServeOptions {
         data: data.to_path_buf(),
