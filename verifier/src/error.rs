@@ -123,6 +123,11 @@ pub enum Error {
     /// file or the maintainer key it is checked against.
     #[error("release {location}: {reason}")]
     Release { location: String, reason: String },
+    /// The checkpoint history or the statistics derived from it are wrong:
+    /// a malformed list, a snapshot that is not the listed tree, or
+    /// statistics that the lists do not give.
+    #[error("checkpoint history {location}: {reason}")]
+    History { location: String, reason: String },
     /// A Rekor v2 TransparencyLogEntry is malformed or contradicts itself.
     #[error("TransparencyLogEntry {location}: {reason}")]
     TransparencyLogEntry { location: String, reason: String },

@@ -44,8 +44,11 @@ fn checked_stele_bin(binary: PathBuf) -> PathBuf {
         "Cargo.lock",
         "tiles/Cargo.toml",
         "tiles/src",
+        "rekor/Cargo.toml",
+        "rekor/src",
         "sequencer/Cargo.toml",
         "sequencer/src",
+        "explorer/dist",
     ] {
         newest_file(&root.join(source), &mut newest);
     }

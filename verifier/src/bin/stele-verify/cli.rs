@@ -127,6 +127,17 @@ pub(crate) enum Command {
         #[command(flatten)]
         log: LogArgs,
     },
+    /// Check the checkpoint history: every snapshot listed in history/<year>
+    /// signed by the log and consistent with its latest checkpoint, and the
+    /// hourly and daily statistics recomputed from the lists.
+    History {
+        #[command(flatten)]
+        log: LogArgs,
+        /// A year whose list to check (repeatable) [default: this year and
+        /// the one before, with the statistics].
+        #[arg(long = "year", value_name = "YYYY", value_parser = clap::value_parser!(u32).range(1970..=9999))]
+        years: Vec<u32>,
+    },
     /// Find a file's entries through the digest index and prove each one.
     Artifact {
         /// The artifact.

@@ -20,6 +20,7 @@ mod common;
 mod consistency;
 mod cosigner;
 mod get;
+mod history;
 mod inclusion;
 mod monitor;
 mod receipt;
@@ -102,6 +103,7 @@ async fn run(cli: Cli) -> Result<Report> {
             release::run(&cli, args).await
         }
         Command::Get { index, log } => get::run(&cli, log, *index).await,
+        Command::History { log, years } => history::run(&cli, log, years).await,
         Command::Artifact { file, log } => artifact::run(&cli, file, log).await,
         Command::Monitor {
             log,
