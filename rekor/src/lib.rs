@@ -33,6 +33,7 @@ pub mod ingress;
 pub mod release;
 pub mod request;
 pub mod response;
+pub mod stats;
 pub mod verify;
 
 pub use error::RequestError;

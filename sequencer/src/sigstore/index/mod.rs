@@ -166,7 +166,7 @@ async fn index_chunk(
     let counts = write_objects(storage, chunk.objects, false, end).await?;
     if end > summary.tree_size {
         let mut next = summary.clone();
-        next.advance(start, end, &chunk.kinds, &counts)?;
+        stats::advance(&mut next, start, end, &chunk.kinds, &counts)?;
         write_summary(storage, &next).await?;
         *summary = next;
     }
