@@ -107,7 +107,9 @@ mod tests {
     async fn publishes_once_and_again_only_what_changed() {
         let storage = MemoryStorage::new();
         let vkey = b"example.com/log+01234567+AQ==\n";
-        let first = publish(&storage, vkey).await.unwrap();
+        let first = publish(&storage, vkey)
+            .await
+            .expect("explorer unit test step");
         assert_eq!(
             first,
             Published {
@@ -116,11 +118,17 @@ mod tests {
             }
         );
         for file in &FILES {
-            let key = Key::new(format!("explorer/{}", file.name)).unwrap();
-            let object = storage.get(&key).await.unwrap().expect("published");
+            let key = Key::new(format!("explorer/{}", file.name)).expect("explorer unit test step");
+            let object = storage
+                .get(&key)
+                .await
+                .expect("explorer unit test step")
+                .expect("published");
             assert_eq!(&object.bytes[..], file.bytes);
         }
-        let again = publish(&storage, vkey).await.unwrap();
+        let again = publish(&storage, vkey)
+            .await
+            .expect("explorer unit test step");
         assert_eq!(
             again,
             Published {
@@ -129,7 +137,9 @@ mod tests {
             }
         );
         // A changed key (or page) is written again.
-        let other = publish(&storage, b"other\n").await.unwrap();
+        let other = publish(&storage, b"other\n")
+            .await
+            .expect("explorer unit test step");
         assert_eq!(
             other,
             Published {
@@ -137,9 +147,14 @@ mod tests {
                 unchanged: 3
             }
         );
-        let key = Key::new(VKEY_KEY).unwrap();
+        let key = Key::new(VKEY_KEY).expect("explorer unit test step");
         assert_eq!(
-            &storage.get(&key).await.unwrap().unwrap().bytes[..],
+            &storage
+                .get(&key)
+                .await
+                .expect("explorer unit test step")
+                .expect("explorer unit test step")
+                .bytes[..],
             b"other\n"
         );
     }
@@ -149,7 +164,8 @@ mod tests {
         assert_eq!(file(""), file("index.html"));
         assert!(file("../checkpoint").is_none());
         assert!(file("explorer.map").is_none());
-        let html = std::str::from_utf8(file("").unwrap().bytes).unwrap();
+        let html = std::str::from_utf8(file("").expect("explorer unit test step").bytes)
+            .expect("explorer unit test step");
         assert!(html.contains("<script src=\"explorer.js\">"));
         assert!(html.contains("href=\"explorer.css\""));
     }

@@ -82,9 +82,9 @@ fn chromium() -> PathBuf {
 /// Copies `from` (a file or folder) into `to`.
 fn copy(from: &Path, to: &Path) {
     if from.is_dir() {
-        std::fs::create_dir_all(to).unwrap();
-        for item in std::fs::read_dir(from).unwrap() {
-            let item = item.unwrap();
+        std::fs::create_dir_all(to).expect("explorer test step");
+        for item in std::fs::read_dir(from).expect("explorer test step") {
+            let item = item.expect("explorer test step");
             copy(&item.path(), &to.join(item.file_name()));
         }
     } else {
@@ -112,7 +112,7 @@ fn dist_is_what_a_fresh_build_makes() {
         return;
     }
     let explorer = repo_root().join("explorer");
-    let work = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().expect("explorer test step");
     for item in ["package.json", "package-lock.json", "build.mjs", "src"] {
         copy(&explorer.join(item), &work.path().join(item));
     }
@@ -129,8 +129,9 @@ fn dist_is_what_a_fresh_build_makes() {
         "npm run build",
     );
     for file in ["index.html", "explorer.js", "explorer.css"] {
-        let built = std::fs::read(work.path().join("dist").join(file)).unwrap();
-        let committed = std::fs::read(explorer.join("dist").join(file)).unwrap();
+        let built = std::fs::read(work.path().join("dist").join(file)).expect("explorer test step");
+        let committed =
+            std::fs::read(explorer.join("dist").join(file)).expect("explorer test step");
         assert!(
             built == committed,
             "explorer/dist/{file} is not what `npm ci && npm run build` makes ({} bytes built, \
@@ -141,7 +142,8 @@ fn dist_is_what_a_fresh_build_makes() {
     }
     // The sequencer embeds the same bytes.
     for file in stele_sequencer::explorer::FILES {
-        let committed = std::fs::read(explorer.join("dist").join(file.name)).unwrap();
+        let committed =
+            std::fs::read(explorer.join("dist").join(file.name)).expect("explorer test step");
         assert_eq!(file.bytes, &committed[..], "{} as embedded", file.name);
     }
 }
@@ -189,7 +191,7 @@ fn client() -> Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stele_serve_publishes_and_serves_the_explorer() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("explorer test step");
     let stele = Stele::start(&serve_options(dir.path()), "explorer-files");
     let client = client();
     let dist = repo_root().join("explorer/dist");
@@ -211,24 +213,28 @@ async fn stele_serve_publishes_and_serves_the_explorer() {
             "text/css; charset=utf-8",
         ),
     ] {
-        let got = client.get(&format!("{}{path}", stele.url)).await.unwrap();
+        let got = client
+            .get(&format!("{}{path}", stele.url))
+            .await
+            .expect("explorer test step");
         assert_eq!(got.status, StatusCode::OK, "GET {path}");
         assert_eq!(got.header("content-type"), content_type, "GET {path}");
         assert_eq!(got.header("cache-control"), "public, max-age=300");
         assert!(
-            got.body == std::fs::read(dist.join(file)).unwrap(),
+            got.body == std::fs::read(dist.join(file)).expect("explorer test step"),
             "GET {path} is not dist/{file}"
         );
         // Published into the folder, for whoever serves it instead.
         assert!(
-            std::fs::read(dir.path().join("explorer").join(file)).unwrap() == got.body,
+            std::fs::read(dir.path().join("explorer").join(file)).expect("explorer test step")
+                == got.body,
             "the folder's explorer/{file}"
         );
     }
     let redirect = client
         .get(&format!("{}/explorer", stele.url))
         .await
-        .unwrap();
+        .expect("explorer test step");
     assert_eq!(redirect.status, StatusCode::MOVED_PERMANENTLY);
     assert_eq!(redirect.header("location"), "explorer/");
     for path in [
@@ -237,15 +243,18 @@ async fn stele_serve_publishes_and_serves_the_explorer() {
         "/explorer/.stele/lock",
         "/explorer/dist/index.html",
     ] {
-        let got = client.get(&format!("{}{path}", stele.url)).await.unwrap();
+        let got = client
+            .get(&format!("{}{path}", stele.url))
+            .await
+            .expect("explorer test step");
         assert_eq!(got.status, StatusCode::NOT_FOUND, "GET {path}");
     }
     let vkey = client
         .get(&format!("{}/log.vkey", stele.url))
         .await
-        .unwrap();
+        .expect("explorer test step");
     assert_eq!(vkey.status, StatusCode::OK);
-    assert!(vkey.body == std::fs::read(dir.path().join("log.vkey")).unwrap());
+    assert!(vkey.body == std::fs::read(dir.path().join("log.vkey")).expect("explorer test step"));
 }
 
 fn to_hex(bytes: impl AsRef<[u8]>) -> String {
@@ -264,7 +273,7 @@ async fn add(client: &Client, stele: &Stele, entry: &[u8]) -> u64 {
     match client
         .submit(&stele.url, Bytes::copy_from_slice(entry))
         .await
-        .unwrap()
+        .expect("explorer test step")
     {
         Submission::Accepted { index, .. } => index,
         other => panic!("POST /add: {other:?}"),
@@ -288,7 +297,12 @@ impl Maintainer {
                 der.extend_from_slice(key.public_key().as_ref());
                 der
             }
-            Maintainer::P256(key) => key.public_key().as_der().unwrap().as_ref().to_vec(),
+            Maintainer::P256(key) => key
+                .public_key()
+                .as_der()
+                .expect("explorer test step")
+                .as_ref()
+                .to_vec(),
         }
     }
 
@@ -306,7 +320,7 @@ impl Maintainer {
             Maintainer::Ed25519(key) => key.sign(statement.as_bytes()).as_ref().to_vec(),
             Maintainer::P256(key) => key
                 .sign(&SystemRandom::new(), statement.as_bytes())
-                .unwrap()
+                .expect("explorer test step")
                 .as_ref()
                 .to_vec(),
         };
@@ -318,16 +332,21 @@ impl Maintainer {
 /// log stores for it.
 fn fixture(name: &str) -> (Bytes, Vec<u8>, String) {
     let path = repo_root().join(format!("sequencer/tests/sigstore/fixtures/{name}.json"));
-    let value: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let request = serde_json::to_vec(&value["request"]).unwrap();
-    let canonical = value["canonical"].as_str().unwrap().as_bytes().to_vec();
+    let value: Value = serde_json::from_slice(&std::fs::read(&path).expect("explorer test step"))
+        .expect("explorer test step");
+    let request = serde_json::to_vec(&value["request"]).expect("explorer test step");
+    let canonical = value["canonical"]
+        .as_str()
+        .expect("explorer test step")
+        .as_bytes()
+        .to_vec();
     let digest = STANDARD
         .decode(
             value["request"]["hashedRekordRequestV002"]["digest"]
                 .as_str()
-                .unwrap(),
+                .expect("explorer test step"),
         )
-        .unwrap();
+        .expect("explorer test step");
     (Bytes::from(request), canonical, to_hex(digest))
 }
 
@@ -336,7 +355,10 @@ async fn wait_for_index(client: &Client, stele: &Stele, path: &str, want: &[u64]
     let deadline = Instant::now() + INDEX_DEADLINE;
     let want_text: String = want.iter().map(|i| format!("{i}\n")).collect();
     loop {
-        let got = client.get(&format!("{}/{path}", stele.url)).await.unwrap();
+        let got = client
+            .get(&format!("{}/{path}", stele.url))
+            .await
+            .expect("explorer test step");
         if got.status == StatusCode::OK && got.body == want_text.as_bytes() {
             return;
         }
@@ -352,10 +374,10 @@ async fn wait_for_index(client: &Client, stele: &Stele, path: &str, want: &[u64]
 
 /// The size and hex root of the log's checkpoint file.
 fn checkpoint_file(data: &Path) -> (u64, String) {
-    let text = std::fs::read_to_string(data.join("checkpoint")).unwrap();
+    let text = std::fs::read_to_string(data.join("checkpoint")).expect("explorer test step");
     let lines: Vec<&str> = text.lines().collect();
-    let size = lines[1].parse().unwrap();
-    let root = to_hex(STANDARD.decode(lines[2]).unwrap());
+    let size = lines[1].parse().expect("explorer test step");
+    let root = to_hex(STANDARD.decode(lines[2]).expect("explorer test step"));
     (size, root)
 }
 
@@ -381,8 +403,12 @@ fn run_browser(spec: &mut Value, name: &str) {
     let shots = target.join("explorer-screenshots").join(name);
     spec["chromium"] = json!(chromium());
     spec["screenshots"] = json!(shots);
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), serde_json::to_vec_pretty(spec).unwrap()).unwrap();
+    let file = tempfile::NamedTempFile::new().expect("explorer test step");
+    std::fs::write(
+        file.path(),
+        serde_json::to_vec_pretty(spec).expect("explorer test step"),
+    )
+    .expect("explorer test step");
     let out = tokio::task::block_in_place(|| {
         run(
             Command::new("node")
@@ -411,7 +437,7 @@ async fn explorer_in_chromium_shows_verified_data_and_refuses_tampered_data() {
     if !browser_tools() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("explorer test step");
     let stele = Stele::start(&serve_options(dir.path()), "explorer");
     let client = client();
 
@@ -427,7 +453,11 @@ async fn explorer_in_chromium_shows_verified_data_and_refuses_tampered_data() {
         let (request, canonical, digest) = fixture(name);
         let url = format!("{}/api/v2/log/entries", stele.url);
         let headers = [(CONTENT_TYPE as HeaderName, "application/json".to_owned())];
-        let index = match client.post(&url, &headers, request).await.unwrap() {
+        let index = match client
+            .post(&url, &headers, request)
+            .await
+            .expect("explorer test step")
+        {
             Submission::Accepted { index, .. } => index,
             other => panic!("POST /api/v2/log/entries {name}: {other:?}"),
         };
@@ -436,9 +466,11 @@ async fn explorer_in_chromium_shows_verified_data_and_refuses_tampered_data() {
     // Release statements: key A signs two versions of pypi/example, then a
     // key B the third (new to the namespace); an ECDSA key another project.
     // Version 1.0.0 is the artifact of the first hashedrekord entry.
-    let key_a = Maintainer::Ed25519(Ed25519KeyPair::generate().unwrap());
-    let key_b = Maintainer::Ed25519(Ed25519KeyPair::generate().unwrap());
-    let key_c = Maintainer::P256(EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap());
+    let key_a = Maintainer::Ed25519(Ed25519KeyPair::generate().expect("explorer test step"));
+    let key_b = Maintainer::Ed25519(Ed25519KeyPair::generate().expect("explorer test step"));
+    let key_c = Maintainer::P256(
+        EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).expect("explorer test step"),
+    );
     let digest_2 = to_hex(Sha256::digest(b"example-1.1.0.tar.gz"));
     let digest_3 = to_hex(Sha256::digest(b"example-1.2.0.tar.gz"));
     let digest_4 = to_hex(Sha256::digest(b"repo-2.0.0.zip"));
@@ -513,7 +545,10 @@ async fn explorer_in_chromium_shows_verified_data_and_refuses_tampered_data() {
         ("stats/v1/hourly.json", "hourly"),
         ("stats/v1/daily.json", "daily"),
     ] {
-        let got = client.get(&format!("{}/{path}", stele.url)).await.unwrap();
+        let got = client
+            .get(&format!("{}/{path}", stele.url))
+            .await
+            .expect("explorer test step");
         if got.status == StatusCode::OK {
             home_sections.push(section);
         }
@@ -548,12 +583,15 @@ async fn explorer_in_chromium_shows_verified_data_and_refuses_tampered_data() {
 /// The key ID of a fixture's public key: SHA-256 of its DER SPKI.
 fn stele_key_id_of_fixture(name: &str) -> String {
     let path = repo_root().join(format!("sequencer/tests/sigstore/fixtures/{name}.json"));
-    let value: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let value: Value = serde_json::from_slice(&std::fs::read(&path).expect("explorer test step"))
+        .expect("explorer test step");
     let raw = value["request"]["hashedRekordRequestV002"]["signature"]["verifier"]["publicKey"]
         ["rawBytes"]
         .as_str()
-        .unwrap();
-    to_hex(Sha256::digest(STANDARD.decode(raw).unwrap()))
+        .expect("explorer test step");
+    to_hex(Sha256::digest(
+        STANDARD.decode(raw).expect("explorer test step"),
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -561,7 +599,7 @@ async fn explorer_verifies_an_ecdsa_p256_log() {
     if !browser_tools() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("explorer test step");
     let mut options = serve_options(dir.path());
     options.origin = Some("example.com/ecdsa-log".to_owned());
     // The key first, so that `stele serve` signs with it.
@@ -587,7 +625,7 @@ async fn explorer_verifies_an_ecdsa_p256_log() {
     }
     let (size, root_hex) = checkpoint_file(dir.path());
     assert_eq!(size, 5);
-    let vkey = std::fs::read_to_string(dir.path().join("log.vkey")).unwrap();
+    let vkey = std::fs::read_to_string(dir.path().join("log.vkey")).expect("explorer test step");
     assert!(vkey.starts_with("-----BEGIN PUBLIC KEY-----"), "{vkey}");
     let mut spec = json!({
         "log": format!("{}/", stele.url),
