@@ -348,18 +348,22 @@ fn index_model(entries: &[Vec<u8>]) -> BTreeMap<String, String> {
             .entry(format!("index/{algorithm}/{}", hex::encode(digest)))
             .or_default()
             .insert(index as u64);
-        // The signer index: SHA-256 of the DER public key.
-        let key = STANDARD
-            .decode(
-                json["spec"]["hashedRekordV002"]["signature"]["verifier"]["publicKey"]["rawBytes"]
-                    .as_str()
-                    .expect("a public key"),
-            )
-            .expect("base64 key");
-        model
-            .entry(format!("index/key/{}", hex::encode(Sha256::digest(&key))))
-            .or_default()
-            .insert(index as u64);
+        // The signer index: SHA-256 of the DER public key; for a
+        // certificate, of its subjectPublicKeyInfo (read by the library,
+        // whose key IDs are checked against Python elsewhere).
+        let verifier = &json["spec"]["hashedRekordV002"]["signature"]["verifier"];
+        let key_id = match verifier["publicKey"]["rawBytes"].as_str() {
+            Some(raw) => Some(hex::encode(Sha256::digest(
+                STANDARD.decode(raw).expect("base64 key"),
+            ))),
+            None => stele_rekor::entry::hashedrekord_key_id(entry),
+        };
+        if let Some(key_id) = key_id {
+            model
+                .entry(format!("index/key/{key_id}"))
+                .or_default()
+                .insert(index as u64);
+        }
     }
     model
         .into_iter()
