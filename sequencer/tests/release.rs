@@ -476,3 +476,123 @@ fn sigstore_bundles_verified_by_sigstore_js() {
     drop(ed_public);
     server.stop();
 }
+
+/// A "log" that answers every request with 200 and `answer`, whatever was
+/// posted: a log that lies, or one that mixed up its receipts.
+fn lying_log(answer: Vec<u8>) -> String {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let mut stream = reader.into_inner();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                answer.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&answer);
+        }
+    });
+    url
+}
+
+#[test]
+fn sign_writes_only_a_bundle_of_what_was_logged() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let data = dir.path().join("data");
+    let server = Stele::start(&data, &["--origin", ORIGIN]);
+    let vkey = data.join("log.vkey");
+    let file = dir.path().join("pkg-1.0.tar.gz");
+    let content = b"the release\n".to_vec();
+    std::fs::write(&file, &content).expect("write the release file");
+    let (private, _) = maintainer_key(&dir.path().join("keys"), false);
+    let key_pem = std::fs::read(&private).expect("key");
+    let bundle = dir.path().join("pkg-1.0.tar.gz.stele");
+    let output = sign(&file, &private, "1.0", &server.url, &vkey, &bundle);
+    assert!(output.status.success(), "{}", text(&output));
+    let first = std::fs::read(&bundle).expect("bundle");
+    let size = tree_size(server.addr(), &data);
+
+    // Refused before anything is logged: the bundle would replace the
+    // release file, the key, or a file that is no bundle of this release,
+    // or cannot be written at all.
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, b"keep me\n").expect("write");
+    let missing = dir.path().join("missing").join("x.stele");
+    for (version, out, needle) in [
+        ("1.0", &file, "an input of stele sign"),
+        ("1.0", &private, "an input of stele sign"),
+        ("1.0", &notes, "not a bundle of this release"),
+        ("2.0", &bundle, "not a bundle of this release"),
+        ("2.0", &missing, "cannot write in"),
+    ] {
+        let output = sign(&file, &private, version, &server.url, &vkey, out);
+        assert_refused_sign(&output, needle);
+        assert_eq!(tree_size(server.addr(), &data), size, "{}", text(&output));
+    }
+    assert_eq!(std::fs::read(&file).expect("file"), content);
+    assert_eq!(std::fs::read(&private).expect("key"), key_pem);
+    assert_eq!(std::fs::read(&notes).expect("notes"), b"keep me\n");
+    assert_eq!(std::fs::read(&bundle).expect("bundle"), first);
+    assert!(!missing.exists());
+
+    // Signing the same release again may refresh its own bundle.
+    let output = sign(&file, &private, "1.0", &server.url, &vkey, &bundle);
+    assert!(output.status.success(), "{}", text(&output));
+    let again = Bundle::parse(&std::fs::read(&bundle).expect("bundle")).expect("bundle");
+    assert_eq!(
+        again.entry(),
+        Bundle::parse(&first).expect("bundle").entry()
+    );
+
+    // A log answering with the receipt of another entry (here, the first
+    // release's, genuinely signed): refused even without --vkey, nothing
+    // written.
+    let receipt = Bundle::parse(&first).expect("bundle").receipt.to_bytes();
+    let liar = lying_log(receipt);
+    let out = dir.path().join("lied.stele");
+    let output = stele(&[
+        "sign",
+        path(&file),
+        "--key",
+        path(&private),
+        "--namespace",
+        "pypi/stele-test",
+        "--version",
+        "2.0",
+        "--log",
+        &liar,
+        "--out",
+        path(&out),
+    ]);
+    assert_refused_sign(&output, "not for the entry submitted");
+    assert!(!out.exists());
+    server.stop();
+}
+
+fn assert_refused_sign(output: &Output, needle: &str) {
+    assert!(!output.status.success(), "{}", text(output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(needle),
+        "expected {needle:?}: {}",
+        text(output)
+    );
+}

@@ -3,10 +3,13 @@
 //!
 //! 1. Hashes FILE (streamed) and signs a `stele/release/v1` statement
 //!    (docs/formats.md, "Release statement") with the maintainer key.
-//! 2. POSTs the entry to `URL/add` and reads the c2sp.org/tlog-proof
-//!    receipt the log answers once the entry is published.
-//! 3. With `--vkey`, checks the receipt: the checkpoint's signature by the
-//!    log's key and the inclusion proof of this entry.
+//! 2. Before logging anything, makes sure the bundle can be written: not
+//!    over FILE or the key, not over anything but an earlier bundle of the
+//!    same statement.
+//! 3. POSTs the entry to `URL/add` and reads the c2sp.org/tlog-proof
+//!    receipt the log answers once the entry is published; checks that its
+//!    proof leads from this entry, at its index, to its checkpoint's root,
+//!    and with `--vkey` the checkpoint's signature by the log's key.
 //! 4. Writes `FILE.stele` (the entry, then the receipt) atomically, and
 //!    prints the entry's index.
 //!
@@ -18,7 +21,7 @@
 
 use std::fs::File;
 use std::io::{Read as _, Write as _};
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -32,7 +35,9 @@ use stele_rekor::request::{HashedRekordRequest, VerifierMaterial};
 use stele_rekor::verify::KeyDetails;
 use stele_tiles::checkpoint::Checkpoint;
 use stele_tiles::cosignature::WitnessPolicy;
+use stele_tiles::leaf_hash;
 use stele_tiles::note::{EcdsaP256Verifier, Ed25519Verifier, NoteVerifier};
+use stele_tiles::proof::verify_inclusion;
 use stele_tiles::receipt::Receipt;
 
 use crate::maintainer;
@@ -123,6 +128,12 @@ pub(crate) fn run(args: &SignArgs) -> Result<(), String> {
     let release = Release::sign(namespace, version, &name, sha256, &key)
         .map_err(|err| format!("signing: {err}"))?;
     let entry = release.render();
+    // Before anything is logged: where the bundle goes must be writable, and
+    // must not hold anything but an earlier bundle of this same statement.
+    let statement = release.statement();
+    let output = Output::prepare(&out, &[&args.file, &args.key], |old| {
+        Bundle::parse(old).is_ok_and(|old| old.release.statement() == statement)
+    })?;
     let answer = post(
         &format!("{base}/add"),
         "application/octet-stream",
@@ -131,12 +142,16 @@ pub(crate) fn run(args: &SignArgs) -> Result<(), String> {
     )?;
     let receipt = Receipt::parse(&answer)
         .map_err(|err| format!("the log's answer is not a tlog-proof receipt: {err}"))?;
+    proves_entry(&receipt, &entry)?;
     let checked = match &log_key {
         Some(log_key) => Some(log_key.check(&receipt, &entry)?),
         None => None,
     };
     let bundle = Bundle { release, receipt };
-    write_atomically(&out, &bundle.render())?;
+    let bytes = bundle.render();
+    Bundle::parse(&bytes)
+        .map_err(|err| format!("the bundle would not read back ({err}); nothing written"))?;
+    output.commit(&bytes)?;
     report(
         &bundle.receipt,
         checked.as_ref(),
@@ -172,6 +187,15 @@ fn sigstore(
         .clone()
         .unwrap_or_else(|| suffixed(&args.file, ".sigstore.json"));
     let sha256 = hash_file(&args.file)?;
+    let digest = STANDARD.encode(sha256);
+    let key_id = key.key_id();
+    let output = Output::prepare(&out, &[&args.file, &args.key], |old| {
+        serde_json::from_slice::<Value>(old).is_ok_and(|old| {
+            old["mediaType"] == BUNDLE_MEDIA_TYPE
+                && old["messageSignature"]["messageDigest"]["digest"] == digest.as_str()
+                && old["verificationMaterial"]["publicKey"]["hint"] == key_id.as_str()
+        })
+    })?;
     let signature = key
         .sign_sha256_digest(&sha256)
         .map_err(|err| format!("signing: {err}"))?;
@@ -208,6 +232,10 @@ fn sigstore(
     if parsed.body != expected {
         return Err("the log answered with an entry other than the one submitted".to_owned());
     }
+    let proved = proves_entry(&parsed.receipt, &expected)?;
+    if proved.size != parsed.tree_size || proved.root != parsed.root {
+        return Err("the log's inclusionProof names another tree than its checkpoint".to_owned());
+    }
     let checked = match log_key {
         Some(log_key) => {
             let checkpoint = log_key.check(&parsed.receipt, &expected)?;
@@ -233,7 +261,7 @@ fn sigstore(
     });
     let mut text = serde_json::to_vec_pretty(&bundle).map_err(|err| err.to_string())?;
     text.push(b'\n');
-    write_atomically(&out, &text)?;
+    output.commit(&text)?;
     report(
         &parsed.receipt,
         checked.as_ref(),
@@ -398,27 +426,95 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames
-/// it over `path`, so that `path` is either the old file or the whole new
-/// one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let mut temporary = tempfile::Builder::new()
-        .prefix(".stele-sign-")
-        .tempfile_in(dir)
-        .map_err(|err| format!("cannot write in {}: {err}", dir.display()))?;
-    // A temporary file is created private; the bundle is public.
-    temporary
-        .as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .and_then(|()| temporary.write_all(bytes))
-        .and_then(|()| temporary.as_file().sync_all())
-        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
-    temporary
-        .persist(path)
-        .map_err(|err| format!("cannot write {}: {}", path.display(), err.error))?;
-    Ok(())
+/// Where a bundle goes: a temporary file beside it, created before the
+/// entry is logged (so that an unwritable place is found before anything is
+/// logged), renamed over it once the bundle is complete, so that the path
+/// holds either what it held before or the whole new bundle.
+struct Output {
+    path: PathBuf,
+    temporary: tempfile::NamedTempFile,
+}
+
+impl Output {
+    /// Refuses a path that is one of `inputs` (the release file, the key)
+    /// or that holds anything but an earlier bundle `replaceable` accepts,
+    /// and creates the temporary file.
+    fn prepare(
+        path: &Path,
+        inputs: &[&Path],
+        replaceable: impl FnOnce(&[u8]) -> bool,
+    ) -> Result<Output, String> {
+        if let Ok(target) = std::fs::metadata(path) {
+            for input in inputs {
+                if std::fs::metadata(input)
+                    .is_ok_and(|input| (input.dev(), input.ino()) == (target.dev(), target.ino()))
+                {
+                    return Err(format!(
+                        "the bundle would replace {}, an input of stele sign; choose another --out",
+                        input.display()
+                    ));
+                }
+            }
+            let old = std::fs::read(path)
+                .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+            if !replaceable(&old) {
+                return Err(format!(
+                    "{} exists and is not a bundle of this release; not replacing it (move it \
+                     away or choose another --out)",
+                    path.display()
+                ));
+            }
+        }
+        let dir = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        let temporary = tempfile::Builder::new()
+            .prefix(".stele-sign-")
+            .tempfile_in(dir)
+            .map_err(|err| format!("cannot write in {}: {err}", dir.display()))?;
+        Ok(Output {
+            path: path.to_path_buf(),
+            temporary,
+        })
+    }
+
+    /// Writes `bytes`, syncs them and renames the file into place.
+    fn commit(mut self, bytes: &[u8]) -> Result<(), String> {
+        let path = &self.path;
+        // A temporary file is created private; the bundle is public.
+        self.temporary
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .and_then(|()| self.temporary.write_all(bytes))
+            .and_then(|()| self.temporary.as_file().sync_all())
+            .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+        self.temporary
+            .persist(path)
+            .map_err(|err| format!("cannot write {}: {}", path.display(), err.error))?;
+        Ok(())
+    }
+}
+
+/// Checks, before and without the log's key, that a receipt is for `entry`:
+/// its proof leads from the entry's leaf hash at its index to the root of
+/// the checkpoint it carries. (With --vkey, the checkpoint's signature is
+/// checked as well.)
+fn proves_entry(receipt: &Receipt, entry: &[u8]) -> Result<Checkpoint, String> {
+    let bad = |why: String| format!("the log's receipt is not for the entry submitted: {why}");
+    let body = std::str::from_utf8(&receipt.checkpoint)
+        .ok()
+        .and_then(|note| note.split_once("\n\n"))
+        .map(|(body, _)| format!("{body}\n"))
+        .ok_or_else(|| bad("its checkpoint is not a signed note".to_owned()))?;
+    let checkpoint = Checkpoint::parse(&body).map_err(|err| bad(err.to_string()))?;
+    verify_inclusion(
+        &leaf_hash(entry),
+        receipt.index,
+        checkpoint.size,
+        &receipt.proof,
+        &checkpoint.root,
+    )
+    .map_err(|err| bad(format!("index {}: {err}", receipt.index)))?;
+    Ok(checkpoint)
 }
