@@ -17,7 +17,8 @@
 //! 2. appends its line to the year's list, conditional on the version of
 //!    the list it read (a second writer, in a takeover, makes this step
 //!    fail and retry rather than lose a line);
-//! 3. writes the statistics from the current and the previous year's lists.
+//! 3. writes the statistics from the lists of the current year and the two
+//!    before it.
 //!
 //! A crash before 2 leaves a snapshot nobody lists yet: the next step lists
 //! it (or a later one). A crash before 3 leaves statistics one step old:
@@ -120,10 +121,15 @@ impl Recorder {
         let published = self.log.published();
         let year = year_of(now);
         let (mut listed, etag) = self.read_year(year).await?;
-        let mut earlier = match year.checked_sub(1) {
-            Some(previous) => self.read_year(previous).await?.0,
-            None => Vec::new(),
-        };
+        // The two years before: the daily window (366 days) reaches back to
+        // the first day of the year before, and its first bucket counts from
+        // the last snapshot before that day, which may be two years back.
+        let mut earlier = Vec::new();
+        for back in [2, 1] {
+            if let Some(previous) = year.checked_sub(back) {
+                earlier.append(&mut self.read_year(previous).await?.0);
+            }
+        }
         let last = listed.last().or(earlier.last()).copied();
         let outcome = if grown(last, &published, now) {
             let snapshot = Snapshot {

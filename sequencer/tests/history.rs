@@ -148,7 +148,10 @@ async fn hour_by_hour_across_a_new_year() {
     // Entries logged before each hourly step; 0 is an idle hour.
     let per_hour = [3, 0, 5, 1, 0, 0, 7, 2];
     let mut model: Vec<Snapshot> = Vec::new();
-    assert_eq!(running.recorder.step().await.expect("step"), Step::Unchanged);
+    assert_eq!(
+        running.recorder.step().await.expect("step"),
+        Step::Unchanged
+    );
     for (hour, count) in per_hour.iter().enumerate() {
         running.log_entries(*count).await;
         let now = start + 3600 * (hour as u64 + 1);
@@ -188,7 +191,10 @@ async fn hour_by_hour_across_a_new_year() {
         .map(|bucket| bucket.entries)
         .collect();
     assert_eq!(last_hours, per_hour.map(|n| n as u64));
-    assert_eq!(hourly.buckets.last().expect("valid").start, "2027-01-01T03:00:00Z");
+    assert_eq!(
+        hourly.buckets.last().expect("valid").start,
+        "2027-01-01T03:00:00Z"
+    );
     // By day: what was logged up to 2026-12-31T23:59:59, and after.
     let daily = stats(&store, "stats/v1/daily.json").await;
     let days: Vec<(&str, u64)> = daily.buckets[364..]
@@ -208,10 +214,16 @@ async fn hour_by_hour_across_a_new_year() {
     running.log_entries(1).await;
     let last = model.last().expect("valid").time;
     running.now.store(last - 100, Ordering::SeqCst);
-    assert_eq!(running.recorder.step().await.expect("step"), Step::Unchanged);
+    assert_eq!(
+        running.recorder.step().await.expect("step"),
+        Step::Unchanged
+    );
     assert_eq!(year(&store, 2027).await, new);
     running.now.store(last + 1, Ordering::SeqCst);
-    assert_eq!(running.recorder.step().await.expect("step"), Step::Listed(19));
+    assert_eq!(
+        running.recorder.step().await.expect("step"),
+        Step::Listed(19)
+    );
     running.stop().await;
 }
 
@@ -271,4 +283,54 @@ async fn a_failed_write_is_repaired_by_the_next_step() {
             running.stop().await;
         }
     }
+}
+
+/// On the first day of a year, the daily window (366 days) starts on the
+/// first day of the year before, so its first bucket counts from the last
+/// snapshot two years back: that snapshot must be read, or the whole tree
+/// is counted as growth inside the window.
+#[tokio::test]
+async fn the_daily_window_counts_from_two_years_back() {
+    let store = MemoryStorage::new();
+    let mut running = open(&store, at("2024-12-31T12:00:00Z")).await;
+    let mut model: Vec<Snapshot> = Vec::new();
+    for (time, count) in [
+        ("2024-12-31T12:00:00Z", 3),
+        ("2025-06-01T12:00:00Z", 2),
+        ("2026-01-01T00:30:00Z", 1),
+    ] {
+        running.log_entries(count).await;
+        running.now.store(at(time), Ordering::SeqCst);
+        let size = running.submitted.len() as u64;
+        assert_eq!(
+            running.recorder.step().await.expect("step"),
+            Step::Listed(size)
+        );
+        model.push(Snapshot {
+            time: at(time),
+            tree_size: size,
+        });
+    }
+    let daily = stats(&store, "stats/v1/daily.json").await;
+    assert_eq!(daily.tree_size, 6);
+    assert_eq!(daily.buckets[0].start, "2025-01-01T00:00:00Z");
+    // Naively: a day's entries are the growth of the snapshots taken that
+    // day over the one before each.
+    let mut want = Vec::new();
+    for bucket in &daily.buckets {
+        let start = at(&bucket.start);
+        let mut entries = 0;
+        let mut previous = 0;
+        for snapshot in &model {
+            if (start..start + 86_400).contains(&snapshot.time) {
+                entries += snapshot.tree_size - previous;
+            }
+            previous = snapshot.tree_size;
+        }
+        want.push(entries);
+    }
+    let got: Vec<u64> = daily.buckets.iter().map(|bucket| bucket.entries).collect();
+    assert_eq!(got, want);
+    assert_eq!(got.iter().sum::<u64>(), 3);
+    running.stop().await;
 }
