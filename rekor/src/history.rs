@@ -224,7 +224,7 @@ mod tests {
     use super::*;
 
     fn at(text: &str) -> u64 {
-        unix_seconds(humantime::parse_rfc3339(text).unwrap())
+        unix_seconds(humantime::parse_rfc3339(text).expect("a time"))
     }
 
     #[test]
@@ -244,7 +244,7 @@ mod tests {
             text,
             "2026-01-01T00:00:00Z 1\n2026-12-31T23:59:59Z 18446744073709551615\n"
         );
-        assert_eq!(parse_year(2026, text.as_bytes()).unwrap(), snapshots);
+        assert_eq!(parse_year(2026, text.as_bytes()).expect("parses"), snapshots);
     }
 
     #[test]
@@ -270,7 +270,7 @@ mod tests {
             ("\u{feff}2026-01-01T00:00:00Z 1\n", 1),
         ];
         for (text, line) in cases {
-            let err = parse_year(2026, text.as_bytes()).unwrap_err();
+            let err = parse_year(2026, text.as_bytes()).expect_err("refused");
             assert_eq!(err.line, *line, "{text:?}: {err}");
         }
         assert!(parse_year(2026, b"\xff\n").is_err());
@@ -371,13 +371,13 @@ mod tests {
             at("2026-12-02T09:10:00Z"),
         );
         assert_eq!(got.buckets.len(), HOURS as usize);
-        let json = serde_json::to_value(&got).unwrap();
+        let json = serde_json::to_value(&got).expect("json");
         assert_eq!(json["tree_size"], 7);
         let last = &json["buckets"][HOURS as usize - 1];
         assert_eq!(last["start"], "2026-12-02T09:00:00Z");
         assert_eq!(last["entries"], 0);
         assert_eq!(json["buckets"][HOURS as usize - 2]["entries"], 7);
-        let back: Buckets = serde_json::from_value(json).unwrap();
+        let back: Buckets = serde_json::from_value(json).expect("reads back");
         assert_eq!(back, got);
     }
 }

@@ -244,6 +244,7 @@ async fn the_log_verifies_through_nginx_which_caches_as_the_sequencer_says() {
         batch_interval: "10ms",
         key: None,
         origin: Some("e2e.example/cdn".to_owned()),
+        history_interval: None,
     };
     std::fs::create_dir_all(&options.data).expect("data folder");
     let mut stele = tokio::task::block_in_place(|| Stele::start(&options, "serve"));

@@ -182,6 +182,8 @@ fn serve_options(data: &Path) -> ServeOptions {
         batch_interval: "20ms",
         key: None,
         origin: None,
+        // Snapshots every second, so that the growth chart has points.
+        history_interval: Some("1s"),
     }
 }
 
@@ -372,6 +374,29 @@ async fn wait_for_index(client: &Client, stele: &Stele, path: &str, want: &[u64]
     }
 }
 
+/// Waits until `stats/v1/hourly.json` (written after the history list)
+/// covers `size`.
+async fn wait_for_statistics(client: &Client, stele: &Stele, size: u64) {
+    let deadline = Instant::now() + INDEX_DEADLINE;
+    loop {
+        let got = client
+            .get(&format!("{}/stats/v1/hourly.json", stele.url))
+            .await
+            .expect("explorer test step");
+        let covered = serde_json::from_slice::<serde_json::Value>(&got.body)
+            .ok()
+            .and_then(|json| json["tree_size"].as_u64());
+        if got.status == StatusCode::OK && covered == Some(size) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the history did not reach size {size} within {INDEX_DEADLINE:?}: {covered:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The size and hex root of the log's checkpoint file.
 fn checkpoint_file(data: &Path) -> (u64, String) {
     let text = std::fs::read_to_string(data.join("checkpoint")).expect("explorer test step");
@@ -539,20 +564,10 @@ async fn explorer_in_chromium_shows_verified_data_and_refuses_tampered_data() {
     let (size, root_hex) = checkpoint_file(dir.path());
     assert_eq!(size, 37, "every entry is in the checkpoint");
 
-    let mut home_sections = Vec::new();
-    for (path, section) in [
-        ("stats/v1/summary.json", "kinds"),
-        ("stats/v1/hourly.json", "hourly"),
-        ("stats/v1/daily.json", "daily"),
-    ] {
-        let got = client
-            .get(&format!("{}/{path}", stele.url))
-            .await
-            .expect("explorer test step");
-        if got.status == StatusCode::OK {
-            home_sections.push(section);
-        }
-    }
+    // The history lists the whole tree (its statistics are written right
+    // after the list): every chart of the home page has real data.
+    wait_for_statistics(&client, &stele, size).await;
+    let home_sections = ["growth", "hourly", "daily", "kinds"];
 
     let (rekord_index, rekord_entry, rekord_digest) = &rekords[0];
     let (release_index, release_entry, _, release_version, release_key, release_digest) =

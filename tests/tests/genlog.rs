@@ -205,6 +205,7 @@ async fn generated_files_equal_those_stele_serve_writes_for_the_same_entries() {
         batch_interval: "1ms",
         key: Some(keys.key.clone()),
         origin: None,
+        history_interval: None,
     };
     let mut stele = Stele::start(&options, "serve");
     let client = Client::new(4, Duration::from_secs(60));
@@ -252,6 +253,7 @@ async fn an_adopted_generated_log_answers_duplicates_with_their_generated_index(
         batch_interval: "5ms",
         key: Some(keys.key.clone()),
         origin: None,
+        history_interval: None,
     };
     let mut stele = Stele::start(&options, "serve");
     let client = Client::new(4, Duration::from_secs(60));

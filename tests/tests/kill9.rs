@@ -192,6 +192,7 @@ async fn kill9_under_load(test: &str, backend: Backend) {
         batch_interval: "10ms",
         key: None,
         origin: Some(format!("e2e.example/{test}")),
+        history_interval: None,
     };
     std::fs::create_dir_all(&options.data).expect("data folder");
     let client = Client::new(WORKERS, Duration::from_secs(30));

@@ -25,6 +25,7 @@ async fn stele_load_measures_and_verifies() {
         batch_interval: "10ms",
         key: None,
         origin: None,
+        history_interval: None,
     };
     std::fs::create_dir_all(&options.data).expect("data folder");
     let mut stele = Stele::start(&options, "load");

@@ -257,6 +257,7 @@ async fn two_sequencers_on_one_bucket_never_fork() {
             batch_interval: "10ms",
             key: Some(key_folder.join("log.key")),
             origin: None,
+            history_interval: None,
         }
     });
     let client = Client::new(WORKERS, Duration::from_secs(30));

@@ -115,6 +115,8 @@ pub struct ServeOptions {
     /// A key file shared with other processes; `None`: `DATA/log.key`.
     pub key: Option<PathBuf>,
     pub origin: Option<String>,
+    /// `--history-interval`; `None`: the default (hourly).
+    pub history_interval: Option<&'static str>,
 }
 
 /// A `stele serve` that exited before it listened.
@@ -179,6 +181,9 @@ impl Stele {
         }
         if let Some(origin) = &options.origin {
             command.args(["--origin", origin]);
+        }
+        if let Some(interval) = options.history_interval {
+            command.args(["--history-interval", interval]);
         }
         options.backend.configure(&mut command);
         let child = command.spawn().expect("spawn stele serve");
