@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use stele_rekor::history::{DAILY_PATH, HISTORY_PREFIX, HOURLY_PATH};
 use stele_rekor::index::INDEX_PREFIX;
+use stele_rekor::stats::SUMMARY_PATH;
 use stele_sequencer::LOCK_KEY;
 use stele_sequencer::published::CHECKPOINT_KEY;
 use stele_sequencer::sigstore::index::MARKER_KEY;
@@ -92,14 +94,18 @@ pub enum Class {
     Staging,
     /// Everything under `.stele/dedup/`: the persistent deduplication index.
     Dedup,
-    /// The Sigstore digest index: `index/...` and its marker.
+    /// The indexes: `index/...` (digest, signer, namespace), their marker
+    /// and the summary the indexer writes with them.
     DigestIndex,
+    /// The checkpoint history (`history/...`) and the hourly and daily
+    /// statistics computed from it.
+    History,
     /// Anything else (write probes, ...).
     Other,
 }
 
 impl Class {
-    pub const ALL: [Class; 8] = [
+    pub const ALL: [Class; 9] = [
         Class::HashTile,
         Class::EntryBundle,
         Class::Checkpoint,
@@ -107,6 +113,7 @@ impl Class {
         Class::Staging,
         Class::Dedup,
         Class::DigestIndex,
+        Class::History,
         Class::Other,
     ];
 
@@ -118,7 +125,8 @@ impl Class {
             Class::Lock => "lock",
             Class::Staging => "staging",
             Class::Dedup => "dedup index",
-            Class::DigestIndex => "digest index",
+            Class::DigestIndex => "indexes",
+            Class::History => "history",
             Class::Other => "other",
         }
     }
@@ -138,8 +146,10 @@ pub fn classify(key: &str) -> Class {
         Class::Staging
     } else if key.starts_with(DEDUP_PREFIX) || key == DEDUP_PREFIX.trim_end_matches('/') {
         Class::Dedup
-    } else if key.starts_with(INDEX_PREFIX) || key == MARKER_KEY {
+    } else if key.starts_with(INDEX_PREFIX) || key == MARKER_KEY || key == SUMMARY_PATH {
         Class::DigestIndex
+    } else if key.starts_with(HISTORY_PREFIX) || key == HOURLY_PATH || key == DAILY_PATH {
+        Class::History
     } else {
         Class::Other
     }
@@ -543,6 +553,12 @@ mod tests {
             ("index/sha256/00ff", Class::DigestIndex),
             ("index/", Class::DigestIndex),
             (".stele/index-size", Class::DigestIndex),
+            ("stats/v1/summary.json", Class::DigestIndex),
+            ("history/2026", Class::History),
+            ("history/checkpoint/12", Class::History),
+            ("stats/v1/hourly.json", Class::History),
+            ("stats/v1/daily.json", Class::History),
+            ("stats/v1/other.json", Class::Other),
             (".stele/write-probe", Class::Other),
             (".stele/probe/x", Class::Other),
             ("", Class::Other),
