@@ -9,6 +9,8 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use stele_rekor::history::{Snapshot, unix_seconds};
+
 struct Process(Child);
 
 impl Drop for Process {
@@ -173,6 +175,32 @@ async fn history_verifies_and_doctored_objects_are_refused() {
     std::fs::write(&hourly, serde_json::to_vec(&stats).expect("json")).expect("write");
     let message = check("statistics");
     assert!(message.contains("hourly.json"), "{message}");
+    std::fs::write(&hourly, &original_hourly).expect("restore");
+
+    // Statistics recomputed from the true lists, but for another time: a
+    // year ahead (a window showing no growth at all), and an hour before
+    // the last snapshot they count. Both are what the function gives for
+    // that time, so only the time itself can refuse them.
+    let snapshots: Vec<Snapshot> = lines
+        .iter()
+        .map(|(time, tree_size)| Snapshot {
+            time: humantime::parse_rfc3339(time)
+                .map(unix_seconds)
+                .expect("time"),
+            tree_size: *tree_size,
+        })
+        .collect();
+    let last_time = snapshots.last().expect("a snapshot").time;
+    for (when, needle) in [
+        (last_time + 366 * 86_400, "after this machine's clock"),
+        (last_time - 3600, "before the snapshot it counts"),
+    ] {
+        let lie =
+            serde_json::to_vec(&stele_rekor::history::hourly(&snapshots, when)).expect("json");
+        std::fs::write(&hourly, lie).expect("write");
+        let message = check("statistics for another time");
+        assert!(message.contains(needle), "{message}");
+    }
     std::fs::write(&hourly, &original_hourly).expect("restore");
 
     // A snapshot that is another tree than the one listed.

@@ -134,7 +134,7 @@ pub(crate) enum Command {
         #[command(flatten)]
         log: LogArgs,
         /// A year whose list to check (repeatable) [default: this year and
-        /// the one before, with the statistics].
+        /// the two before, with the statistics].
         #[arg(long = "year", value_name = "YYYY", value_parser = clap::value_parser!(u32).range(1970..=9999))]
         years: Vec<u32>,
     },

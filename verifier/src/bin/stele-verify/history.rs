@@ -25,6 +25,8 @@ const MAX_LIST_BYTES: usize = 40 << 20;
 const MAX_STATS_BYTES: usize = 1 << 20;
 /// The most bytes of a snapshot.
 const MAX_SNAPSHOT_BYTES: usize = 64 << 10;
+/// How far ahead of this machine's clock the log's clock may be.
+const CLOCK_SKEW: u64 = 3600;
 
 fn history_error(log: &Log, path: &str, reason: impl Into<String>) -> Error {
     Error::History {
@@ -76,6 +78,33 @@ async fn check_stats(
         .copied()
         .take_while(|snapshot| snapshot.tree_size <= published.tree_size)
         .collect();
+    // The time is the object's own claim: it must be one the sequencer
+    // could have computed it at, not a later one (whose window would hide
+    // the growth of the log) nor one before the snapshots it counts.
+    let clock = unix_seconds(std::time::SystemTime::now());
+    if now > clock + CLOCK_SKEW {
+        return Err(history_error(
+            log,
+            path,
+            format!(
+                "it is computed for {}, after this machine's clock ({})",
+                last.start,
+                rfc3339(clock)
+            ),
+        ));
+    }
+    if let Some(counted) = seen.last().filter(|counted| counted.time >= now + width) {
+        return Err(history_error(
+            log,
+            path,
+            format!(
+                "it is computed for {}, before the snapshot it counts (size {} at {})",
+                last.start,
+                counted.tree_size,
+                rfc3339(counted.time)
+            ),
+        ));
+    }
     let expected = buckets(&seen, now, width, count);
     if expected != published {
         let differs = expected
@@ -106,12 +135,14 @@ async fn check_stats(
 pub(crate) async fn run(cli: &Cli, args: &LogArgs, years: &[u32]) -> Result<Report> {
     let log = open_log(cli, args)?;
     let latest = log.checkpoint().await?;
-    // The statistics span this year and the one before: they are checked
-    // when those are the years read.
+    // The statistics span this year and the one before, and count from
+    // the last snapshot before their first day, which may be two years
+    // back: they are checked when those three are the years read, as the
+    // sequencer reads them.
     let check_statistics = years.is_empty();
     let years: Vec<u32> = if years.is_empty() {
         let this = year_of(unix_seconds(std::time::SystemTime::now()));
-        vec![this.saturating_sub(1), this]
+        vec![this.saturating_sub(2), this.saturating_sub(1), this]
     } else {
         let mut years = years.to_vec();
         years.sort_unstable();
@@ -180,7 +211,7 @@ pub(crate) async fn run(cli: &Cli, args: &LogArgs, years: &[u32]) -> Result<Repo
     let stats_text = match (&hourly, &daily) {
         (Some(_), Some(_)) => "hourly and daily statistics recomputed from the lists: equal",
         _ if !check_statistics => {
-            "statistics not checked (they span the current and the previous year)"
+            "statistics not checked (they need the current year and the two before)"
         }
         _ => "no statistics published",
     };
