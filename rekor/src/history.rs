@@ -180,11 +180,16 @@ pub struct Bucket {
 /// years' lists, concatenated oldest first).
 pub fn buckets(snapshots: &[Snapshot], now: u64, width: u64, count: u64) -> Buckets {
     // The size of the last snapshot at or before `time` (0 before any).
+    // The size of the last snapshot at or before `time`. Before the first
+    // snapshot the log's growth is unknown, not zero: a log that starts its
+    // history with entries already in it (an upgrade, an adopted log) has
+    // them counted in no bucket, rather than all in the first one.
+    let baseline = snapshots.first().map_or(0, |first| first.tree_size);
     let size_at = |time: u64| -> u64 {
         let after = snapshots.partition_point(|snapshot| snapshot.time <= time);
         after
             .checked_sub(1)
-            .map_or(0, |last| snapshots[last].tree_size)
+            .map_or(baseline, |last| snapshots[last].tree_size)
     };
     let current = now - now % width;
     let first = current.saturating_sub(width * (count - 1));
@@ -244,7 +249,10 @@ mod tests {
             text,
             "2026-01-01T00:00:00Z 1\n2026-12-31T23:59:59Z 18446744073709551615\n"
         );
-        assert_eq!(parse_year(2026, text.as_bytes()).expect("parses"), snapshots);
+        assert_eq!(
+            parse_year(2026, text.as_bytes()).expect("parses"),
+            snapshots
+        );
     }
 
     #[test]
@@ -343,7 +351,7 @@ mod tests {
                     // Growth = the sum of each snapshot's increase over the
                     // one before it, for snapshots inside the bucket.
                     let mut entries = 0;
-                    let mut previous = 0;
+                    let mut previous = snapshots.first().map_or(0, |s| s.tree_size);
                     for snapshot in &snapshots {
                         if snapshot.time >= start && snapshot.time < start + width {
                             entries += snapshot.tree_size - previous;
@@ -363,16 +371,23 @@ mod tests {
 
     #[test]
     fn buckets_serialise_as_documented() {
-        let got = hourly(
-            &[Snapshot {
-                time: at("2026-12-02T08:30:00Z"),
-                tree_size: 7,
-            }],
-            at("2026-12-02T09:10:00Z"),
-        );
+        let baseline = Snapshot {
+            time: at("2026-12-02T07:10:00Z"),
+            tree_size: 3,
+        };
+        let later = Snapshot {
+            time: at("2026-12-02T08:30:00Z"),
+            tree_size: 10,
+        };
+        // Alone, the baseline counts in no bucket: what came before the
+        // history is unknown.
+        let alone = hourly(&[baseline], at("2026-12-02T09:10:00Z"));
+        assert!(alone.buckets.iter().all(|bucket| bucket.entries == 0));
+        assert_eq!(alone.tree_size, 3);
+        let got = hourly(&[baseline, later], at("2026-12-02T09:10:00Z"));
         assert_eq!(got.buckets.len(), HOURS as usize);
         let json = serde_json::to_value(&got).expect("json");
-        assert_eq!(json["tree_size"], 7);
+        assert_eq!(json["tree_size"], 10);
         let last = &json["buckets"][HOURS as usize - 1];
         assert_eq!(last["start"], "2026-12-02T09:00:00Z");
         assert_eq!(last["entries"], 0);

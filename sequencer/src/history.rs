@@ -218,9 +218,15 @@ impl Recorder {
     }
 }
 
-/// Whether the published tree is new to the history at `now`: not empty,
-/// bigger than the last listed snapshot, and later than it.
+/// Whether the published tree is new to the history at `now`: the first
+/// snapshot (any size, the baseline), or bigger than the last listed one and
+/// later than it.
 fn grown(last: Option<Snapshot>, published: &Published, now: u64) -> bool {
     let size = published.checkpoint.size;
-    size > 0 && last.is_none_or(|last| size > last.tree_size && now > last.time)
+    match last {
+        // The first snapshot is the history's baseline, whatever the size
+        // (an empty log's included): growth is counted from it.
+        None => true,
+        Some(last) => size > last.tree_size && now > last.time,
+    }
 }

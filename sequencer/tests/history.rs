@@ -147,11 +147,15 @@ async fn hour_by_hour_across_a_new_year() {
     let mut running = open(&store, start).await;
     // Entries logged before each hourly step; 0 is an idle hour.
     let per_hour = [3, 0, 5, 1, 0, 0, 7, 2];
-    let mut model: Vec<Snapshot> = Vec::new();
+    // The first step lists the empty tree: the history's baseline.
     assert_eq!(
         running.recorder.step().await.expect("step"),
-        Step::Unchanged
+        Step::Listed(0)
     );
+    let mut model = vec![Snapshot {
+        time: start,
+        tree_size: 0,
+    }];
     for (hour, count) in per_hour.iter().enumerate() {
         running.log_entries(*count).await;
         let now = start + 3600 * (hour as u64 + 1);
