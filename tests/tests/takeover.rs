@@ -196,9 +196,15 @@ async fn bucket_objects(store: &S3Storage) -> BTreeMap<String, Bytes> {
     let mut objects = BTreeMap::new();
     for key in keys {
         let path = key.as_str();
+        // Private working state, and the statistics and history derived
+        // from the published log: either process may bring those up to
+        // date from what is published (the summary only ever moves
+        // forward, written conditionally), which changes no entry of it.
         if path.starts_with(".stele/staging/")
             || path.starts_with(".stele/dedup/")
             || path == ".stele/index-size"
+            || path.starts_with("stats/")
+            || path.starts_with("history/")
         {
             continue;
         }

@@ -167,8 +167,7 @@ async fn index_chunk(
     if end > summary.tree_size {
         let mut next = summary.clone();
         stats::advance(&mut next, start, end, &chunk.kinds, &counts)?;
-        write_summary(storage, &next).await?;
-        *summary = next;
+        *summary = stats::advance_summary(storage, next).await?;
     }
     Ok(())
 }

@@ -55,7 +55,7 @@ pub use stele_rekor::stats::{
 
 use crate::error::Error;
 use crate::published::key;
-use crate::storage::{Condition, PutOptions, Storage};
+use crate::storage::{Condition, PutOptions, Storage, StorageError};
 
 /// [`Summary::advance`], its refusal as an error of the sequencer.
 pub(super) fn advance(
@@ -86,6 +86,47 @@ pub async fn read_summary(storage: &dyn Storage) -> Result<Option<Summary>, Erro
         })
 }
 
+/// Writes `next` unless storage already holds a summary that covers as
+/// much or more (written meanwhile by another indexer: a sequencer that has
+/// lost the log to another, or the one that took it over), and returns the
+/// summary storage holds afterwards. The write is conditional on the
+/// version read, so a summary never goes back to a smaller tree.
+pub(super) async fn advance_summary(
+    storage: &dyn Storage,
+    next: Summary,
+) -> Result<Summary, Error> {
+    let path = key(SUMMARY_KEY)?;
+    loop {
+        let condition = match storage.get(&path).await? {
+            Some(object) => {
+                let stored = Summary::parse(&object.bytes).map_err(|problem| Error::Corrupt {
+                    what: "statistics",
+                    detail: format!("{SUMMARY_KEY}: {problem} (`stele reindex` rebuilds it)"),
+                })?;
+                if stored.tree_size >= next.tree_size {
+                    return Ok(stored);
+                }
+                Condition::IfMatch(object.etag)
+            }
+            None => Condition::CreateOnly,
+        };
+        let written = storage
+            .put(
+                &path,
+                Bytes::from(next.render()),
+                PutOptions::new(condition, CONTENT_TYPE_JSON, CACHE_STATS),
+            )
+            .await;
+        match written {
+            Ok(_) => return Ok(next),
+            // Written meanwhile: look again.
+            Err(StorageError::PreconditionFailed { .. } | StorageError::Conflict { .. }) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Writes `summary` whatever storage holds (`stele reindex`).
 pub(super) async fn write_summary(storage: &dyn Storage, summary: &Summary) -> Result<(), Error> {
     storage
         .put(
