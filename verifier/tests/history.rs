@@ -4,21 +4,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::stele::{serve, text};
+
 use stele_rekor::history::{Snapshot, unix_seconds};
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn verify(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stele-verify"))
@@ -26,35 +18,6 @@ fn verify(args: &[&str]) -> Output {
         .arg("--no-cache")
         .output()
         .expect("run stele-verify")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// Starts `stele serve` on `data` and returns it with its base URL.
-fn serve(data: &Path) -> (Process, String) {
-    let mut child = Command::new(common::stele::stele_binary())
-        .args(["serve", "--data", &data.display().to_string()])
-        .args(["--listen", "127.0.0.1:0", "--batch-interval", "10ms"])
-        .args(["--history-interval", "300ms"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start stele serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let process = Process(child);
-    let url = BufReader::new(stdout)
-        .lines()
-        .map(|line| line.expect("a line of stele serve's output"))
-        .find_map(|line| line.strip_prefix("listening on ").map(str::to_owned))
-        .expect("stele serve says where it listens");
-    (process, url)
 }
 
 /// The lines of every year list in the folder, oldest year first.
@@ -97,7 +60,7 @@ async fn wait_listed(data: &Path, size: u64) {
 async fn history_verifies_and_doctored_objects_are_refused() {
     let temp = tempfile::tempdir().expect("temp");
     let data = temp.path().join("log");
-    let (server, url) = serve(&data);
+    let (server, url) = serve(&data, &["--history-interval", "300ms"]);
     let client = reqwest::Client::new();
     let add = |i: u32| {
         let client = client.clone();

@@ -9,30 +9,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::stele::{serve, text};
+
 use serde_json::Value;
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 fn stele(args: &[&str]) -> Output {
     Command::new(common::stele::stele_binary())
@@ -47,25 +30,6 @@ fn verify(args: &[&str]) -> Output {
         .arg("--no-cache")
         .output()
         .expect("run stele-verify")
-}
-
-/// Starts `stele serve` on `data` and returns it with its base URL.
-fn serve(data: &Path) -> (Process, String) {
-    let mut child = Command::new(common::stele::stele_binary())
-        .args(["serve", "--data", &data.display().to_string()])
-        .args(["--listen", "127.0.0.1:0", "--batch-interval", "10ms"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start stele serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let process = Process(child);
-    let url = BufReader::new(stdout)
-        .lines()
-        .map(|line| line.expect("a line of stele serve's output"))
-        .find_map(|line| line.strip_prefix("listening on ").map(str::to_owned))
-        .expect("stele serve says where it listens");
-    (process, url)
 }
 
 /// A maintainer key made by `stele keygen --maintainer`: its folder and ID.
@@ -169,7 +133,7 @@ fn findings(report: &Value) -> Vec<Value> {
 async fn namespace_watch_alerts_on_a_new_signer_and_catches_a_lying_index() {
     let temp = tempfile::tempdir().expect("temp");
     let data = temp.path().join("log");
-    let (_server, url) = serve(&data);
+    let (_server, url) = serve(&data, &[]);
     let vkey = std::fs::read_to_string(data.join("log.vkey")).expect("log.vkey");
     let vkey = vkey.trim();
     let (alice, alice_id) = keygen(&temp.path().join("alice"));

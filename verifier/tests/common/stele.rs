@@ -127,3 +127,46 @@ fn build_stele() -> PathBuf {
     assert!(executable.is_file(), "{} is missing", executable.display());
     executable
 }
+
+/// A child process killed when dropped.
+pub struct Process(pub std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `stele serve` on the folder `data` on a free port, with `extra`
+/// arguments, and returns it with its base URL (from its "listening on"
+/// line).
+pub fn serve(data: &Path, extra: &[&str]) -> (Process, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(stele_binary())
+        .args(["serve", "--data", &data.display().to_string()])
+        .args(["--listen", "127.0.0.1:0", "--batch-interval", "10ms"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start stele serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let process = Process(child);
+    let url = BufReader::new(stdout)
+        .lines()
+        .map(|line| line.expect("a line of stele serve's output"))
+        .find_map(|line| line.strip_prefix("listening on ").map(str::to_owned))
+        .expect("stele serve says where it listens");
+    (process, url)
+}
+
+/// A finished process's status and output, for assertion messages.
+pub fn text(output: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
