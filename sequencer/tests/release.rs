@@ -596,3 +596,36 @@ fn assert_refused_sign(output: &Output, needle: &str) {
         text(output)
     );
 }
+
+/// A maintainer key whose write fails halfway (the file size limit at 0,
+/// so the first write is refused with EFBIG) leaves no file behind: a rerun
+/// makes the key rather than refuse a partial one as existing.
+#[test]
+fn a_failed_maintainer_keygen_leaves_nothing_behind() {
+    let temp = tempfile::tempdir().expect("temp");
+    let out = temp.path().join("keys");
+    let limited = Command::new("sh")
+        .arg("-c")
+        // SIGXFSZ ignored, so the write fails instead of killing stele.
+        .arg("trap '' XFSZ; ulimit -f 0; exec \"$0\" keygen --maintainer --out \"$1\"")
+        .arg(STELE)
+        .arg(&out)
+        .output()
+        .expect("run stele under a file size limit");
+    assert!(!limited.status.success(), "{}", text(&limited));
+    assert!(
+        String::from_utf8_lossy(&limited.stderr).contains("cannot write"),
+        "{}",
+        text(&limited)
+    );
+    assert!(!out.join("maintainer.key").exists());
+    assert!(!out.join("maintainer.pub").exists());
+    let again = stele(&[
+        "keygen",
+        "--maintainer",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(out.join("maintainer.key").exists() && out.join("maintainer.pub").exists());
+}

@@ -54,10 +54,16 @@ fn write_new(path: &Path, text: &str, mode: u32) -> Result<(), String> {
         .open(path)
         .map_err(|err| format!("cannot create {}: {err}", path.display()))?;
     // The mode on creation is masked by the umask; set it whole.
-    file.set_permissions(fs::Permissions::from_mode(mode))
+    let written = file
+        .set_permissions(fs::Permissions::from_mode(mode))
         .and_then(|()| file.write_all(text.as_bytes()))
-        .and_then(|()| file.sync_all())
-        .map_err(|err| format!("cannot write {}: {err}", path.display()))
+        .and_then(|()| file.sync_all());
+    written.map_err(|err| {
+        // The file is this call's own (created above): a partial key must
+        // not stay behind, where a rerun would refuse it as existing.
+        let _ = fs::remove_file(path);
+        format!("cannot write {}: {err}", path.display())
+    })
 }
 
 /// Reads a maintainer's private key file (PKCS#8 PEM), naming the file in
