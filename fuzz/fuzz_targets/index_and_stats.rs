@@ -11,17 +11,17 @@ use stele_rekor::release;
 use stele_rekor::stats::{Summary, TOP};
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(path) = std::str::from_utf8(data) {
-        if let Some(object) = parse_request_path(path) {
-            assert_eq!(format!("/{object}"), path);
-            if let Some(id) = object.strip_prefix(KEY_PREFIX) {
-                assert_eq!(release::key_index_path(id), object);
-                assert!(stele_rekor::index::is_key_id(id));
-            } else if let Some(name) = object.strip_prefix(NAMESPACE_PREFIX) {
-                let namespace = name.replace('~', "/");
-                assert!(release::check_namespace(&namespace).is_ok());
-                assert_eq!(release::namespace_path(&namespace), object);
-            }
+    if let Ok(path) = std::str::from_utf8(data)
+        && let Some(object) = parse_request_path(path)
+    {
+        assert_eq!(format!("/{object}"), path);
+        if let Some(id) = object.strip_prefix(KEY_PREFIX) {
+            assert_eq!(release::key_index_path(id), object);
+            assert!(stele_rekor::index::is_key_id(id));
+        } else if let Some(name) = object.strip_prefix(NAMESPACE_PREFIX) {
+            let namespace = name.replace('~', "/");
+            assert!(release::check_namespace(&namespace).is_ok());
+            assert_eq!(release::namespace_path(&namespace), object);
         }
     }
     if let Ok(summary) = Summary::parse(data) {
