@@ -5,20 +5,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::stele::{serve, text};
+use common::stele::{serve, text, verify};
 
 use stele_rekor::history::{Snapshot, unix_seconds};
-
-fn verify(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stele-verify"))
-        .args(args)
-        .arg("--no-cache")
-        .output()
-        .expect("run stele-verify")
-}
 
 /// The lines of every year list in the folder, oldest year first.
 fn listed(data: &Path) -> Vec<(String, u64)> {

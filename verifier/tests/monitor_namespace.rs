@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::stele::{serve, text};
+use common::stele::{serve, text, verify};
 
 use serde_json::Value;
 
@@ -22,14 +22,6 @@ fn stele(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run stele")
-}
-
-fn verify(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stele-verify"))
-        .args(args)
-        .arg("--no-cache")
-        .output()
-        .expect("run stele-verify")
 }
 
 /// A maintainer key made by `stele keygen --maintainer`: its folder and ID.

@@ -170,3 +170,12 @@ pub fn text(output: &std::process::Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// Runs `stele-verify ARGS --no-cache`.
+pub fn verify(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_stele-verify"))
+        .args(args)
+        .arg("--no-cache")
+        .output()
+        .expect("run stele-verify")
+}
