@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Deserializer};
 
@@ -136,6 +136,95 @@ pub struct Config {
     /// `STELE_INGRESS_SECRET` is not set. The secret itself is never a
     /// configuration value, so it stays out of config files and `ps`.
     pub ingress_secret_file: Option<PathBuf>,
+    /// Who runs the log, as the trust material names it
+    /// (`SigningConfig.rekorTlogUrls[].operator`).
+    pub operator: Option<String>,
+    /// The shards (`[[shard]]` tables), when the process runs several logs
+    /// (docs/shards.md); empty: one log, every path at the root.
+    #[serde(rename = "shard")]
+    pub shards: Vec<ShardConfig>,
+}
+
+/// One `[[shard]]` table: what a shard has of its own (docs/shards.md).
+/// Everything else comes from the top level of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardConfig {
+    /// The URL segment and storage prefix.
+    pub name: String,
+    /// Checkpoint origin and key name.
+    pub origin: String,
+    /// Private key file; `None`: `DATA/<name>/log.key` (the shard's data).
+    pub key: Option<PathBuf>,
+    /// Algorithm of a key created at first start.
+    pub key_algorithm: Option<KeyAlgorithm>,
+    /// The shard's folder; `None`: `DATA/<name>`.
+    pub data: Option<PathBuf>,
+    /// The shard's own bucket; `None`: the top-level `s3_bucket`.
+    pub s3_bucket: Option<String>,
+    /// Key prefix in the bucket; `None`: the top-level prefix, then the name.
+    pub s3_prefix: Option<String>,
+    /// Public base URL of the shard's read paths (trust material).
+    pub url: Option<String>,
+    /// Start of the window in which the shard takes entries (RFC 3339).
+    #[serde(default, deserialize_with = "rfc3339")]
+    pub accept_from: Option<SystemTime>,
+    /// End of the window: from this instant on, the shard freezes.
+    #[serde(default, deserialize_with = "rfc3339")]
+    pub accept_until: Option<SystemTime>,
+    /// The shard's own witnesses; `None`: the top-level ones.
+    pub witnesses: Option<Vec<String>>,
+    /// The shard's own threshold; `None`: the top-level one.
+    pub witness_threshold: Option<usize>,
+}
+
+/// When a shard takes entries: `[from, until)`, either end open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Window {
+    pub from: Option<SystemTime>,
+    pub until: Option<SystemTime>,
+}
+
+/// Where a [`Window`] stands at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Before `from`.
+    Pending,
+    /// Inside the window.
+    Active,
+    /// At or after `until`.
+    Ended,
+}
+
+impl Window {
+    /// The phase at `now`.
+    pub fn phase(&self, now: SystemTime) -> Phase {
+        if self.until.is_some_and(|until| now >= until) {
+            Phase::Ended
+        } else if self.from.is_some_and(|from| now < from) {
+            Phase::Pending
+        } else {
+            Phase::Active
+        }
+    }
+}
+
+/// One log of the process, with every option resolved: the single log of
+/// a configuration without shards (`name` `None`, paths at the root), or
+/// one `[[shard]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedShard {
+    /// `None` for the single log at the root.
+    pub name: Option<String>,
+    pub origin: Option<String>,
+    pub key_path: PathBuf,
+    pub vkey_path: PathBuf,
+    pub key_algorithm: Option<KeyAlgorithm>,
+    pub storage: StorageConfig,
+    pub window: Window,
+    pub url: Option<String>,
+    pub witnesses: Vec<String>,
+    pub witness_threshold: usize,
 }
 
 impl Default for Config {
@@ -177,6 +266,8 @@ impl Default for Config {
             history_interval: Duration::from_secs(3600),
             ingress_listen: None,
             ingress_secret_file: None,
+            operator: None,
+            shards: Vec::new(),
         }
     }
 }
@@ -296,6 +387,7 @@ impl Config {
                 return bad(option, "must be longer than zero".into());
             }
         }
+        self.validate_shards()?;
         if let Some(origin) = &self.origin {
             stele_tiles::note::validate_key_name(origin)
                 .map_err(|err| Error::Config(format!("origin {origin:?}: {err}")))?;
@@ -318,7 +410,8 @@ impl Config {
                 "is set but ingress_listen is not".into(),
             );
         }
-        if self.s3_bucket.is_none() {
+        let shard_bucket = self.shards.iter().any(|shard| shard.s3_bucket.is_some());
+        if self.s3_bucket.is_none() && !shard_bucket {
             for (option, set) in [
                 ("s3_endpoint", self.s3_endpoint.is_some()),
                 ("s3_region", self.s3_region.is_some()),
@@ -390,6 +483,160 @@ impl Config {
             },
         })
     }
+}
+
+/// Whether `name` is a valid shard name: `[a-z0-9][a-z0-9._-]*`, at most
+/// 63 bytes (one URL segment and one storage prefix, never `.` or `..`).
+pub fn valid_shard_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(b))
+}
+
+impl Config {
+    /// Every log this process runs, options resolved: one at the root when
+    /// there are no `[[shard]]` tables, else one per table.
+    pub fn resolved_shards(&self) -> Vec<ResolvedShard> {
+        if self.shards.is_empty() {
+            return vec![ResolvedShard {
+                name: None,
+                origin: self.origin.clone(),
+                key_path: self.key_path(),
+                vkey_path: self.vkey_path(),
+                key_algorithm: self.key_algorithm,
+                storage: self.storage(),
+                window: Window::default(),
+                url: None,
+                witnesses: self.witnesses.clone(),
+                witness_threshold: self.witness_threshold,
+            }];
+        }
+        self.shards
+            .iter()
+            .map(|shard| {
+                let data = shard
+                    .data
+                    .clone()
+                    .unwrap_or_else(|| self.data.join(&shard.name));
+                let storage = match shard.s3_bucket.as_ref().or(self.s3_bucket.as_ref()) {
+                    Some(bucket) => StorageConfig::S3(S3Config {
+                        bucket: bucket.clone(),
+                        endpoint: self.s3_endpoint.clone(),
+                        region: self.s3_region.clone(),
+                        path_style: self.s3_path_style,
+                        prefix: Some(match &shard.s3_prefix {
+                            Some(prefix) => prefix.clone(),
+                            None => match self.s3_prefix.as_deref().map(|p| p.trim_matches('/')) {
+                                None | Some("") => shard.name.clone(),
+                                Some(top) => format!("{top}/{}", shard.name),
+                            },
+                        }),
+                    }),
+                    None => StorageConfig::Filesystem { root: data.clone() },
+                };
+                ResolvedShard {
+                    name: Some(shard.name.clone()),
+                    origin: Some(shard.origin.clone()),
+                    key_path: shard.key.clone().unwrap_or_else(|| data.join(KEY_FILE)),
+                    vkey_path: data.join(VKEY_FILE),
+                    key_algorithm: shard.key_algorithm,
+                    storage,
+                    window: Window {
+                        from: shard.accept_from,
+                        until: shard.accept_until,
+                    },
+                    url: shard.url.clone(),
+                    witnesses: shard
+                        .witnesses
+                        .clone()
+                        .unwrap_or_else(|| self.witnesses.clone()),
+                    witness_threshold: shard.witness_threshold.unwrap_or(self.witness_threshold),
+                }
+            })
+            .collect()
+    }
+
+    /// Checks the `[[shard]]` tables (called by [`Config::validate`]).
+    fn validate_shards(&self) -> Result<(), Error> {
+        if self.shards.is_empty() {
+            return Ok(());
+        }
+        let bad = |problem: String| Err(Error::Config(problem));
+        for (option, set) in [
+            ("origin", self.origin.is_some()),
+            ("key", self.key.is_some()),
+            ("key_algorithm", self.key_algorithm.is_some()),
+        ] {
+            if set {
+                return bad(format!(
+                    "{option}: names one log, but the file has [[shard]] tables: set it in \
+                     each shard"
+                ));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut origins = std::collections::HashSet::new();
+        for shard in &self.shards {
+            let name = &shard.name;
+            if !valid_shard_name(name) {
+                return bad(format!(
+                    "shard {name:?}: a name is [a-z0-9][a-z0-9._-]*, at most 63 bytes"
+                ));
+            }
+            if !names.insert(name.as_str()) {
+                return bad(format!("shard {name:?}: two shards have this name"));
+            }
+            stele_tiles::note::validate_key_name(&shard.origin).map_err(|err| {
+                Error::Config(format!("shard {name:?}: origin {:?}: {err}", shard.origin))
+            })?;
+            if !origins.insert(shard.origin.as_str()) {
+                return bad(format!(
+                    "shard {name:?}: origin {:?} is another shard's too",
+                    shard.origin
+                ));
+            }
+            if let (Some(from), Some(until)) = (shard.accept_from, shard.accept_until) {
+                if from >= until {
+                    return bad(format!(
+                        "shard {name:?}: accept_from {} is not before accept_until {}",
+                        humantime::format_rfc3339(from),
+                        humantime::format_rfc3339(until)
+                    ));
+                }
+            }
+            if shard.s3_prefix.is_some() && self.s3_bucket.is_none() && shard.s3_bucket.is_none() {
+                return bad(format!("shard {name:?}: s3_prefix is set but no s3_bucket"));
+            }
+            if let Some(url) = &shard.url {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return bad(format!("shard {name:?}: url {url:?} is not an http(s) URL"));
+                }
+            }
+            let witnesses = shard.witnesses.as_ref().unwrap_or(&self.witnesses);
+            let threshold = shard.witness_threshold.unwrap_or(self.witness_threshold);
+            if threshold > witnesses.len() {
+                return bad(format!(
+                    "shard {name:?}: witness_threshold {threshold} is more than the {} witnesses",
+                    witnesses.len()
+                ));
+            }
+            for setting in witnesses {
+                crate::witness::parse_witness_setting(setting)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn rfc3339<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SystemTime>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_rfc3339_weak(&text).map(Some).map_err(|err| {
+        serde::de::Error::custom(format!("{text:?} is not an RFC 3339 time: {err}"))
+    })
 }
 
 fn human_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
