@@ -39,7 +39,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let secret = IngressSecret::new(SECRET).expect("secret");
     let now = UNIX_EPOCH + Duration::from_secs(NOW);
-    let Ok(format) = Authenticator::new(secret.clone()).authenticate(&headers, body, now) else {
+    let Ok(format) =
+        Authenticator::new(secret.clone()).authenticate(&headers, ingress::INGRESS_PATH, body, now)
+    else {
         return;
     };
     // Accepted: the headers must be the signature of these very fields.
@@ -53,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
     let nonce: [u8; 16] = hex_nonce(text(X_NONCE));
     let expected = ingress::sign(
         &secret,
+        ingress::INGRESS_PATH,
         format,
         body,
         UNIX_EPOCH + Duration::from_secs(time),

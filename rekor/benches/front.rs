@@ -50,6 +50,7 @@ fn bench(c: &mut Criterion) {
                 nonce += 1;
                 black_box(ingress::sign(
                     &secret,
+                    ingress::INGRESS_PATH,
                     Format::TransparencyLogEntry,
                     &validated.entry,
                     SystemTime::now(),
@@ -73,6 +74,7 @@ fn bench(c: &mut Criterion) {
             let mut headers = HeaderMap::new();
             for (name, value) in ingress::sign(
                 &secret,
+                ingress::INGRESS_PATH,
                 Format::TransparencyLogEntry,
                 &entry,
                 SystemTime::now(),
@@ -80,7 +82,8 @@ fn bench(c: &mut Criterion) {
             ) {
                 headers.insert(name, value.parse().expect("header"));
             }
-            black_box(auth.authenticate(&headers, &entry, SystemTime::now())).expect("authentic")
+            black_box(auth.authenticate(&headers, ingress::INGRESS_PATH, &entry, SystemTime::now()))
+                .expect("authentic")
         })
     });
     group.finish();

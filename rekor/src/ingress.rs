@@ -14,7 +14,8 @@
 //! checks it with [`Authenticator`]):
 //!
 //! ```text
-//! POST /ingress/v1/entries
+//! POST /ingress/v1/entries            (one log)
+//! POST /<shard>/ingress/v1/entries    (a shard of a sharded deployment)
 //! Content-Type: application/octet-stream
 //! X-Stele-Ingress-Format: transparency-log-entry | tlog-proof
 //! X-Stele-Ingress-Time: <Unix seconds>
@@ -27,12 +28,14 @@
 //! The MAC is HMAC-SHA256(secret, M) over
 //! `M = "stele-ingress-v1\n" || method "\n" || path "\n" || format "\n" ||
 //! time "\n" || nonce "\n" || hex(SHA-256(body))`, so no header or byte of the
-//! body can be changed without the key. Replays are refused: a request
+//! body can be changed without the key. The path is the one the sequencer
+//! receives ([`ingress_path`]), shard prefix included, so a request made
+//! for one shard does not verify at another's path. Replays are refused: a request
 //! whose time is more than [`MAX_CLOCK_SKEW`] from the sequencer's clock is
 //! stale, and a nonce is remembered until its request would be stale, so a
 //! captured request is taken at most once. The answer is exactly what
-//! `POST /api/v2/log/entries` answers for the same entry, so the function
-//! can pass it on unchanged.
+//! `POST /api/v2/log/entries` (or `POST /<shard>/api/v2/log/entries`)
+//! answers for the same entry, so the function can pass it on unchanged.
 //!
 //! The body must also be the canonical entry byte for byte
 //! ([`crate::entry::check_canonical`]): the ingress stores what the
@@ -51,7 +54,8 @@ use sha2::{Digest, Sha256};
 
 use crate::response::Format;
 
-/// The ingress's one route.
+/// The ingress's route for a single log; a shard's is under its prefix
+/// ([`ingress_path`]).
 pub const INGRESS_PATH: &str = "/ingress/v1/entries";
 const FORMAT_HEADER: &str = "x-stele-ingress-format";
 const TIME_HEADER: &str = "x-stele-ingress-time";
@@ -165,9 +169,31 @@ impl IngressSecret {
     }
 }
 
+/// The ingress path of the single log (`shard` `None`) or of a shard:
+/// `/ingress/v1/entries` or `/<shard>/ingress/v1/entries`. The shard name
+/// is not checked here; [`crate::shard::valid_name`] says which are valid.
+pub fn ingress_path(shard: Option<&str>) -> String {
+    match shard {
+        None => INGRESS_PATH.to_owned(),
+        Some(name) => format!("/{name}{INGRESS_PATH}"),
+    }
+}
+
+/// Which log an ingress path is for: `Some(None)` for the single log's
+/// `/ingress/v1/entries`, `Some(Some(name))` for `/<name>/ingress/v1/entries`
+/// with a valid shard name, `None` for any other path.
+pub fn parse_ingress_path(path: &str) -> Option<Option<&str>> {
+    if path == INGRESS_PATH {
+        return Some(None);
+    }
+    let name = path.strip_prefix('/')?.strip_suffix(INGRESS_PATH)?;
+    crate::shard::valid_name(name).then_some(Some(name))
+}
+
 /// The signed fields of one forwarded request.
 #[derive(Debug, Clone, Copy)]
 struct SignedFields<'a> {
+    path: &'a str,
     format: &'a str,
     time: u64,
     nonce: &'a str,
@@ -177,7 +203,8 @@ struct SignedFields<'a> {
 impl SignedFields<'_> {
     fn message(&self) -> Vec<u8> {
         format!(
-            "{DOMAIN}\n{METHOD}\n{INGRESS_PATH}\n{}\n{}\n{}\n{}",
+            "{DOMAIN}\n{METHOD}\n{}\n{}\n{}\n{}\n{}",
+            self.path,
             self.format,
             self.time,
             self.nonce,
@@ -203,9 +230,13 @@ fn parse_format(name: &str) -> Option<Format> {
     }
 }
 
-/// The headers that authenticate `body`, made at `time` with `nonce`.
+/// The headers that authenticate `body`, sent to `path` (the path the
+/// sequencer receives, [`ingress_path`]: without the query, and without
+/// any prefix of the sequencer's base URL that a proxy strips), made at
+/// `time` with `nonce`.
 pub fn sign(
     secret: &IngressSecret,
+    path: &str,
     format: Format,
     body: &[u8],
     time: SystemTime,
@@ -215,6 +246,7 @@ pub fn sign(
     let nonce = hex::encode(nonce);
     let format = format_name(format);
     let tag = secret.tag(&SignedFields {
+        path,
         format,
         time,
         nonce: &nonce,
@@ -280,13 +312,16 @@ impl Authenticator {
         }
     }
 
-    /// Authenticates a request's headers and body at time `now`; returns
-    /// the answer format it asks for. The nonce is remembered only once
+    /// Authenticates a request's headers, path and body at time `now`;
+    /// returns the answer format it asks for. `path` is the request's path
+    /// as received (without the query): a request signed for another path,
+    /// another shard's, does not verify. The nonce is remembered only once
     /// the MAC has verified, so nobody without the secret can fill the
     /// cache.
     pub fn authenticate(
         &self,
         headers: &HeaderMap,
+        path: &str,
         body: &[u8],
         now: SystemTime,
     ) -> Result<Format, AuthError> {
@@ -327,6 +362,7 @@ impl Authenticator {
                 problem: "not 32 lowercase hex digits",
             })?;
         let fields = SignedFields {
+            path,
             format: format_text,
             time,
             nonce: nonce_text,
@@ -417,54 +453,136 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(seconds)
     }
 
-    /// The MAC is HMAC-SHA256 over the documented message: recomputed here
-    /// with the RustCrypto `hmac` crate, not the code under test.
+    /// The MAC is HMAC-SHA256 over the documented message, path included:
+    /// recomputed here with the RustCrypto `hmac` crate, not the code under
+    /// test, for the single log's path and a shard's.
     #[test]
     fn mac_matches_an_independent_hmac() {
         use ::hmac::{Hmac, Mac};
-        let signed = sign(
-            &secret(),
-            Format::TlogProof,
-            b"entry",
-            at(1_700_000_000),
-            [7; NONCE_LEN],
+        for path in ["/ingress/v1/entries", "/2026/ingress/v1/entries"] {
+            let signed = sign(
+                &secret(),
+                path,
+                Format::TlogProof,
+                b"entry",
+                at(1_700_000_000),
+                [7; NONCE_LEN],
+            );
+            let authorization = &signed[3].1;
+            let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
+            mac.update(
+                format!(
+                    "stele-ingress-v1\nPOST\n{path}\ntlog-proof\n1700000000\n{}\n{}",
+                    "07".repeat(16),
+                    hex::encode(Sha256::digest(b"entry"))
+                )
+                .as_bytes(),
+            );
+            let expected = hex::encode(mac.finalize().into_bytes());
+            assert_eq!(authorization, &format!("Stele-HMAC-SHA256 {expected}"));
+        }
+    }
+
+    /// A request MACed for one shard's ingress does not verify at another
+    /// shard's, nor at the single log's, and the other way round; a refusal
+    /// leaves the nonce unused, so the request still passes at its own path.
+    #[test]
+    fn the_mac_binds_the_path() {
+        let auth = Authenticator::new(secret());
+        let a = ingress_path(Some("2026"));
+        let b = ingress_path(Some("2027"));
+        assert_eq!(a, "/2026/ingress/v1/entries");
+        assert_eq!(ingress_path(None), INGRESS_PATH);
+        for (n, (signed_for, sent_to)) in [
+            (a.as_str(), b.as_str()),
+            (b.as_str(), a.as_str()),
+            (a.as_str(), INGRESS_PATH),
+            (INGRESS_PATH, a.as_str()),
+            (a.as_str(), "/2026/ingress/v1/entries/"),
+            (a.as_str(), "/2026/../ingress/v1/entries"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let fields = sign(
+                &secret(),
+                signed_for,
+                Format::TlogProof,
+                b"entry",
+                at(1000),
+                [40 + n as u8; 16],
+            );
+            let map = headers(&fields);
+            assert_eq!(
+                auth.authenticate(&map, sent_to, b"entry", at(1000)),
+                Err(AuthError::BadMac),
+                "signed for {signed_for}, sent to {sent_to}"
+            );
+            assert_eq!(
+                auth.authenticate(&map, signed_for, b"entry", at(1000)),
+                Ok(Format::TlogProof),
+                "signed for and sent to {signed_for}"
+            );
+        }
+    }
+
+    #[test]
+    fn ingress_paths_parse() {
+        assert_eq!(parse_ingress_path("/ingress/v1/entries"), Some(None));
+        assert_eq!(
+            parse_ingress_path("/2026/ingress/v1/entries"),
+            Some(Some("2026"))
         );
-        let authorization = &signed[3].1;
-        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
-        mac.update(
-            format!(
-                "stele-ingress-v1\nPOST\n/ingress/v1/entries\ntlog-proof\n1700000000\n{}\n{}",
-                "07".repeat(16),
-                hex::encode(Sha256::digest(b"entry"))
-            )
-            .as_bytes(),
-        );
-        let expected = hex::encode(mac.finalize().into_bytes());
-        assert_eq!(authorization, &format!("Stele-HMAC-SHA256 {expected}"));
+        for name in ["2026", "log-b.2_x"] {
+            let path = ingress_path(Some(name));
+            assert_eq!(parse_ingress_path(&path), Some(Some(name)));
+        }
+        for path in [
+            "",
+            "/",
+            "/ingress/v1/entries/",
+            "//ingress/v1/entries",
+            "/../ingress/v1/entries",
+            "/.stele/ingress/v1/entries",
+            "/Upper/ingress/v1/entries",
+            "/a/b/ingress/v1/entries",
+            "/2026/ingress/v1/entriesx",
+            "/2026/api/v2/log/entries",
+        ] {
+            assert_eq!(parse_ingress_path(path), None, "{path:?}");
+        }
     }
 
     #[test]
     fn signed_requests_pass_once() {
         let auth = Authenticator::new(secret());
-        let fields = sign(&secret(), Format::TlogProof, b"entry", at(1000), [1; 16]);
+        let fields = sign(
+            &secret(),
+            INGRESS_PATH,
+            Format::TlogProof,
+            b"entry",
+            at(1000),
+            [1; 16],
+        );
         let map = headers(&fields);
         assert_eq!(
-            auth.authenticate(&map, b"entry", at(1010)),
+            auth.authenticate(&map, INGRESS_PATH, b"entry", at(1010)),
             Ok(Format::TlogProof)
         );
         assert_eq!(
-            auth.authenticate(&map, b"entry", at(1011)),
+            auth.authenticate(&map, INGRESS_PATH, b"entry", at(1011)),
             Err(AuthError::Replayed)
         );
         let other = sign(
             &secret(),
+            INGRESS_PATH,
             Format::TransparencyLogEntry,
             b"entry",
             at(1000),
             [2; 16],
         );
         assert_eq!(
-            auth.authenticate(&headers(&other), b"entry", at(1000)),
+            auth.authenticate(&headers(&other), INGRESS_PATH, b"entry", at(1000)),
             Ok(Format::TransparencyLogEntry)
         );
     }
@@ -472,10 +590,17 @@ mod tests {
     #[test]
     fn every_changed_field_is_refused() {
         let auth = Authenticator::new(secret());
-        let good = sign(&secret(), Format::TlogProof, b"entry", at(1000), [3; 16]);
+        let good = sign(
+            &secret(),
+            INGRESS_PATH,
+            Format::TlogProof,
+            b"entry",
+            at(1000),
+            [3; 16],
+        );
         // Another body under the same headers.
         assert_eq!(
-            auth.authenticate(&headers(&good), b"entrx", at(1000)),
+            auth.authenticate(&headers(&good), INGRESS_PATH, b"entrx", at(1000)),
             Err(AuthError::BadMac)
         );
         // Each header changed in turn, keeping its syntax valid.
@@ -489,7 +614,7 @@ mod tests {
             let mut fields = good.clone();
             fields[position].1 = value.to_owned();
             assert_eq!(
-                auth.authenticate(&headers(&fields), b"entry", at(1000)),
+                auth.authenticate(&headers(&fields), INGRESS_PATH, b"entry", at(1000)),
                 Err(AuthError::BadMac),
                 "{}",
                 fields[position].0
@@ -497,14 +622,21 @@ mod tests {
         }
         // Another secret.
         let other = IngressSecret::new(&"x".repeat(40)).expect("secret");
-        let forged = sign(&other, Format::TlogProof, b"entry", at(1000), [5; 16]);
+        let forged = sign(
+            &other,
+            INGRESS_PATH,
+            Format::TlogProof,
+            b"entry",
+            at(1000),
+            [5; 16],
+        );
         assert_eq!(
-            auth.authenticate(&headers(&forged), b"entry", at(1000)),
+            auth.authenticate(&headers(&forged), INGRESS_PATH, b"entry", at(1000)),
             Err(AuthError::BadMac)
         );
         // The good one still passes: nothing above was remembered.
         assert!(
-            auth.authenticate(&headers(&good), b"entry", at(1000))
+            auth.authenticate(&headers(&good), INGRESS_PATH, b"entry", at(1000))
                 .is_ok()
         );
     }
@@ -512,13 +644,20 @@ mod tests {
     #[test]
     fn malformed_and_missing_headers() {
         let auth = Authenticator::new(secret());
-        let good = sign(&secret(), Format::TlogProof, b"entry", at(1000), [6; 16]);
+        let good = sign(
+            &secret(),
+            INGRESS_PATH,
+            Format::TlogProof,
+            b"entry",
+            at(1000),
+            [6; 16],
+        );
         for position in 0..good.len() {
             let mut fields = good.clone();
             fields.remove(position);
             assert!(
                 matches!(
-                    auth.authenticate(&headers(&fields), b"entry", at(1000)),
+                    auth.authenticate(&headers(&fields), INGRESS_PATH, b"entry", at(1000)),
                     Err(AuthError::Missing(_))
                 ),
                 "without {}",
@@ -540,7 +679,7 @@ mod tests {
             fields[position].1 = value.to_owned();
             assert!(
                 matches!(
-                    auth.authenticate(&headers(&fields), b"entry", at(1000)),
+                    auth.authenticate(&headers(&fields), INGRESS_PATH, b"entry", at(1000)),
                     Err(AuthError::Malformed { .. })
                 ),
                 "{} = {value}",
@@ -561,12 +700,13 @@ mod tests {
         ] {
             let fields = sign(
                 &secret(),
+                INGRESS_PATH,
                 Format::TlogProof,
                 b"e",
                 at(made),
                 [made as u8; 16],
             );
-            let result = auth.authenticate(&headers(&fields), b"e", at(now));
+            let result = auth.authenticate(&headers(&fields), INGRESS_PATH, b"e", at(now));
             assert_eq!(result.is_ok(), ok, "made {made}, now {now}: {result:?}");
         }
     }
@@ -576,25 +716,50 @@ mod tests {
     #[test]
     fn nonces_are_kept_until_their_request_is_stale() {
         let auth = Authenticator::new(secret());
-        let fields = sign(&secret(), Format::TlogProof, b"e", at(5000), [9; 16]);
+        let fields = sign(
+            &secret(),
+            INGRESS_PATH,
+            Format::TlogProof,
+            b"e",
+            at(5000),
+            [9; 16],
+        );
         let map = headers(&fields);
-        assert!(auth.authenticate(&map, b"e", at(5000)).is_ok());
+        assert!(
+            auth.authenticate(&map, INGRESS_PATH, b"e", at(5000))
+                .is_ok()
+        );
         // Many other requests, enough to trigger sweeps.
         for n in 0..5000u32 {
             let mut nonce = [0u8; 16];
             nonce[..4].copy_from_slice(&n.to_be_bytes());
-            let other = sign(&secret(), Format::TlogProof, b"e", at(5010), nonce);
-            assert!(auth.authenticate(&headers(&other), b"e", at(5010)).is_ok());
+            let other = sign(
+                &secret(),
+                INGRESS_PATH,
+                Format::TlogProof,
+                b"e",
+                at(5010),
+                nonce,
+            );
+            assert!(
+                auth.authenticate(&headers(&other), INGRESS_PATH, b"e", at(5010))
+                    .is_ok()
+            );
         }
         for now in [5000, 5015, 5000 + MAX_CLOCK_SKEW.as_secs()] {
             assert_eq!(
-                auth.authenticate(&map, b"e", at(now)),
+                auth.authenticate(&map, INGRESS_PATH, b"e", at(now)),
                 Err(AuthError::Replayed),
                 "at {now}"
             );
         }
         assert!(matches!(
-            auth.authenticate(&map, b"e", at(5001 + MAX_CLOCK_SKEW.as_secs())),
+            auth.authenticate(
+                &map,
+                INGRESS_PATH,
+                b"e",
+                at(5001 + MAX_CLOCK_SKEW.as_secs())
+            ),
             Err(AuthError::Stale { .. })
         ));
     }

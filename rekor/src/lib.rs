@@ -15,7 +15,8 @@
 //! a message that names the field at fault. [`response`] writes and reads
 //! what an accepted entry gets back; [`http`] holds the endpoint's shared
 //! HTTP pieces; [`index`] is the per-digest index format; [`ingress`] signs
-//! and checks what the submit function forwards to the sequencer.
+//! and checks what the submit function forwards to the sequencer; [`shard`]
+//! holds the rule for shard names that the sequencer and the function share.
 //!
 //! [`release`] is Stele's own signed release statement (`stele/release/v1`),
 //! its maintainer keys and the `FILE.stele` bundle.
@@ -33,6 +34,7 @@ pub mod ingress;
 pub mod release;
 pub mod request;
 pub mod response;
+pub mod shard;
 pub mod stats;
 pub mod verify;
 

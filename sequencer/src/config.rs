@@ -488,13 +488,7 @@ impl Config {
 /// Whether `name` is a valid shard name: `[a-z0-9][a-z0-9._-]*`, at most
 /// 63 bytes (one URL segment and one storage prefix, never `.` or `..`).
 pub fn valid_shard_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(b))
+    stele_rekor::shard::valid_name(name)
 }
 
 impl Config {

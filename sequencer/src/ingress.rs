@@ -107,7 +107,7 @@ impl Ingress {
                 })?;
         let format = self
             .auth
-            .authenticate(&parts.headers, &body, SystemTime::now())
+            .authenticate(&parts.headers, parts.uri.path(), &body, SystemTime::now())
             .map_err(|err| {
                 self.refusals
                     .auth(&err)

@@ -66,6 +66,7 @@ async fn send(addr: SocketAddr, headers: Vec<(HeaderName, String)>, body: Vec<u8
 async fn send_signed(addr: SocketAddr, body: &[u8]) -> Answer {
     let headers = ingress::sign(
         &secret(),
+        ingress::INGRESS_PATH,
         Format::TransparencyLogEntry,
         body,
         SystemTime::now(),
@@ -326,6 +327,7 @@ async fn refusals_are_counted_and_warned_of_once_an_interval() {
             let other = IngressSecret::new(&"o".repeat(40)).expect("secret");
             ingress::sign(
                 &other,
+                ingress::INGRESS_PATH,
                 Format::TlogProof,
                 &entry,
                 SystemTime::now(),
@@ -336,6 +338,7 @@ async fn refusals_are_counted_and_warned_of_once_an_interval() {
         // Stale.
         let stale = ingress::sign(
             &secret(),
+            ingress::INGRESS_PATH,
             Format::TlogProof,
             &entry,
             SystemTime::now() - Duration::from_secs(600),
@@ -348,6 +351,7 @@ async fn refusals_are_counted_and_warned_of_once_an_interval() {
     // One taken, then replayed FLOOD times.
     let signed = ingress::sign(
         &secret(),
+        ingress::INGRESS_PATH,
         Format::TlogProof,
         &entry,
         SystemTime::now(),

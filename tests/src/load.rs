@@ -90,6 +90,7 @@ impl Prepared {
                 rng.fill(&mut nonce);
                 let mut headers = ingress::sign(
                     secret,
+                    self.path,
                     Format::TlogProof,
                     body,
                     std::time::SystemTime::now(),

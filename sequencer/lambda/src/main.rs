@@ -1,16 +1,19 @@
 //! `stele-lambda`: the serverless front door of a Stele log, for AWS Lambda.
 //!
-//! It takes `POST /api/v2/log/entries` from an API Gateway HTTP API or a
-//! Lambda Function URL (both send payload format 2.0 events), checks the
-//! Rekor v2 request with the same code as the sequencer's own API
-//! (`stele-rekor`), and forwards the canonical entry to the sequencer's
-//! private ingress (docs/submission.md). This file is only the adapter between
+//! It takes `POST /api/v2/log/entries`, or a shard's
+//! `POST /<shard>/api/v2/log/entries` (docs/shards.md), from an API Gateway
+//! HTTP API or a Lambda Function URL (both send payload format 2.0 events),
+//! checks the Rekor v2 request with the same code as the sequencer's own
+//! API (`stele-rekor`), and forwards the canonical entry to the sequencer's
+//! private ingress, to the same shard (docs/submission.md). This file is only the adapter between
 //! Lambda's events and plain HTTP requests: everything else is
 //! [`Front::handle`], which the tests run the same way.
 //!
 //! Environment: `STELE_SEQUENCER_URL` (base URL of the ingress),
 //! `STELE_INGRESS_SECRET` or `STELE_INGRESS_SECRET_FILE` (the shared
-//! secret), optionally `STELE_FORWARD_TIMEOUT` (default 25s) and `RUST_LOG`.
+//! secret), optionally `STELE_SHARDS` (the shard names taken, `2026,2027`;
+//! unset: the single log, or any valid shard name, left to the sequencer),
+//! `STELE_FORWARD_TIMEOUT` (default 25s) and `RUST_LOG`.
 //! The Lambda runtime sets `AWS_LAMBDA_RUNTIME_API`.
 
 mod front;

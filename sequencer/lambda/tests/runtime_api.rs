@@ -780,6 +780,7 @@ async fn the_ingress_takes_only_authenticated_fresh_requests() {
     let other = IngressSecret::new("another-secret-also-thirty-two-bytes!!").expect("secret");
     let forged = ingress::sign(
         &other,
+        ingress::INGRESS_PATH,
         Format::TransparencyLogEntry,
         &entry,
         SystemTime::now(),
@@ -789,6 +790,7 @@ async fn the_ingress_takes_only_authenticated_fresh_requests() {
     assert_eq!(answer.status, 401, "{}", answer.text());
     let stale = ingress::sign(
         &secret,
+        ingress::INGRESS_PATH,
         Format::TransparencyLogEntry,
         &entry,
         SystemTime::now() - Duration::from_secs(120),
@@ -800,6 +802,7 @@ async fn the_ingress_takes_only_authenticated_fresh_requests() {
     // Signed for one body, sent with another.
     let signed = ingress::sign(
         &secret,
+        ingress::INGRESS_PATH,
         Format::TransparencyLogEntry,
         &entry,
         SystemTime::now(),
@@ -829,6 +832,7 @@ async fn the_ingress_takes_only_authenticated_fresh_requests() {
     let answer = send(
         ingress::sign(
             &secret,
+            ingress::INGRESS_PATH,
             Format::TlogProof,
             &junk,
             SystemTime::now(),
