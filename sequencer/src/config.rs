@@ -452,19 +452,20 @@ impl Config {
         }
     }
 
-    /// The log's batching options, for `origin` (resolved with the key).
-    pub fn log_config(&self, origin: String) -> Result<LogConfig, Error> {
-        let witnesses = if self.witnesses.is_empty() {
+    /// The batching options of `shard`'s log, for `origin` (resolved with
+    /// the key).
+    pub fn log_config(&self, shard: &ResolvedShard, origin: String) -> Result<LogConfig, Error> {
+        let witnesses = if shard.witnesses.is_empty() {
             None
         } else {
-            let parsed = self
+            let parsed = shard
                 .witnesses
                 .iter()
                 .map(|setting| crate::witness::parse_witness_setting(setting))
                 .collect::<Result<Vec<_>, _>>()?;
             Some(std::sync::Arc::new(crate::witness::Witnesses::new(
                 parsed,
-                self.witness_threshold,
+                shard.witness_threshold,
                 self.witness_timeout,
             )?))
         };
@@ -628,9 +629,9 @@ impl Config {
 
 fn rfc3339<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SystemTime>, D::Error> {
     let text = String::deserialize(deserializer)?;
-    humantime::parse_rfc3339_weak(&text).map(Some).map_err(|err| {
-        serde::de::Error::custom(format!("{text:?} is not an RFC 3339 time: {err}"))
-    })
+    humantime::parse_rfc3339_weak(&text)
+        .map(Some)
+        .map_err(|err| serde::de::Error::custom(format!("{text:?} is not an RFC 3339 time: {err}")))
 }
 
 fn human_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {

@@ -16,9 +16,10 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::time::Instant;
 
-use crate::api::{Api, ApiConfig, ApiError, BodyError, Handler, ResponseBody, read_limited};
+use crate::api::{ApiConfig, ApiError, BodyError, Handler, ResponseBody, read_limited};
 use crate::log::MAX_ENTRY_SIZE;
 use crate::ratelog::{DEFAULT_INTERVAL, RateLimitedWarn};
+use crate::shard::Shards;
 use stele_rekor::entry::check_canonical;
 use stele_rekor::ingress::{AuthError, Authenticator, INGRESS_PATH};
 
@@ -26,7 +27,7 @@ use stele_rekor::ingress::{AuthError, Authenticator, INGRESS_PATH};
 /// `POST /api/v2/log/entries`.
 #[derive(Debug)]
 pub struct Ingress {
-    api: Arc<Api>,
+    shards: Arc<Shards>,
     auth: Authenticator,
     limits: ApiConfig,
     refusals: Refusals,
@@ -50,8 +51,7 @@ struct Refusals {
 }
 
 impl Refusals {
-    fn new(api: &Api) -> Refusals {
-        let metrics = api.metrics();
+    fn new(metrics: &crate::metrics::Metrics) -> Refusals {
         let warner = |cause| RateLimitedWarn::new(cause, DEFAULT_INTERVAL, metrics);
         Refusals {
             unauthenticated: warner("ingress_unauthenticated"),
@@ -76,12 +76,12 @@ impl Refusals {
 }
 
 impl Ingress {
-    /// An ingress in front of `api`'s log; `limits` are its own connection
-    /// limits and timeouts.
-    pub fn new(api: Arc<Api>, auth: Authenticator, limits: ApiConfig) -> Arc<Ingress> {
-        let refusals = Refusals::new(&api);
+    /// An ingress in front of the process's logs; `limits` are its own
+    /// connection limits and timeouts.
+    pub fn new(shards: Arc<Shards>, auth: Authenticator, limits: ApiConfig) -> Arc<Ingress> {
+        let refusals = Refusals::new(shards.metrics_of_process());
         Arc::new(Ingress {
-            api,
+            shards,
             auth,
             limits,
             refusals,
@@ -92,6 +92,8 @@ impl Ingress {
         &self,
         request: Request<Incoming>,
     ) -> Result<Response<ResponseBody>, ApiError> {
+        let path = request.uri().path().to_owned();
+        let shard = shard_of(&path).flatten().map(str::to_owned);
         let (parts, body) = request.into_parts();
         let deadline = Instant::now() + self.limits.body_timeout;
         let body: Bytes =
@@ -135,8 +137,21 @@ impl Ingress {
                 format!("ingress: the body is not a canonical hashedrekord entry: {err}"),
             ));
         }
-        self.api.log_rekor_v2(format, body.to_vec()).await
+        self.shards
+            .submission_api(shard.as_deref())?
+            .log_rekor_v2(format, body.to_vec())
+            .await
     }
+}
+
+/// The shard an ingress path names: `Some(None)` for the single log's
+/// `/ingress/v1/entries`, `Some(Some(name))` for `/<name>/ingress/v1/entries`.
+fn shard_of(path: &str) -> Option<Option<&str>> {
+    if path == INGRESS_PATH {
+        return Some(None);
+    }
+    let name = path.strip_suffix(INGRESS_PATH)?.strip_prefix('/')?;
+    (!name.is_empty() && !name.contains('/')).then_some(Some(name))
 }
 
 impl Handler for Ingress {
@@ -145,24 +160,25 @@ impl Handler for Ingress {
     }
 
     async fn answer(&self, request: Request<Incoming>) -> Response<ResponseBody> {
-        let result = match (request.uri().path(), request.method()) {
-            (INGRESS_PATH, &Method::POST) => {
+        let path = request.uri().path().to_owned();
+        let result = match (shard_of(&path), path.as_str(), request.method()) {
+            (Some(_), _, &Method::POST) => {
                 let result = self.entries(request).await;
                 if result.is_err() {
-                    self.api
-                        .metrics()
+                    self.shards
+                        .metrics_of_process()
                         .submissions
                         .with_label_values(&["rejected"])
                         .inc();
                 }
                 result
             }
-            (INGRESS_PATH, _) => Err(ApiError {
+            (Some(_), _, _) => Err(ApiError {
                 allow: Some("POST"),
                 ..ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "use POST")
             }),
-            ("/healthz", &Method::GET) => Ok(self.api.health()),
-            (path, _) => Err(ApiError::not_found(format!(
+            (None, "/healthz", &Method::GET) => Ok(self.shards.health()),
+            (None, path, _) => Err(ApiError::not_found(format!(
                 "no such path on the ingress: {path}"
             ))),
         };

@@ -17,6 +17,7 @@ pub mod metrics;
 mod prove;
 pub mod published;
 pub mod ratelog;
+pub mod shard;
 pub mod sigstore;
 pub mod staging;
 pub mod storage;

@@ -52,8 +52,19 @@ pub struct Metrics {
 impl Metrics {
     /// A fresh registry with every metric registered.
     pub fn new() -> Metrics {
+        Metrics::with_labels(None)
+    }
+
+    /// The metrics of one shard: every series carries `shard="<name>"`
+    /// (docs/shards.md), so that one `/metrics` can hold every shard's.
+    pub fn for_shard(name: &str) -> Metrics {
+        let labels = std::collections::HashMap::from([("shard".to_owned(), name.to_owned())]);
+        Metrics::with_labels(Some(labels))
+    }
+
+    fn with_labels(labels: Option<std::collections::HashMap<String, String>>) -> Metrics {
         let registry =
-            Registry::new_custom(Some("stele".into()), None).unwrap_or_else(|_| Registry::new());
+            Registry::new_custom(Some("stele".into()), labels).unwrap_or_else(|_| Registry::new());
         let latency = vec![
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ];
@@ -184,16 +195,55 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
-        let mut buffer = Vec::new();
-        let encoder = TextEncoder::new();
-        if encoder
-            .encode(&self.registry.gather(), &mut buffer)
-            .is_err()
-        {
-            return String::new();
-        }
-        String::from_utf8(buffer).unwrap_or_default()
+        render_all(&[self])
     }
+}
+
+/// The text exposition format of several registries (the process's and
+/// each shard's) as one: series of the same name go under one family,
+/// since a family may appear only once in an exposition.
+pub fn render_all(metrics: &[&Metrics]) -> String {
+    render_families(metrics.iter().map(|one| (*one, None)))
+}
+
+/// The process's refusals (counted before a request reaches a shard)
+/// beside every shard's metrics: of the process's registry only the
+/// families named in `process_families` are rendered.
+pub fn render_process_and_shards(
+    process: &Metrics,
+    process_families: &[&str],
+    shards: &[&Metrics],
+) -> String {
+    render_families(
+        std::iter::once((process, Some(process_families)))
+            .chain(shards.iter().map(|one| (*one, None))),
+    )
+}
+
+fn render_families<'a>(
+    sources: impl Iterator<Item = (&'a Metrics, Option<&'a [&'a str]>)>,
+) -> String {
+    let mut families: Vec<prometheus::proto::MetricFamily> = Vec::new();
+    for (one, only) in sources {
+        for family in one.registry.gather() {
+            if only.is_some_and(|only| !only.contains(&family.name())) {
+                continue;
+            }
+            match families.iter_mut().find(|f| f.name() == family.name()) {
+                Some(merged) => {
+                    for metric in family.get_metric() {
+                        merged.mut_metric().push(metric.clone());
+                    }
+                }
+                None => families.push(family),
+            }
+        }
+    }
+    let mut buffer = Vec::new();
+    if TextEncoder::new().encode(&families, &mut buffer).is_err() {
+        return String::new();
+    }
+    String::from_utf8(buffer).unwrap_or_default()
 }
 
 impl Default for Metrics {

@@ -20,6 +20,10 @@ use crate::storage::{Key, Storage};
 pub const CHECKPOINT_KEY: &str = "checkpoint";
 /// `Cache-Control` of the public checkpoint: it changes with every batch.
 pub const CACHE_CHECKPOINT: &str = "public, max-age=2";
+/// A frozen shard's last checkpoint: the exact bytes of its public
+/// checkpoint when it froze, written once (docs/shards.md). Its presence
+/// is what makes a shard frozen.
+pub const FINAL_CHECKPOINT_KEY: &str = "final-checkpoint";
 /// How many tiles are read at once.
 pub(crate) const CONCURRENCY: usize = 16;
 

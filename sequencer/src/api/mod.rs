@@ -45,9 +45,7 @@ use tokio::sync::Semaphore;
 
 use crate::log::Log;
 use crate::metrics::Metrics;
-use crate::published::{CACHE_CHECKPOINT, CHECKPOINT_KEY};
 use crate::sigstore::SigstoreConfig;
-use crate::storage::{CACHE_IMMUTABLE, CONTENT_TYPE_BINARY, CONTENT_TYPE_TEXT};
 
 mod body;
 mod rekor;
@@ -58,7 +56,7 @@ mod submit;
 mod tests;
 
 pub use body::{BodyError, read_limited};
-pub use route::{Route, route};
+pub use route::{Route, answer_read, route};
 pub use serve::serve;
 
 /// The response body type of every route.
@@ -107,6 +105,11 @@ fn text_response(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
     stele_rekor::http::text_response(status, body).map(Full::new)
 }
 
+/// A 200 plain-text answer.
+pub(crate) fn text_ok(body: Bytes) -> Response<ResponseBody> {
+    text_response(StatusCode::OK, body)
+}
+
 /// `/explorer` to `/explorer/`, relative so that it holds behind a path
 /// prefix too.
 fn explorer_redirect() -> Response<ResponseBody> {
@@ -117,6 +120,23 @@ fn explorer_redirect() -> Response<ResponseBody> {
     response
         .headers_mut()
         .insert(header::LOCATION, HeaderValue::from_static("explorer/"));
+    response
+}
+
+/// The answer to a request, with a HEAD request's body taken off (its
+/// headers kept, with the length GET would send).
+pub fn finish(
+    head: bool,
+    result: Result<Response<ResponseBody>, ApiError>,
+) -> Response<ResponseBody> {
+    let mut response = result.unwrap_or_else(error_response);
+    if head {
+        let length = response.body().size_hint().exact().unwrap_or(0);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        *response.body_mut() = Full::new(Bytes::new());
+    }
     response
 }
 
@@ -193,53 +213,11 @@ impl Api {
                 StatusCode::OK,
                 Bytes::from(self.metrics.render()),
             )),
-            Ok(Route::Checkpoint) => {
-                self.read_object(CHECKPOINT_KEY, CONTENT_TYPE_TEXT, CACHE_CHECKPOINT)
-                    .await
-            }
-            Ok(Route::Tile(tile)) => {
-                self.read_object(&tile.path(), CONTENT_TYPE_BINARY, CACHE_IMMUTABLE)
-                    .await
-            }
             Ok(Route::RekorV2Entries) => self.rekor_v2_entries(request).await,
-            Ok(Route::Index(path)) => {
-                self.read_object(
-                    &path,
-                    CONTENT_TYPE_TEXT,
-                    crate::sigstore::index::CACHE_INDEX,
-                )
-                .await
-            }
-            Ok(Route::Derived(derived)) => {
-                self.read_object(&derived.path, derived.content_type, derived.cache_control)
-                    .await
-            }
-            Ok(Route::Explorer(file)) => {
-                let path = format!("{}{}", crate::explorer::PREFIX, file.name);
-                self.read_object(&path, file.content_type, crate::explorer::CACHE_EXPLORER)
-                    .await
-            }
-            Ok(Route::ExplorerRedirect) => Ok(explorer_redirect()),
-            Ok(Route::Vkey) => {
-                self.read_object(
-                    crate::explorer::VKEY_KEY,
-                    CONTENT_TYPE_TEXT,
-                    crate::explorer::CACHE_EXPLORER,
-                )
-                .await
-            }
+            Ok(read) => answer_read(self.log.storage().as_ref(), &read).await,
             Err(err) => Err(err),
         };
-        let mut response = result.unwrap_or_else(error_response);
-        if head {
-            // Same headers as GET, with the length GET would send.
-            let length = response.body().size_hint().exact().unwrap_or(0);
-            response
-                .headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-            *response.body_mut() = Full::new(Bytes::new());
-        }
-        response
+        finish(head, result)
     }
 
     /// The `/healthz` answer: 200 while the sequencer runs, else 503.
@@ -254,7 +232,7 @@ impl Api {
 
     /// The text of a healthy `/healthz` (`ok`, or why entries are turned
     /// away), or the 503 of an unhealthy one.
-    fn health_text(&self) -> Result<String, ApiError> {
+    pub(crate) fn health_text(&self) -> Result<String, ApiError> {
         // A shutdown is the reason first: once it has drained, the
         // sequencer has stopped too, as it should.
         if self.shutting_down.load(Ordering::Relaxed) {

@@ -13,7 +13,6 @@ use tokio::time::Instant;
 
 use super::body::read_limited;
 use super::{Api, ResponseBody};
-use crate::metrics::Metrics;
 use crate::storage::CONTENT_TYPE_TEXT;
 
 impl Api {
@@ -111,11 +110,6 @@ impl Api {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         headers.insert(X_LOG_INDEX, HeaderValue::from(accepted.index));
         Ok(response)
-    }
-
-    /// The metrics of this API, for handlers in other modules.
-    pub(crate) fn metrics(&self) -> &Metrics {
-        &self.metrics
     }
 }
 

@@ -8,9 +8,9 @@ pub(super) use stele_rekor::http::ApiError;
 use stele_tiles::tile::Tile;
 use tracing::error;
 
-use super::{Api, ApiConfig, ResponseBody};
-use crate::published::CHECKPOINT_KEY;
-use crate::storage::Key;
+use super::{ApiConfig, ResponseBody};
+use crate::published::{CACHE_CHECKPOINT, CHECKPOINT_KEY};
+use crate::storage::{CACHE_IMMUTABLE, CONTENT_TYPE_BINARY, CONTENT_TYPE_TEXT, Key, Storage};
 
 /// What a request is for, once its path and method are known to be valid.
 ///
@@ -66,6 +66,15 @@ const STATS: [&str; 3] = [
 
 /// The derived object a request path names, if it names exactly one.
 fn derived(path: &str) -> Option<Derived> {
+    if path == "/final-checkpoint" {
+        // Written once, when a shard freezes (docs/shards.md), and never
+        // changed after.
+        return Some(Derived {
+            path: crate::published::FINAL_CHECKPOINT_KEY.to_owned(),
+            content_type: CONTENT_TYPE_TEXT,
+            cache_control: CACHE_IMMUTABLE,
+        });
+    }
     if STATS.contains(&path) {
         return Some(Derived {
             path: path[1..].to_owned(),
@@ -183,39 +192,95 @@ fn read_route(path: &str, config: &ApiConfig) -> Result<Route, ApiError> {
         .map_err(|err| ApiError::not_found(format!("no such tile: {err}")))
 }
 
-impl Api {
-    /// A public object of the log, with the headers a CDN would see.
-    pub(super) async fn read_object(
-        &self,
-        path: &str,
-        content_type: &'static str,
-        cache_control: &'static str,
-    ) -> Result<Response<ResponseBody>, ApiError> {
-        let key = Key::new(path).map_err(|err| ApiError::not_found(err.to_string()))?;
-        // Routing only yields tile paths and the checkpoint; this guards
-        // the promise that private objects are never served.
-        if key.is_private() {
-            return Err(ApiError::not_found(format!("no such path: {path}")));
+/// The answer to a read route, from `storage` alone (so that a frozen
+/// shard, which has no open log, answers reads the same way). The routes
+/// that are not reads are 404s here; [`Api::handle`] answers them before.
+pub async fn answer_read(
+    storage: &dyn Storage,
+    route: &Route,
+) -> Result<Response<ResponseBody>, ApiError> {
+    match route {
+        Route::Checkpoint => {
+            read_object(storage, CHECKPOINT_KEY, CONTENT_TYPE_TEXT, CACHE_CHECKPOINT).await
         }
-        let object = self.log.storage().get(&key).await.map_err(|err| {
-            error!(%err, %key, "reading a public object failed");
-            ApiError::unavailable(format!("could not read {key}: storage failed"), 1)
-        })?;
-        let Some(object) = object else {
-            return Err(ApiError::not_found(format!("{key} does not exist (yet)")));
-        };
-        let mut response = Response::new(Full::new(object.bytes));
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        headers.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(cache_control),
-        );
-        if let Ok(etag) =
-            HeaderValue::from_str(&format!("\"{}\"", object.etag.as_str().trim_matches('"')))
-        {
-            headers.insert(header::ETAG, etag);
+        Route::Tile(tile) => {
+            read_object(storage, &tile.path(), CONTENT_TYPE_BINARY, CACHE_IMMUTABLE).await
         }
-        Ok(response)
+        Route::Index(path) => {
+            read_object(
+                storage,
+                path,
+                CONTENT_TYPE_TEXT,
+                crate::sigstore::index::CACHE_INDEX,
+            )
+            .await
+        }
+        Route::Derived(derived) => {
+            read_object(
+                storage,
+                &derived.path,
+                derived.content_type,
+                derived.cache_control,
+            )
+            .await
+        }
+        Route::Explorer(file) => {
+            let path = format!("{}{}", crate::explorer::PREFIX, file.name);
+            read_object(
+                storage,
+                &path,
+                file.content_type,
+                crate::explorer::CACHE_EXPLORER,
+            )
+            .await
+        }
+        Route::ExplorerRedirect => Ok(super::explorer_redirect()),
+        Route::Vkey => {
+            read_object(
+                storage,
+                crate::explorer::VKEY_KEY,
+                CONTENT_TYPE_TEXT,
+                crate::explorer::CACHE_EXPLORER,
+            )
+            .await
+        }
+        Route::AddOpaque | Route::Healthz | Route::Metrics | Route::RekorV2Entries => {
+            Err(ApiError::not_found("no such path"))
+        }
     }
+}
+
+/// A public object of the log, with the headers a CDN would see.
+async fn read_object(
+    storage: &dyn Storage,
+    path: &str,
+    content_type: &'static str,
+    cache_control: &'static str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let key = Key::new(path).map_err(|err| ApiError::not_found(err.to_string()))?;
+    // Routing only yields public paths; this guards the promise that
+    // private objects are never served.
+    if key.is_private() {
+        return Err(ApiError::not_found(format!("no such path: {path}")));
+    }
+    let object = storage.get(&key).await.map_err(|err| {
+        error!(%err, %key, "reading a public object failed");
+        ApiError::unavailable(format!("could not read {key}: storage failed"), 1)
+    })?;
+    let Some(object) = object else {
+        return Err(ApiError::not_found(format!("{key} does not exist (yet)")));
+    };
+    let mut response = Response::new(Full::new(object.bytes));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    if let Ok(etag) =
+        HeaderValue::from_str(&format!("\"{}\"", object.etag.as_str().trim_matches('"')))
+    {
+        headers.insert(header::ETAG, etag);
+    }
+    Ok(response)
 }

@@ -83,6 +83,12 @@ pub(crate) enum Command {
     /// entry's index. With --sigstore, a hashedrekord entry and a Sigstore
     /// bundle (FILE.sigstore.json) instead.
     Sign(Box<crate::sign::SignArgs>),
+    /// Write the trust material of the configuration's logs (each
+    /// [[shard]], or the single log) into DIR: trusted_root.json (Sigstore
+    /// TrustedRoot tlogs), signing_config.json (SigningConfig v0.2
+    /// rekorTlogUrls), shards.json (for stele-verify --shards) and
+    /// <name>.vkey. Reads each log's log.vkey; prints what it wrote.
+    Trust(Box<crate::trust::TrustArgs>),
 }
 
 /// The signature algorithm of a log key, as the command line names it

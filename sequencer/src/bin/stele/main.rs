@@ -21,6 +21,7 @@
 mod args;
 mod maintainer;
 mod sign;
+mod trust;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,27 +32,24 @@ use clap::Parser as _;
 use stele_rekor::ingress::{Authenticator, IngressSecret, SECRET_ENV};
 use stele_sequencer::Ingress;
 use stele_sequencer::LOCK_KEY;
-use stele_sequencer::api::{self, Api, ApiConfig};
-use stele_sequencer::config::{Config, KEY_FILE, StorageConfig, VKEY_FILE};
-use stele_sequencer::history::Recorder;
+use stele_sequencer::api::{self, ApiConfig};
+use stele_sequencer::config::{Config, KEY_FILE, ResolvedShard, StorageConfig, VKEY_FILE};
 use stele_sequencer::keyfile::KeyAlgorithm;
 use stele_sequencer::metered::MeteredStorage;
 use stele_sequencer::metrics::Metrics;
+use stele_sequencer::shard::{ShardSpec, Shards};
 use stele_sequencer::sigstore::SigstoreConfig;
-use stele_sequencer::sigstore::index::{self, Indexer};
+use stele_sequencer::sigstore::index;
 use stele_sequencer::storage::fs::FsStorage;
 use stele_sequencer::storage::s3::{self, S3Storage};
 use stele_sequencer::storage::{Key, Storage};
-use stele_sequencer::{Error, Log, adopt, explorer, keyfile};
+use stele_sequencer::{Error, adopt, keyfile};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use crate::args::{Cli, Command};
-
-/// How often the digest index looks for a newly published checkpoint.
-const INDEX_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -81,6 +79,7 @@ fn main() -> ExitCode {
             &out,
         ),
         Command::Sign(args) => return sign::exit("sign", sign::run(&args)),
+        Command::Trust(args) => return sign::exit("trust", trust::run(&args)),
         Command::Serve(args) => match args.load() {
             Ok(config) => {
                 init_tracing(config.log_level.as_deref());
@@ -154,7 +153,8 @@ fn run_serve(config: Config) -> Result<(), Error> {
 fn run_reindex(config: Config) -> Result<(), Error> {
     let runtime = runtime()?;
     runtime.block_on(async {
-        let storage = open_storage(&config).await?;
+        one_log(&config, "reindex")?;
+        let storage = open_storage(&config.storage()).await?;
         let report = index::rebuild(storage.as_ref()).await?;
         println!(
             "indexes rebuilt: {} entries, {} index objects written ({} signer keys, {} \
@@ -165,8 +165,8 @@ fn run_reindex(config: Config) -> Result<(), Error> {
     })
 }
 
-async fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, Error> {
-    match config.storage() {
+async fn open_storage(storage: &StorageConfig) -> Result<Arc<dyn Storage>, Error> {
+    match storage.clone() {
         StorageConfig::Filesystem { root } => {
             let storage = FsStorage::open(&root).await?;
             info!(folder = %root.display(), "log stored in a folder");
@@ -203,6 +203,7 @@ async fn connect_s3(options: &stele_sequencer::config::S3Config) -> S3Storage {
 /// a bucket gets no probe object), and only once they pass the store opened
 /// for writing as `stele serve` opens it.
 fn run_adopt(config: Config) -> Result<(), Error> {
+    one_log(&config, "adopt")?;
     let origin = config.origin.clone().ok_or_else(|| {
         Error::Config(
             "stele adopt needs the log's origin (the first line of its checkpoint): pass --origin"
@@ -231,7 +232,7 @@ fn run_adopt(config: Config) -> Result<(), Error> {
                     storage.check_conditional_writes().await?;
                     Ok(storage as Arc<dyn Storage>)
                 }
-                None => open_storage(&config).await,
+                None => open_storage(&config.storage()).await,
             }
         };
         let outcome = adopt::adopt(
@@ -256,6 +257,18 @@ fn run_adopt(config: Config) -> Result<(), Error> {
         }
         Ok(())
     })
+}
+
+/// Refuses a configuration with shards for a command that works on one
+/// log.
+fn one_log(config: &Config, command: &str) -> Result<(), Error> {
+    if config.shards.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "stele {command} works on one log, but the configuration has [[shard]] tables: run it \
+         with a configuration naming that shard's store alone (data or s3_bucket and s3_prefix)"
+    )))
 }
 
 /// File descriptors kept for everything but client connections: storage
@@ -310,27 +323,6 @@ fn check_descriptors(config: &Config) -> Result<u64, Error> {
     Ok(soft)
 }
 
-/// Publishes the explorer page and the verifier key beside the log
-/// (stele_sequencer::explorer). The log runs without them, so a failure is
-/// only a warning.
-async fn publish_explorer(log: &Log, config: &Config) {
-    let vkey = match std::fs::read(config.vkey_path()) {
-        Ok(vkey) => vkey,
-        Err(err) => {
-            warn!(%err, "the explorer is not published: cannot read the verifier key file");
-            return;
-        }
-    };
-    match explorer::publish(log.storage().as_ref(), &vkey).await {
-        Ok(published) => info!(
-            written = published.written,
-            unchanged = published.unchanged,
-            "explorer published under explorer/"
-        ),
-        Err(err) => warn!(%err, "the explorer is not published"),
-    }
-}
-
 async fn serve(config: Config) -> Result<(), Error> {
     // Signals are taken from the start: one that arrives while the log
     // opens is acted on once it listens, never the default (death).
@@ -360,99 +352,52 @@ async fn serve(config: Config) -> Result<(), Error> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|err| Error::Config(format!("cannot listen on {}: {err}", config.listen)))?;
-    // The folder lock is taken first, so two processes cannot both create
-    // a key for one folder.
     let metrics = Metrics::new();
-    let storage: Arc<dyn Storage> = Arc::new(MeteredStorage::new(
-        open_storage(&config).await?,
-        metrics.clone(),
-    ));
-    let key_path = config.key_path();
-    if !key_path.exists() && storage.get(&Key::new(LOCK_KEY)?).await?.is_some() {
-        return Err(Error::Config(format!(
-            "the log already exists but its key file {} is missing; restore it (or pass --key): \
-             a new key cannot sign for an existing log",
-            key_path.display()
-        )));
+    let resolved = config.resolved_shards();
+    let root = config.shards.is_empty();
+    let serve_reads = resolved
+        .iter()
+        .all(|shard| matches!(shard.storage, StorageConfig::Filesystem { .. }));
+    let api_config = ApiConfig {
+        max_entry_size: config.max_entry_size,
+        opaque: !config.no_opaque,
+        serve_reads,
+        max_connections: config.max_connections,
+        header_timeout: config.header_timeout,
+        body_timeout: config.body_timeout,
+        request_timeout: config.request_timeout,
+        shutdown_timeout: config.shutdown_timeout,
+        max_body_bytes: config.max_body_bytes,
+    };
+    let mut specs = Vec::with_capacity(resolved.len());
+    let mut keys = Vec::with_capacity(resolved.len());
+    for shard in &resolved {
+        let shard_metrics = match &shard.name {
+            None => metrics.clone(),
+            Some(name) => Metrics::for_shard(name),
+        };
+        let (spec, key) = shard_spec(&config, shard, api_config.clone(), shard_metrics).await?;
+        specs.push(spec);
+        keys.push((key, shard.vkey_path.clone()));
     }
-    let key = keyfile::load_or_create(
-        &key_path,
-        &config.vkey_path(),
-        config.origin.as_deref(),
-        config.key_algorithm,
-        config.allow_insecure_key_permissions,
-    )?;
-    let origin = key.origin().to_owned();
-    if key.created {
-        info!(path = %config.key_path().display(), %origin, "created a new log key");
-        // The verifier key on stdout, for whoever set the log up.
-        println!("{}", key.public_key_text);
-    }
-    // The public key itself is in log.vkey (a PEM one spans lines); the log
-    // ID is what a Sigstore trusted root names the log by.
-    info!(
-        algorithm = %key.algorithm,
-        key_id = %format_args!("{:08x}", key.signer.key_id()),
-        log_id = %STANDARD.encode(&key.log_id),
-        vkey = %config.vkey_path().display(),
-        "log key"
-    );
-
-    let (log, sequencer) = Log::open(
-        storage,
-        key.signer.clone(),
-        key.verifier.clone(),
-        config.log_config(origin)?,
+    let shards = Shards::open(
+        specs,
+        root,
         metrics.clone(),
+        api_config.clone(),
+        Arc::new(std::time::SystemTime::now),
     )
     .await?;
-    // The log verified its checkpoint with this key: publish the verifier.
-    keyfile::write_verifier(&key, &config.vkey_path())?;
-    publish_explorer(&log, &config).await;
+    // Each log verified its checkpoint with its key: write the verifiers.
+    for (key, vkey_path) in &keys {
+        keyfile::write_verifier(key, vkey_path)?;
+    }
 
     let address = listener
         .local_addr()
         .map_err(|err| Error::Config(format!("cannot listen on {}: {err}", config.listen)))?;
-    let serve_reads = matches!(config.storage(), StorageConfig::Filesystem { .. });
-    let sigstore = (!config.no_sigstore).then(|| SigstoreConfig {
-        log_id: key.log_id.clone(),
-    });
-    let api = Api::with_sigstore(
-        log.clone(),
-        metrics,
-        ApiConfig {
-            max_entry_size: config.max_entry_size,
-            opaque: !config.no_opaque,
-            serve_reads,
-            max_connections: config.max_connections,
-            header_timeout: config.header_timeout,
-            body_timeout: config.body_timeout,
-            request_timeout: config.request_timeout,
-            shutdown_timeout: config.shutdown_timeout,
-            max_body_bytes: config.max_body_bytes,
-        },
-        sigstore,
-    );
-    // The digest index follows the published log (crate::sigstore::index).
-    let stop_indexer = Arc::new(tokio::sync::Notify::new());
-    let indexer = (!config.no_sigstore).then(|| {
-        let stop = stop_indexer.clone();
-        tokio::spawn(
-            Indexer::new(log.clone(), INDEX_POLL).run(async move { stop.notified().await }),
-        )
-    });
-    // The checkpoint history follows the published log too
-    // (crate::history).
-    let stop_history = Arc::new(tokio::sync::Notify::new());
-    let history = (!config.history_interval.is_zero()).then(|| {
-        let stop = stop_history.clone();
-        tokio::spawn(
-            Recorder::new(log.clone(), config.history_interval)
-                .run(async move { stop.notified().await }),
-        )
-    });
     let stop_accepting = Arc::new(tokio::sync::Notify::new());
-    let server = tokio::spawn(api::serve(listener, api.clone(), {
+    let server = tokio::spawn(api::serve(listener, shards.clone(), {
         let stop_accepting = stop_accepting.clone();
         async move { stop_accepting.notified().await }
     }));
@@ -462,7 +407,7 @@ async fn serve(config: Config) -> Result<(), Error> {
             let address = listener
                 .local_addr()
                 .map_err(|err| Error::Config(format!("cannot listen for the ingress: {err}")))?;
-            let handler = Ingress::new(api.clone(), authenticator, api.config().clone());
+            let handler = Ingress::new(shards.clone(), authenticator, api_config.clone());
             let stop = stop_ingress.clone();
             let task = tokio::spawn(api::serve(listener, handler, async move {
                 stop.notified().await
@@ -473,9 +418,11 @@ async fn serve(config: Config) -> Result<(), Error> {
         }
         None => None,
     };
-    let mut sequencer = tokio::spawn(sequencer.run());
+    for (name, status) in shards.statuses() {
+        info!(shard = %name, ?status, "shard");
+    }
     info!(
-        tree_size = log.published().checkpoint.size,
+        shards = resolved.len(),
         opaque = !config.no_opaque,
         read_paths = serve_reads,
         "listening on http://{address}"
@@ -483,31 +430,32 @@ async fn serve(config: Config) -> Result<(), Error> {
     // A line tests and scripts can wait for (the port may have been 0).
     println!("listening on http://{address}");
 
-    let outcome = tokio::select! {
-        _ = terminate.recv() => Shutdown::Signal("SIGTERM"),
-        _ = interrupt.recv() => Shutdown::Signal("SIGINT"),
-        result = &mut sequencer => Shutdown::SequencerEnded(result),
-    };
-    let result = match outcome {
-        Shutdown::Signal(name) => {
-            info!(signal = name, "shutting down: publishing pending entries");
-            api.shutting_down();
-            // Stop accepting first, so nothing new arrives, then let the
-            // sequencer drain the pool; open requests get their receipts.
-            stop_accepting.notify_one();
-            stop_ingress.notify_one();
-            log.shutdown();
-            let result = sequencer.await;
-            api.sequencer_stopped();
-            result
-        }
-        Shutdown::SequencerEnded(result) => {
-            api.sequencer_stopped();
-            stop_accepting.notify_one();
-            stop_ingress.notify_one();
-            result
+    // The shards run until a signal; on one, they stop taking entries,
+    // publish what is pending and answer every waiting submitter.
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<&'static str>();
+    let signals = tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        };
+        let _ = signalled_tx.send(name);
+    });
+    let stop = {
+        let stop_accepting = stop_accepting.clone();
+        let stop_ingress = stop_ingress.clone();
+        async move {
+            if let Ok(name) = signalled_rx.await {
+                info!(signal = name, "shutting down: publishing pending entries");
+                // Stop accepting first, so nothing new arrives.
+                stop_accepting.notify_one();
+                stop_ingress.notify_one();
+            }
         }
     };
+    let result = shards.run(stop).await;
+    signals.abort();
+    stop_accepting.notify_one();
+    stop_ingress.notify_one();
     if server.await.is_err() {
         warn!("the HTTP server task failed");
     }
@@ -516,33 +464,77 @@ async fn serve(config: Config) -> Result<(), Error> {
             warn!("the ingress server task failed");
         }
     }
-    if let Some(history) = history {
-        stop_history.notify_one();
-        let _ = history.await;
-    }
-    if let Some(indexer) = indexer {
-        // The indexer makes one last pass when stopped, so the index covers
-        // what the drain published.
-        stop_indexer.notify_one();
-        let _ = indexer.await;
-    }
     match result {
-        Ok(Ok(())) => {
-            info!(
-                tree_size = log.published().checkpoint.size,
-                "stopped cleanly"
-            );
+        Ok(()) => {
+            info!("stopped cleanly");
             Ok(())
         }
-        Ok(Err(err)) => {
+        Err(err) => {
             error!(%err, "the sequencer stopped");
             Err(err)
         }
-        Err(join) => Err(Error::Config(format!("the sequencer task failed: {join}"))),
     }
 }
 
-enum Shutdown {
-    Signal(&'static str),
-    SequencerEnded(Result<Result<(), Error>, tokio::task::JoinError>),
+/// Opens one shard's store and key: what [`Shards::open`] needs of it.
+async fn shard_spec(
+    config: &Config,
+    shard: &ResolvedShard,
+    api: ApiConfig,
+    metrics: Metrics,
+) -> Result<(ShardSpec, keyfile::LogKey), Error> {
+    let label = shard.name.as_deref().unwrap_or("");
+    // The folder lock is taken first, so two processes cannot both create
+    // a key for one folder.
+    let storage: Arc<dyn Storage> = Arc::new(MeteredStorage::new(
+        open_storage(&shard.storage).await?,
+        metrics.clone(),
+    ));
+    let key_path = &shard.key_path;
+    if !key_path.exists() && storage.get(&Key::new(LOCK_KEY)?).await?.is_some() {
+        return Err(Error::Config(format!(
+            "the log already exists but its key file {} is missing; restore it (or pass --key): \
+             a new key cannot sign for an existing log",
+            key_path.display()
+        )));
+    }
+    let key = keyfile::load_or_create(
+        key_path,
+        &shard.vkey_path,
+        shard.origin.as_deref(),
+        shard.key_algorithm,
+        config.allow_insecure_key_permissions,
+    )?;
+    let origin = key.origin().to_owned();
+    if key.created {
+        info!(shard = label, path = %key_path.display(), %origin, "created a new log key");
+        // The verifier key on stdout, for whoever set the log up.
+        println!("{}", key.public_key_text);
+    }
+    // The public key itself is in log.vkey (a PEM one spans lines); the log
+    // ID is what a Sigstore trusted root names the log by.
+    info!(
+        shard = label,
+        algorithm = %key.algorithm,
+        key_id = %format_args!("{:08x}", key.signer.key_id()),
+        log_id = %STANDARD.encode(&key.log_id),
+        vkey = %shard.vkey_path.display(),
+        "log key"
+    );
+    let spec = ShardSpec {
+        name: shard.name.clone(),
+        window: shard.window,
+        storage,
+        signer: key.signer.clone(),
+        verifier: key.verifier.clone(),
+        log: config.log_config(shard, origin)?,
+        api,
+        sigstore: (!config.no_sigstore).then(|| SigstoreConfig {
+            log_id: key.log_id.clone(),
+        }),
+        history_interval: config.history_interval,
+        vkey: Some(format!("{}\n", key.public_key_text).into_bytes()),
+        metrics,
+    };
+    Ok((spec, key))
 }
