@@ -5,11 +5,13 @@
 //! below, field for field; then the configuration rules and the writing
 //! rules, on real files.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::json;
 use stele_tiles::note::{Ed25519Signer, NoteSigner};
 
+use super::write::replaceable;
 use super::*;
 
 /// `log2025-1.rekor.sigstore.dev`'s key as a note verifier key, made by
