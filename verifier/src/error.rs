@@ -154,7 +154,23 @@ pub enum Error {
     #[error("{count} monitor alert(s); evidence written under {dir}")]
     Alerts { count: usize, dir: PathBuf },
 
+    /// A round over a deployment's shards raised alerts (each with its
+    /// evidence) or could not follow some shards (named with why).
+    #[error(
+        "{alerts} monitor alert(s), evidence under {dir}; {failed} shard(s) not followed{details}"
+    )]
+    ShardsRound {
+        alerts: usize,
+        failed: usize,
+        dir: PathBuf,
+        details: String,
+    },
+
     // --- local input ----------------------------------------------------------
+    /// The list of shards (`shards.json`) is malformed or does not hold
+    /// together: the reason names the shard and the field.
+    #[error("shards list {location}: {reason}")]
+    Shards { location: String, reason: String },
     /// A key given on the command line or in a file is unusable.
     #[error("key {location}: {reason}")]
     Key { location: String, reason: String },

@@ -210,6 +210,24 @@ impl Fetcher {
     }
 }
 
+/// Reads one file given by its own location: over HTTP(S) if it starts
+/// with `http://` or `https://` (with `options`' timeouts and retries),
+/// else from the local file system; at most `limit` bytes.
+pub async fn get_location(location: &str, options: &HttpOptions, limit: usize) -> Result<Bytes> {
+    if !(location.starts_with("http://") || location.starts_with("https://")) {
+        return read_file(Path::new(location), limit).await;
+    }
+    let url = reqwest::Url::parse(location)
+        .map_err(|err| Error::Usage(format!("URL {location:?}: {err}")))?;
+    let client = reqwest::Client::builder()
+        .connect_timeout(options.connect_timeout)
+        .timeout(options.request_timeout)
+        .user_agent(concat!("stele-verify/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|err| Error::Usage(format!("HTTP client: {err}")))?;
+    http_get(&client, options, url, limit).await
+}
+
 async fn read_file(path: &Path, limit: usize) -> Result<Bytes> {
     let location = path.display().to_string();
     let file = match tokio::fs::File::open(path).await {

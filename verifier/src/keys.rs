@@ -44,9 +44,16 @@ impl LogKey {
     /// `origin` says otherwise; a PEM public key needs `origin`.
     pub fn parse(value: &str, origin: Option<&str>) -> Result<LogKey> {
         let (text, location) = text_or_file(value)?;
+        LogKey::from_text(&text, origin, &location)
+    }
+
+    /// Reads the log key from its text alone (never a file), as
+    /// [`LogKey::parse`] does; `location` names where the text came from in
+    /// errors.
+    pub fn from_text(text: &str, origin: Option<&str>, location: &str) -> Result<LogKey> {
         let trimmed = text.trim();
         let bad = |reason: String| Error::Key {
-            location: location.clone(),
+            location: location.to_owned(),
             reason,
         };
         if trimmed.contains("BEGIN PUBLIC KEY") {

@@ -9,6 +9,7 @@
 //! - [`entry`]: decoding entries, hashedrekord signers, watched keys;
 //! - [`index`]: the static digest index format;
 //! - [`monitor`]: following a log and keeping evidence;
+//! - [`shards`]: the list of a deployment's shards (`shards.json`);
 //! - [`witness`]: a c2sp.org/tlog-witness server;
 //! - [`tle`]: Rekor v2 `TransparencyLogEntry` JSON as an offline receipt.
 
@@ -21,6 +22,7 @@ pub mod index;
 pub mod keys;
 pub mod monitor;
 pub mod reader;
+pub mod shards;
 pub mod tle;
 pub mod witness;
 

@@ -31,6 +31,9 @@
 //!   namespace's entries already judged against that set of keys (the
 //!   index format, `stele_rekor::index`), so that each entry is fetched and
 //!   reported once. Entries never change, so neither does a judgement.
+//!
+//! A monitor of a deployment's shards keeps one such folder per shard
+//! ([`shards`]).
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
@@ -50,6 +53,7 @@ use crate::fetch::MAX_INDEX_BYTES;
 use crate::reader::{FetchStats, Log, VerifiedCheckpoint};
 
 pub mod namespace;
+pub mod shards;
 
 use namespace::{NamespaceWatch, Verdict, read_listed};
 
@@ -183,6 +187,15 @@ impl<'a> Monitor<'a> {
     /// entries to check)`.
     pub async fn step(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<StepReport> {
         let latest = self.log.checkpoint().await?;
+        self.step_to(latest, progress).await
+    }
+
+    /// As [`Monitor::step`], to a checkpoint already fetched and verified.
+    pub async fn step_to(
+        &self,
+        latest: VerifiedCheckpoint,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<StepReport> {
         let mut report = self.catch_up(latest.clone(), progress).await?;
         self.check_indexes(&latest, &mut report).await?;
         Ok(report)

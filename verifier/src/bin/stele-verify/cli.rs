@@ -36,11 +36,26 @@ pub(crate) struct Cli {
 pub(crate) struct KeyArgs {
     /// The log's verifier key (`name+id+base64`, or a PEM public key with
     /// --origin), or a file holding it.
-    #[arg(long, env = "STELE_VKEY", value_name = "KEY")]
-    pub(crate) vkey: String,
+    #[arg(
+        long,
+        env = "STELE_VKEY",
+        value_name = "KEY",
+        required_unless_present = "shards"
+    )]
+    pub(crate) vkey: Option<String>,
     /// Checkpoint origin [default: the key name].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "shards")]
     pub(crate) origin: Option<String>,
+    /// A deployment's list of shards (`shards.json`, as `stele trust`
+    /// writes it), a file or an http(s) URL, instead of --vkey and --log:
+    /// each shard's name, origin, URL and key. Commands that read one log
+    /// read every shard (or the one --shard names); those that check one
+    /// entry or receipt pick its shard by its checkpoint's origin.
+    #[arg(long, env = "STELE_SHARDS", value_name = "FILE|URL")]
+    pub(crate) shards: Option<String>,
+    /// With --shards: only the shard of this name.
+    #[arg(long, value_name = "NAME", requires = "shards")]
+    pub(crate) shard: Option<String>,
     /// A witness verifier key (or file) whose cosignature counts.
     #[arg(long = "witness", value_name = "KEY")]
     pub(crate) witnesses: Vec<String>,
@@ -53,8 +68,13 @@ pub(crate) struct KeyArgs {
 pub(crate) struct LogArgs {
     /// The log: an http(s) base URL, or a folder holding `checkpoint` and
     /// `tile/`.
-    #[arg(long, env = "STELE_LOG", value_name = "URL|DIR")]
-    pub(crate) log: String,
+    #[arg(
+        long,
+        env = "STELE_LOG",
+        value_name = "URL|DIR",
+        required_unless_present = "shards"
+    )]
+    pub(crate) log: Option<String>,
     #[command(flatten)]
     pub(crate) key: KeyArgs,
 }
@@ -183,8 +203,13 @@ pub(crate) enum Command {
         #[arg(long, value_name = "URL|DIR")]
         log: Option<String>,
         /// Verifier key (or file) of a log to witness; repeat for more logs.
-        #[arg(long = "vkey", required = true, value_name = "KEY")]
+        #[arg(long = "vkey", required_unless_present = "shards", value_name = "KEY")]
         vkeys: Vec<String>,
+        /// A deployment's list of shards (`shards.json`), a file or an
+        /// http(s) URL: witness every shard it lists, each with its own key
+        /// (with any --vkey logs).
+        #[arg(long, value_name = "FILE|URL")]
+        shards: Option<String>,
         /// Origin of the log, for a PEM key.
         #[arg(long)]
         origin: Option<String>,

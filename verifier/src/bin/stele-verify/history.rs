@@ -17,7 +17,7 @@ use stele_verifier::reader::Log;
 use stele_verifier::{Error, Result};
 
 use crate::cli::{Cli, LogArgs};
-use crate::common::{Report, open_log, progress_bar};
+use crate::common::{Report, combine, open_logs, progress_bar};
 
 /// The most bytes of a year's list: a snapshot a minute for a year.
 const MAX_LIST_BYTES: usize = 40 << 20;
@@ -133,7 +133,15 @@ async fn check_stats(
 }
 
 pub(crate) async fn run(cli: &Cli, args: &LogArgs, years: &[u32]) -> Result<Report> {
-    let log = open_log(cli, args)?;
+    let mut reports = Vec::new();
+    for target in open_logs(cli, args).await? {
+        reports.push((target.shard, check(cli, &target.log, years).await?));
+    }
+    Ok(combine(reports))
+}
+
+/// Checks the history of one log.
+async fn check(cli: &Cli, log: &Log, years: &[u32]) -> Result<Report> {
     let latest = log.checkpoint().await?;
     // The statistics span this year and the one before, and count from
     // the last snapshot before their first day, which may be two years
@@ -151,11 +159,11 @@ pub(crate) async fn run(cli: &Cli, args: &LogArgs, years: &[u32]) -> Result<Repo
     };
     let mut snapshots: Vec<Snapshot> = Vec::new();
     for year in &years {
-        let listed = read_year(&log, *year).await?;
+        let listed = read_year(log, *year).await?;
         if let (Some(last), Some(first)) = (snapshots.last(), listed.first()) {
             if first.tree_size <= last.tree_size {
                 return Err(history_error(
-                    &log,
+                    log,
                     &year_path(*year),
                     format!(
                         "its first snapshot (size {}) is not bigger than the last of the year before (size {})",
@@ -175,7 +183,7 @@ pub(crate) async fn run(cli: &Cli, args: &LogArgs, years: &[u32]) -> Result<Repo
         let verified = log.verify_checkpoint(bytes, &log.fetcher.location(&path))?;
         if verified.checkpoint.size != snapshot.tree_size {
             return Err(history_error(
-                &log,
+                log,
                 &path,
                 format!(
                     "it is a checkpoint of size {}, listed as size {}",
@@ -185,7 +193,7 @@ pub(crate) async fn run(cli: &Cli, args: &LogArgs, years: &[u32]) -> Result<Repo
         }
         if snapshot.tree_size > latest.checkpoint.size {
             return Err(history_error(
-                &log,
+                log,
                 &path,
                 format!(
                     "it is bigger than the latest checkpoint (size {})",
@@ -202,8 +210,8 @@ pub(crate) async fn run(cli: &Cli, args: &LogArgs, years: &[u32]) -> Result<Repo
 
     let (hourly, daily) = if check_statistics {
         (
-            check_stats(&log, HOURLY_PATH, &snapshots, 3600, HOURS).await?,
-            check_stats(&log, DAILY_PATH, &snapshots, 86_400, DAYS).await?,
+            check_stats(log, HOURLY_PATH, &snapshots, 3600, HOURS).await?,
+            check_stats(log, DAILY_PATH, &snapshots, 86_400, DAYS).await?,
         )
     } else {
         (None, None)

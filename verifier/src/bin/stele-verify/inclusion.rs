@@ -9,7 +9,7 @@ use stele_tiles::hash::leaf_hash;
 use stele_verifier::{Error, Result};
 
 use crate::cli::{Cli, LogArgs};
-use crate::common::{Report, checkpoint_json, open_log, progress_bar, read};
+use crate::common::{Report, checkpoint_json, open_log, progress_bar, read, tagged};
 
 pub(crate) async fn run(
     cli: &Cli,
@@ -18,7 +18,8 @@ pub(crate) async fn run(
     entry: Option<&Path>,
     leaf_hex: Option<&str>,
 ) -> Result<Report> {
-    let log = open_log(cli, args)?;
+    let target = open_log(cli, args, None).await?;
+    let log = &target.log;
     let leaf = match (entry, leaf_hex) {
         (Some(_), Some(_)) => {
             return Err(Error::Usage(
@@ -54,7 +55,7 @@ pub(crate) async fn run(
         None => reader.inclusion_proof(index).await?.1,
     };
     let stats = reader.stats;
-    Ok(Report {
+    let report = Report {
         json: json!({
             "index": index,
             "found_by_scan": scanned,
@@ -75,5 +76,6 @@ pub(crate) async fn run(
             stats.tiles_fetched,
             stats.tiles_cached
         ),
-    })
+    };
+    Ok(tagged(target.shard, report))
 }

@@ -85,7 +85,7 @@ async fn run(cli: Cli) -> Result<Report> {
             key,
             entry,
             leaf_hash,
-        } => receipt::run(file, key, entry.as_deref(), leaf_hash.as_deref()),
+        } => receipt::run(&cli, file, key, entry.as_deref(), leaf_hash.as_deref()).await,
         Command::Release {
             file,
             bundle,
@@ -124,6 +124,7 @@ async fn run(cli: Cli) -> Result<Report> {
         Command::Witness {
             log: _,
             vkeys,
+            shards,
             origin,
             key,
             listen,
@@ -143,7 +144,9 @@ async fn run(cli: Cli) -> Result<Report> {
                 warn_interval: *warn_interval,
             };
             witness::run(
+                &cli,
                 vkeys,
+                shards.as_deref(),
                 origin.as_deref(),
                 key,
                 listen,

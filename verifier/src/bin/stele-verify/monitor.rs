@@ -1,6 +1,7 @@
 //! `stele-verify monitor`: follow the log, checking consistency and every
 //! new entry, and report entries touching watched keys; alert, with
-//! evidence, when a watched namespace is signed by a key not expected.
+//! evidence, when a watched namespace is signed by a key not expected;
+//! with --shards, every shard of the list (`monitor/shards.rs`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -12,7 +13,9 @@ use stele_verifier::monitor::{Finding, FoundBy, Monitor};
 use stele_verifier::{Error, Result};
 
 use crate::cli::{Cli, LogArgs};
-use crate::common::{Report, open_log, progress_bar};
+use crate::common::{Report, Target, open_log, progress_bar};
+
+mod shards;
 
 /// What to watch for.
 pub(crate) struct Watch<'a> {
@@ -32,7 +35,6 @@ pub(crate) async fn run(
     once: bool,
     interval: u64,
 ) -> Result<Report> {
-    let log = open_log(cli, args)?;
     let keys = watch
         .keys
         .iter()
@@ -43,6 +45,10 @@ pub(crate) async fn run(
         .iter()
         .map(|namespace| NamespaceWatch::new(namespace, watch.expect_keys))
         .collect::<Result<Vec<_>>>()?;
+    if args.key.shards.is_some() {
+        return shards::run(cli, args, state, keys, namespaces, once, interval).await;
+    }
+    let Target { log, .. } = open_log(cli, args, None).await?;
     let monitor = Monitor::new(&log, state, keys)?.watch_namespaces(namespaces);
     loop {
         let bar = progress_bar(cli, 0, "checking entries");
@@ -89,7 +95,7 @@ pub(crate) async fn run(
     }
 }
 
-fn print(cli: &Cli, json: &Value, text: &str) {
+pub(crate) fn print(cli: &Cli, json: &Value, text: &str) {
     if cli.json {
         println!("{json}");
     } else {
@@ -97,7 +103,7 @@ fn print(cli: &Cli, json: &Value, text: &str) {
     }
 }
 
-fn describe(finding: &Finding) -> String {
+pub(crate) fn describe(finding: &Finding) -> String {
     match finding {
         Finding::WatchedKey {
             index,

@@ -9,13 +9,13 @@ use stele_tiles::checkpoint::{Checkpoint, open_checkpoint};
 use stele_tiles::hash::leaf_hash;
 use stele_tiles::proof::inclusion_plan;
 use stele_tiles::receipt::Receipt;
-use stele_verifier::keys::LogKey;
 use stele_verifier::{Error, Result};
 
-use crate::cli::KeyArgs;
-use crate::common::{Report, policy, read};
+use crate::cli::{Cli, KeyArgs};
+use crate::common::{Report, log_key, origin_of, policy, read};
 
-pub(crate) fn run(
+pub(crate) async fn run(
+    cli: &Cli,
     file: &Path,
     key: &KeyArgs,
     entry: Option<&Path>,
@@ -23,7 +23,6 @@ pub(crate) fn run(
 ) -> Result<Report> {
     let bytes = read(file)?;
     let location = file.display().to_string();
-    let log_key = LogKey::parse(&key.vkey, key.origin.as_deref())?;
     let policy = policy(key)?;
     // A Rekor v2 TransparencyLogEntry carries its entry: the leaf is the
     // hash of its canonicalizedBody, and --entry, if given, must be that body.
@@ -39,6 +38,8 @@ pub(crate) fn run(
             source,
         })?,
     };
+    // With --shards, the receipt's checkpoint names the shard by its origin.
+    let log_key = log_key(cli, key, origin_of(&parsed.checkpoint).as_deref()).await?;
     let leaf = match (entry, leaf_hex, &rekor) {
         (Some(path), _, Some(tle)) => {
             if read(path)? != tle.body {

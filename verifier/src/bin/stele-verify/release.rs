@@ -19,11 +19,12 @@ use stele_rekor::release::{Bundle, key_id, public_key_from_text};
 use stele_tiles::Hash;
 use stele_tiles::checkpoint::Checkpoint;
 use stele_tiles::hash::leaf_hash;
-use stele_verifier::keys::{LogKey, text_or_file};
+use stele_verifier::keys::text_or_file;
+use stele_verifier::reader::Log;
 use stele_verifier::{Error, Result};
 
-use crate::cli::{Cli, KeyArgs, LogArgs};
-use crate::common::{Report, checkpoint_json, open_log, policy, read};
+use crate::cli::{Cli, KeyArgs};
+use crate::common::{Report, checkpoint_json, fetcher, log_key, origin_of, policy, read};
 
 pub(crate) struct ReleaseArgs<'a> {
     pub(crate) file: &'a Path,
@@ -50,10 +51,11 @@ pub(crate) async fn run(cli: &Cli, args: ReleaseArgs<'_>) -> Result<Report> {
             location: maintainer_location,
             reason: format!("the maintainer key: {err}"),
         })?;
-    let log_key = LogKey::parse(&args.key.vkey, args.key.origin.as_deref())?;
     let policy = policy(args.key)?;
-
     let bundle = Bundle::parse(&read(&bundle_path)?).map_err(|err| bad(err.to_string()))?;
+    // With --shards, the receipt's checkpoint names the shard by its origin.
+    let origin = origin_of(&bundle.receipt.checkpoint);
+    let log_key = log_key(cli, args.key, origin.as_deref()).await?;
     let release = &bundle.release;
     if release.key != maintainer {
         return Err(bad(format!(
@@ -117,7 +119,12 @@ pub(crate) async fn run(cli: &Cli, args: ReleaseArgs<'_>) -> Result<Report> {
         checkpoint.root
     );
     if let Some(url) = args.log {
-        let (online, line) = online(cli, url, args.key, &checkpoint, &entry, index).await?;
+        let log = Log {
+            fetcher: fetcher(cli, url, &log_key)?,
+            key: log_key,
+            policy,
+        };
+        let (online, line) = online(&log, &checkpoint, &entry, index).await?;
         json["online"] = online;
         text.push('\n');
         text.push_str(&line);
@@ -128,20 +135,11 @@ pub(crate) async fn run(cli: &Cli, args: ReleaseArgs<'_>) -> Result<Report> {
 /// Checks the entry against the log's latest checkpoint: consistent with
 /// the receipt's, and the entry's leaf at its index.
 async fn online(
-    cli: &Cli,
-    url: &str,
-    key: &KeyArgs,
+    log: &Log,
     receipt_checkpoint: &Checkpoint,
     entry: &[u8],
     index: u64,
 ) -> Result<(Value, String)> {
-    let log = open_log(
-        cli,
-        &LogArgs {
-            log: url.to_owned(),
-            key: key.clone(),
-        },
-    )?;
     let latest = log.checkpoint().await?;
     let mut reader = log.reader(&latest.checkpoint);
     let (consistency, result) = reader.check_consistency(receipt_checkpoint).await;

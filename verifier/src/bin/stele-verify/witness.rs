@@ -5,15 +5,20 @@ use std::sync::Arc;
 
 use stele_tiles::cosignature::CosignatureSigner;
 use stele_verifier::keys::{LogKey, text_or_file};
+use stele_verifier::shards::ShardList;
 use stele_verifier::witness::{
     RESERVED_DESCRIPTORS, ServerLimits, Witness, raise_descriptor_limit,
 };
 use stele_verifier::{Error, Result};
 
-use crate::common::Report;
+use crate::cli::Cli;
+use crate::common::{Report, http_options};
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
+    cli: &Cli,
     vkeys: &[String],
+    shards: Option<&str>,
     origin: Option<&str>,
     key: &Path,
     listen: &str,
@@ -41,10 +46,14 @@ pub(crate) async fn run(
             location: key.display().to_string(),
             reason: err.to_string(),
         })?;
-    let logs = vkeys
+    let mut logs = vkeys
         .iter()
         .map(|vkey| LogKey::parse(vkey, origin))
         .collect::<Result<Vec<_>>>()?;
+    if let Some(location) = shards {
+        let list = ShardList::load(location, &http_options(cli)).await?;
+        logs.extend(list.shards.into_iter().map(|shard| shard.key));
+    }
     let witness = Arc::new(Witness::with_evidence_limit(
         signer,
         logs,
