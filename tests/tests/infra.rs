@@ -8,7 +8,11 @@
 //!   `shellcheck`;
 //! - the CDN template, rendered, passes `nginx -t`;
 //! - the systemd unit passes `systemd-analyze verify` without a warning;
-//! - the example `stele.toml` is a config `stele serve` takes;
+//! - the example `stele.toml` is a config `stele serve` takes; it and the
+//!   other configs of the deployments (Compose's, the one the AWS
+//!   template's entrypoint writes) parse and validate as two shards in one
+//!   bucket, and each shard's key, bucket prefix and name are wired through
+//!   the unit, the Compose file and the template;
 //! - nothing secret is committed.
 //!
 //! Each check runs a real tool, and first shows that the tool rejects a
@@ -21,6 +25,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use stele_sequencer::config::ResolvedShard;
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -486,6 +492,196 @@ fn the_example_stele_toml_is_a_config_stele_serve_takes() {
         !stderr.contains("http://127.0.0.1:1"),
         "stele serve took an unknown key: {stderr}"
     );
+}
+
+/// `text` read as `stele serve` reads a config file, and validated.
+fn parsed_config(what: &str, text: &str) -> stele_sequencer::config::Config {
+    let config = stele_sequencer::config::Config::from_toml(text)
+        .unwrap_or_else(|err| panic!("{what} does not parse: {err}"));
+    config
+        .validate()
+        .unwrap_or_else(|err| panic!("{what} is not valid: {err}"));
+    config
+}
+
+/// The shards of a config: two, named 2026 and 2027, with each `url`
+/// containing its origin (as sigstore-js requires) and windows that follow
+/// one another. Returns the resolved shards.
+fn two_shards(what: &str, config: &stele_sequencer::config::Config) -> Vec<ResolvedShard> {
+    let shards = config.resolved_shards();
+    let names: Vec<_> = shards.iter().map(|shard| shard.name.clone()).collect();
+    assert_eq!(
+        names,
+        [Some("2026".to_owned()), Some("2027".to_owned())],
+        "{what}: the shards"
+    );
+    for shard in &shards {
+        let origin = shard.origin.as_deref().expect("a shard has an origin");
+        let url = shard.url.as_deref().expect("each shard has a url");
+        assert!(
+            url.contains(origin),
+            "{what}: url {url} lacks origin {origin}"
+        );
+        assert!(
+            shard.window.from.is_some() && shard.window.until.is_some(),
+            "{what}: each shard has a window"
+        );
+    }
+    assert_eq!(
+        shards[0].window.until, shards[1].window.from,
+        "{what}: the second window opens when the first closes"
+    );
+    shards
+}
+
+#[test]
+fn the_deployments_configure_two_shards_in_one_bucket() {
+    use stele_sequencer::config::StorageConfig;
+
+    // Bare metal: the example for stele.service. Both shards in the one
+    // bucket under their names, each key a credential the unit loads.
+    let example =
+        std::fs::read_to_string(infra().join("minio/stele.toml.example")).expect("the example");
+    let unit = std::fs::read_to_string(infra().join("minio/stele.service")).expect("the unit");
+    let config = parsed_config("stele.toml.example", &example);
+    for shard in two_shards("stele.toml.example", &config) {
+        let name = shard.name.as_deref().expect("a name");
+        match &shard.storage {
+            StorageConfig::S3(s3) => {
+                assert_eq!(s3.bucket, "stele");
+                assert_eq!(s3.prefix.as_deref(), Some(name), "shard {name}'s prefix");
+            }
+            other => panic!("shard {name} is not in the bucket: {other:?}"),
+        }
+        let credential = shard
+            .key_path
+            .strip_prefix("/run/credentials/stele.service")
+            .unwrap_or_else(|_| panic!("shard {name}'s key is not a credential"))
+            .display()
+            .to_string();
+        assert!(
+            unit.contains(&format!("\nLoadCredential={credential}:/etc/stele/keys/")),
+            "stele.service does not load {credential}"
+        );
+    }
+    // Validation does look: one name twice is refused.
+    let twice = example.replace("name = \"2027\"", "name = \"2026\"");
+    let err = stele_sequencer::config::Config::from_toml(&twice)
+        .expect("parses")
+        .validate()
+        .expect_err("two shards of one name");
+    assert!(err.to_string().contains("2026"), "{err}");
+
+    // Docker Compose: the file mounted into the stele service; the bucket
+    // comes from the service's environment. Each key is a Compose secret,
+    // and bucket-init publishes the shards named in .env.
+    let compose_toml =
+        std::fs::read_to_string(infra().join("minio/stele.compose.toml")).expect("the file");
+    let compose =
+        std::fs::read_to_string(infra().join("minio/docker-compose.yml")).expect("compose");
+    let env = std::fs::read_to_string(infra().join("minio/.env.example")).expect(".env.example");
+    assert!(compose.contains("./stele.compose.toml:/etc/stele/stele.toml:ro"));
+    let config = parsed_config("stele.compose.toml", &compose_toml);
+    let mut names = Vec::new();
+    for shard in two_shards("stele.compose.toml", &config) {
+        let name = shard.name.expect("a name");
+        assert_eq!(
+            shard.key_path,
+            Path::new(&format!("/run/secrets/log_key_{name}"))
+        );
+        for wiring in [
+            format!("  log_key_{name}:\n    file: ./secrets/{name}.key\n"),
+            format!("      - log_key_{name}\n"),
+        ] {
+            assert!(
+                compose.contains(&wiring),
+                "docker-compose.yml lacks {wiring:?}"
+            );
+        }
+        names.push(name);
+    }
+    assert!(
+        env.contains(&format!("\nSTELE_SHARDS={}\n", names.join(" "))),
+        ".env.example must list the shards in STELE_SHARDS"
+    );
+
+    // AWS: the config the sequencer's entrypoint writes, with the
+    // template's parameter defaults; the function takes the same shards
+    // and CloudFront may read each of them.
+    let template = std::fs::read_to_string(infra().join("aws/stele.yaml")).expect("template");
+    let rendered = substitute_parameters(&template, &template_config(&template));
+    let config = parsed_config("the config in stele.yaml", &rendered);
+    let names: Vec<String> = two_shards("stele.yaml", &config)
+        .into_iter()
+        .map(|shard| shard.name.expect("a name"))
+        .collect();
+    let lambda_shards = substitute_parameters(
+        &template,
+        "STELE_SHARDS: !Sub \"${Shard1Name},${Shard2Name}\"",
+    );
+    assert_eq!(
+        lambda_shards,
+        format!("STELE_SHARDS: !Sub \"{}\"", names.join(","))
+    );
+    for slot in ["Shard1Name", "Shard2Name"] {
+        for object in ["checkpoint", "final-checkpoint", "tile/*", "index/*"] {
+            let line = format!("- !Sub \"${{LogBucket.Arn}}/${{{slot}}}/{object}\"");
+            assert!(
+                template.contains(&line),
+                "the bucket policy does not let CloudFront read {object} of {slot}"
+            );
+        }
+    }
+}
+
+/// The `stele.toml` heredoc in the sequencer's entrypoint in `template`,
+/// unindented.
+fn template_config(template: &str) -> String {
+    let start = "cat > /var/lib/stele/stele.toml <<'TOML'\n";
+    let begin = template
+        .find(start)
+        .expect("the entrypoint writes stele.toml")
+        + start.len();
+    let mut lines = Vec::new();
+    for line in template[begin..].lines() {
+        let line = line.trim_start();
+        if line == "TOML" {
+            return lines.join("\n") + "\n";
+        }
+        lines.push(line);
+    }
+    panic!("the stele.toml heredoc in stele.yaml does not end");
+}
+
+/// `text` with each `${Parameter}` of `template` replaced by its default,
+/// or by an example for the parameters without one.
+fn substitute_parameters(template: &str, text: &str) -> String {
+    let parameters = &template[template.find("\nParameters:\n").expect("parameters")..];
+    let parameters = &parameters[..parameters.find("\nConditions:").expect("conditions")];
+    let mut out = text.to_owned();
+    let mut name = None;
+    for line in parameters.lines() {
+        if let Some(parameter) = line
+            .strip_prefix("  ")
+            .and_then(|rest| rest.strip_suffix(':'))
+        {
+            if !parameter.starts_with(' ') {
+                name = Some(parameter.to_owned());
+                if parameter == "OriginHost" {
+                    out = out.replace("${OriginHost}", "log.example.org");
+                }
+            }
+        } else if let (Some(parameter), Some(value)) =
+            (&name, line.trim_start().strip_prefix("Default: "))
+        {
+            out = out.replace(&format!("${{{parameter}}}"), value.trim_matches('"'));
+        }
+    }
+    assert!(
+        !out.contains("${Shard") && !out.contains("${OriginHost}"),
+        "a parameter without a default in {out}"
+    );
+    out
 }
 
 /// Where a committed file looks like it holds a secret.
