@@ -1,0 +1,400 @@
+//! Rotation of shards on a clock the test sets (docs/shards.md): a shard
+//! refuses entries before its window and after it, freezes when its window
+//! ends (entries still in its pool are published and answered first), and
+//! a frozen shard costs one storage read to open and holds no log.
+//!
+//! The freeze is walked under a crash at each of its storage operations,
+//! before the operation and after it reached the store: every storage
+//! operation of the shard from the instant its window ends fails from the
+//! k-th on (the process is gone), then a restart over what the store kept
+//! finishes the freeze. After each, the shard is checked from its store
+//! against a naive model: `final-checkpoint` is the published checkpoint,
+//! signed, whose root is the RFC 6962 hash of the entries in the bundles;
+//! every entry acknowledged before the crash is in it at its index; and
+//! the shard stays frozen at that size.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, StatusCode};
+use sha2::{Digest, Sha256};
+use stele_sequencer::LogConfig;
+use stele_sequencer::api::ApiConfig;
+use stele_sequencer::config::Window;
+use stele_sequencer::history::Clock;
+use stele_sequencer::metrics::Metrics;
+use stele_sequencer::published::{CHECKPOINT_KEY, FINAL_CHECKPOINT_KEY, read_entries};
+use stele_sequencer::shard::{ShardSpec, Shards, Status};
+use stele_sequencer::storage::memory::{Fault, FaultError, MemoryStorage, Op};
+use stele_sequencer::storage::{Key, Storage};
+use stele_tiles::checkpoint::open_checkpoint;
+use stele_tiles::note::{Ed25519Signer, Ed25519Verifier};
+
+/// The instant shard `a`'s window ends and shard `b`'s begins.
+const T: u64 = 1_800_000_000;
+
+fn at(seconds: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
+}
+
+/// A clock the test moves.
+#[derive(Clone)]
+struct TestClock(Arc<AtomicU64>);
+
+impl TestClock {
+    fn new(seconds: u64) -> TestClock {
+        TestClock(Arc::new(AtomicU64::new(seconds)))
+    }
+    fn set(&self, seconds: u64) {
+        self.0.store(seconds, Ordering::SeqCst);
+    }
+    fn clock(&self) -> Clock {
+        let seconds = self.0.clone();
+        Arc::new(move || at(seconds.load(Ordering::SeqCst)))
+    }
+}
+
+fn origin(name: &str) -> String {
+    format!("test.example/{name}")
+}
+
+fn verifier(name: &str) -> Ed25519Verifier {
+    signer(name).verifier()
+}
+
+fn signer(name: &str) -> Ed25519Signer {
+    let seed = if name == "a" { [1u8; 32] } else { [2u8; 32] };
+    Ed25519Signer::from_seed(&origin(name), &seed).expect("key")
+}
+
+fn api_config() -> ApiConfig {
+    ApiConfig {
+        max_entry_size: 65535,
+        opaque: true,
+        serve_reads: true,
+        max_connections: 64,
+        header_timeout: Duration::from_secs(10),
+        body_timeout: Duration::from_secs(10),
+        request_timeout: Duration::from_secs(30),
+        shutdown_timeout: Duration::from_secs(10),
+        max_body_bytes: 16 << 20,
+    }
+}
+
+fn spec(name: &str, window: Window, store: &MemoryStorage) -> ShardSpec {
+    ShardSpec {
+        name: Some(name.to_owned()),
+        window,
+        storage: Arc::new(store.clone()),
+        signer: Arc::new(signer(name)),
+        verifier: Arc::new(verifier(name)),
+        log: LogConfig {
+            origin: origin(name),
+            batch_interval: Duration::from_millis(300),
+            ..LogConfig::default()
+        },
+        api: api_config(),
+        sigstore: None,
+        history_interval: Duration::ZERO,
+        vkey: None,
+        metrics: Metrics::for_shard(name),
+    }
+}
+
+/// Shard `a` takes entries until T, shard `b` from T.
+async fn open(a: &MemoryStorage, b: &MemoryStorage, clock: &TestClock) -> Arc<Shards> {
+    let specs = vec![
+        spec(
+            "a",
+            Window {
+                from: None,
+                until: Some(at(T)),
+            },
+            a,
+        ),
+        spec(
+            "b",
+            Window {
+                from: Some(at(T)),
+                until: None,
+            },
+            b,
+        ),
+    ];
+    Shards::open(specs, false, Metrics::new(), api_config(), clock.clock())
+        .await
+        .expect("the shards open")
+}
+
+/// `POST /<shard>/add`: the status and the body.
+async fn add(shards: &Shards, shard: &str, entry: &[u8]) -> (StatusCode, String) {
+    let request = Request::post(format!("/{shard}/add"))
+        .header("content-type", "application/octet-stream")
+        .body(Full::new(Bytes::copy_from_slice(entry)))
+        .expect("request");
+    let response = shards.handle(request).await;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The index a c2sp.org/tlog-proof receipt names.
+fn receipt_index(receipt: &str) -> u64 {
+    receipt
+        .lines()
+        .find_map(|line| line.strip_prefix("index "))
+        .and_then(|index| index.parse().ok())
+        .expect("a receipt names its index")
+}
+
+/// RFC 6962's Merkle tree hash, computed the naive way.
+fn mth(entries: &[Vec<u8>]) -> [u8; 32] {
+    match entries.len() {
+        0 => Sha256::digest(b"").into(),
+        1 => Sha256::new()
+            .chain_update([0u8])
+            .chain_update(&entries[0])
+            .finalize()
+            .into(),
+        n => {
+            // The largest power of two below n.
+            let mut k = 1;
+            while k * 2 < n {
+                k *= 2;
+            }
+            Sha256::new()
+                .chain_update([1u8])
+                .chain_update(mth(&entries[..k]))
+                .chain_update(mth(&entries[k..]))
+                .finalize()
+                .into()
+        }
+    }
+}
+
+/// Checks a frozen shard `a` from its store: the final checkpoint, the
+/// tree it commits to, and the acknowledged entries. Returns its size.
+async fn check_frozen(store: &MemoryStorage, acked: &[(u64, Vec<u8>)]) -> u64 {
+    let get = |key: &str| {
+        let key = Key::new(key).expect("key");
+        let store = store.clone();
+        async move { store.get(&key).await.expect("read").map(|o| o.bytes) }
+    };
+    let final_checkpoint = get(FINAL_CHECKPOINT_KEY).await.expect("final-checkpoint");
+    let checkpoint = get(CHECKPOINT_KEY).await.expect("checkpoint");
+    assert_eq!(
+        final_checkpoint, checkpoint,
+        "final-checkpoint is the published checkpoint"
+    );
+    let (opened, _) =
+        open_checkpoint(&final_checkpoint, &origin("a"), &verifier("a")).expect("signed by a");
+    let entries = read_entries(store, 0, opened.size).await.expect("entries");
+    assert_eq!(
+        opened.root.as_bytes(),
+        &mth(&entries),
+        "root of the entries"
+    );
+    for (index, entry) in acked {
+        assert_eq!(
+            entries.get(*index as usize),
+            Some(entry),
+            "acknowledged entry {index} is in the frozen tree"
+        );
+    }
+    opened.size
+}
+
+#[tokio::test]
+async fn windows_refuse_and_name_the_accepting_shard() {
+    let (a, b) = (MemoryStorage::new(), MemoryStorage::new());
+    let clock = TestClock::new(T - 10);
+    let shards = open(&a, &b, &clock).await;
+    assert_eq!(
+        shards.statuses(),
+        vec![("a".into(), Status::Active), ("b".into(), Status::Pending)]
+    );
+    let (status, body) = add(&shards, "b", b"too early").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body.contains("shard \"b\" takes entries from") && body.contains("/a/"),
+        "{body}"
+    );
+    let (status, body) = add(&shards, "a", b"in time").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(receipt_index(&body), 0);
+    // The pending shard's log is open: its empty checkpoint is public.
+    assert!(b.contains(&Key::new(CHECKPOINT_KEY).expect("key")));
+
+    clock.set(T);
+    // Refused from the instant itself, before any tick.
+    let (status, body) = add(&shards, "a", b"too late").await;
+    assert_eq!(status, StatusCode::GONE, "{body}");
+    assert!(
+        body.contains("shard \"a\" stopped taking entries") && body.contains("/b/"),
+        "{body}"
+    );
+    shards.tick().await.expect("tick");
+    assert_eq!(
+        shards.statuses(),
+        vec![
+            ("a".into(), Status::Frozen { size: 1 }),
+            ("b".into(), Status::Active)
+        ]
+    );
+    assert!(
+        shards.log(Some("a")).is_none(),
+        "a frozen shard holds no log"
+    );
+    let (status, body) = add(&shards, "a", b"too late").await;
+    assert_eq!(status, StatusCode::GONE, "{body}");
+    assert!(body.contains("frozen at tree size 1"), "{body}");
+    let (status, body) = add(&shards, "b", b"now b").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Reads of the frozen shard come from its store.
+    let request = Request::get("/a/final-checkpoint")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let response = shards.handle(request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(check_frozen(&a, &[(0, b"in time".to_vec())]).await, 1);
+    shards.shutdown(true).await.expect("stops");
+}
+
+/// How a crash meets the k-th storage operation of the freeze.
+#[derive(Clone, Copy, Debug)]
+enum Crash {
+    /// The operation never happens.
+    Before,
+    /// The operation reaches the store; its answer is lost.
+    After,
+}
+
+/// One freeze, with the shard's storage dying at its k-th operation from
+/// the window's end (`None`: no crash). Returns how many operations the
+/// freeze made (without a crash) and the frozen size after the restart.
+async fn freeze_with_crash(crash: Option<(u64, Crash)>) -> (u64, u64) {
+    let (a, b) = (MemoryStorage::new(), MemoryStorage::new());
+    let clock = TestClock::new(T - 10);
+    let shards = open(&a, &b, &clock).await;
+    let mut acked = Vec::new();
+    for n in 0..3u8 {
+        let entry = vec![b'a', n];
+        let (status, body) = add(&shards, "a", &entry).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        acked.push((receipt_index(&body), entry));
+    }
+    // Two more wait in the pool (the batch interval is 300 ms) when the
+    // window ends.
+    let pending: Vec<_> = (3..5u8)
+        .map(|n| {
+            let shards = shards.clone();
+            tokio::spawn(async move {
+                let entry = vec![b'a', n];
+                let (status, body) = add(&shards, "a", &entry).await;
+                (status, body, entry)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let armed = Arc::new(AtomicBool::new(true));
+    let count = Arc::new(AtomicU64::new(0));
+    {
+        let (armed, count) = (armed.clone(), count.clone());
+        a.set_hook(move |info| {
+            if !armed.load(Ordering::SeqCst) {
+                return None;
+            }
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            let (k, how) = crash?;
+            if n < k {
+                return None;
+            }
+            let writes = matches!(info.op, Op::Put | Op::Delete);
+            Some(match how {
+                Crash::After if n == k && writes => Fault::FailAfterWrite(FaultError::Transient),
+                _ => Fault::Fail(FaultError::Transient),
+            })
+        });
+    }
+    clock.set(T);
+    let ticked = tokio::time::timeout(Duration::from_secs(2), shards.tick()).await;
+    for task in pending {
+        if let Ok(Ok((status, body, entry))) =
+            tokio::time::timeout(Duration::from_millis(200), task).await
+        {
+            if status == StatusCode::OK {
+                acked.push((receipt_index(&body), entry));
+            }
+        }
+    }
+    let made = count.load(Ordering::SeqCst);
+    if crash.is_none() {
+        ticked
+            .expect("the freeze ends")
+            .expect("the freeze succeeds");
+        assert_eq!(
+            acked.len(),
+            5,
+            "the entries in the pool were published and answered"
+        );
+    }
+    // The process is gone: the old handles keep failing; a new process
+    // opens the store as it was left.
+    drop(shards);
+    let (a2, b2) = (a.restart(), b.restart());
+    clock.set(T + 1);
+    let shards = open(&a2, &b2, &clock).await;
+    shards
+        .tick()
+        .await
+        .expect("the restart finishes the freeze");
+    let size = check_frozen(&a2, &acked).await;
+    assert!(size >= acked.len() as u64 && size <= 5, "size {size}");
+    assert_eq!(shards.statuses()[0].1, Status::Frozen { size });
+    let (status, body) = add(&shards, "a", b"after").await;
+    assert_eq!(status, StatusCode::GONE, "{body}");
+    shards.shutdown(true).await.expect("stops");
+
+    // A frozen shard costs one read to open, and nothing after.
+    let a3 = a2.restart();
+    let reads = Arc::new(AtomicU64::new(0));
+    {
+        let reads = reads.clone();
+        a3.set_hook(move |info| {
+            assert_eq!(info.op, Op::Get, "a frozen shard is only read");
+            assert_eq!(info.key, FINAL_CHECKPOINT_KEY);
+            reads.fetch_add(1, Ordering::SeqCst);
+            None
+        });
+    }
+    let shards = open(&a3, &b2.restart(), &clock).await;
+    shards.tick().await.expect("tick");
+    assert_eq!(reads.load(Ordering::SeqCst), 1);
+    assert_eq!(shards.statuses()[0].1, Status::Frozen { size });
+    shards.shutdown(true).await.expect("stops");
+    (made, size)
+}
+
+#[tokio::test]
+async fn a_crash_at_each_step_of_freezing_is_finished_by_the_restart() {
+    let (operations, size) = freeze_with_crash(None).await;
+    assert_eq!(size, 5);
+    assert!(
+        operations >= 4,
+        "the freeze wrote tiles, checkpoint, final-checkpoint"
+    );
+    for k in 0..operations {
+        for how in [Crash::Before, Crash::After] {
+            freeze_with_crash(Some((k, how))).await;
+        }
+    }
+}
