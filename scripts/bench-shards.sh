@@ -6,12 +6,13 @@
 #
 # 1. Six logs of N entries each are written by `stele-genlog` and adopted
 #    (`stele adopt`). One runs alone as a single log ("one log"); the other
-#    five run in one process as shards ("1 active + 4 frozen"): four of them
-#    were frozen first (started once with their window over), the fifth
-#    takes entries. Both processes are started in the same run and measured
+#    five run in one process as shards, first all five open ("5 open
+#    shards"), then with four of them frozen ("1 active + 4 frozen": they
+#    were started once with their window over), the fifth taking entries. Both processes are started in the same run and measured
 #    alike: time to listening, resident memory once listening, then memory
 #    and CPU time over an idle interval and over a load of `stele-load`
-#    (16 workers, 16-byte entries) on the active log.
+#    (16 workers, 256-byte entries, each waiting for its receipt) on the
+#    active log.
 # 2. A one-shard process whose window ends during a load: the time from the
 #    window's end to `final-checkpoint` being served (polled over HTTP every
 #    2 ms), over BENCH_SHARDS_ROUNDS rounds.
@@ -134,34 +135,39 @@ def measure(label, serve, submit_url):
     row["rss_load_mib"] = round(serve.status("VmRSS"), 1)
     row["hwm_mib"] = round(serve.status("VmHWM"), 1)
     try:
-        report = json.loads(result.stdout.strip().splitlines()[-1])
-        row["load_per_s"] = report.get("throughput_per_s") or report.get("per_second") or report
-    except (ValueError, IndexError):
-        row["load_per_s"] = None
-        sys.stderr.write(result.stdout + result.stderr)
+        report = json.loads(result.stdout)
+        row["load_per_s"] = round(report["entries_per_second"], 1)
+        row["load_p50_ms"] = report["latency_ms"]["p50"]
+        row["load_errors"] = report["errors"]
+    except (ValueError, KeyError):
+        sys.exit("bench-shards: stele-load gave no report:\n" + result.stdout + result.stderr)
     return row
 
 sys.stderr.write(f"bench-shards: writing 6 logs of {entries} entries\n")
 solo = make_log("solo")
 shard_logs = {f"s{i}": make_log(f"s{i}") for i in range(5)}
-# Freeze s0..s3: one start with their windows over.
-past = datetime.now(timezone.utc) - timedelta(days=1)
-body = "".join(shard_table(n, *shard_logs[n], until=past) for n in ("s0", "s1", "s2", "s3"))
-config(f"{logs}/freeze.toml", body)
-serve = Serve("freeze", f"{logs}/freeze.toml")
-deadline = time.time() + 600
-while not all(os.path.exists(f"{shard_logs[n][0]}/final-checkpoint") for n in ("s0", "s1", "s2", "s3")):
-    if time.time() > deadline:
-        sys.exit("bench-shards: the shards did not freeze")
-    time.sleep(0.05)
-serve.stop()
-
 rows = []
 config(f"{logs}/solo.toml", "", single=solo)
 serve = Serve("solo", f"{logs}/solo.toml")
 rows.append(measure("one log", serve, serve.url))
 serve.stop()
-body = "".join(shard_table(n, *shard_logs[n], until=past if n != "s4" else None) for n in ("s0", "s1", "s2", "s3", "s4"))
+names = ("s0", "s1", "s2", "s3", "s4")
+config(f"{logs}/open.toml", "".join(shard_table(n, *shard_logs[n]) for n in names))
+serve = Serve("open", f"{logs}/open.toml")
+rows.append(measure("5 open shards", serve, serve.url + "/s4"))
+serve.stop()
+# Freeze s0..s3: one start with their windows over.
+past = datetime.now(timezone.utc) - timedelta(days=1)
+body = "".join(shard_table(n, *shard_logs[n], until=past) for n in names[:4])
+config(f"{logs}/freeze.toml", body)
+serve = Serve("freeze", f"{logs}/freeze.toml")
+deadline = time.time() + 600
+while not all(os.path.exists(f"{shard_logs[n][0]}/final-checkpoint") for n in names[:4]):
+    if time.time() > deadline:
+        sys.exit("bench-shards: the shards did not freeze")
+    time.sleep(0.05)
+serve.stop()
+body = "".join(shard_table(n, *shard_logs[n], until=past if n != "s4" else None) for n in names)
 config(f"{logs}/five.toml", body)
 serve = Serve("five", f"{logs}/five.toml")
 rows.append(measure("1 active + 4 frozen", serve, serve.url + "/s4"))
