@@ -19,17 +19,19 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Request, StatusCode};
+use hyper::{HeaderMap, Request, StatusCode};
 use sha2::{Digest, Sha256};
 use stele_sequencer::LogConfig;
-use stele_sequencer::api::ApiConfig;
+use stele_sequencer::api::{ApiConfig, Handler as _};
 use stele_sequencer::config::Window;
 use stele_sequencer::history::Clock;
 use stele_sequencer::metrics::Metrics;
 use stele_sequencer::published::{CHECKPOINT_KEY, FINAL_CHECKPOINT_KEY, read_entries};
 use stele_sequencer::shard::{ShardSpec, Shards, Status};
+use stele_sequencer::sigstore::SigstoreConfig;
+use stele_sequencer::sigstore::index::MARKER_KEY;
 use stele_sequencer::storage::memory::{Fault, FaultError, MemoryStorage, Op};
-use stele_sequencer::storage::{Key, Storage};
+use stele_sequencer::storage::{Condition, Key, PutOptions, Storage};
 use stele_tiles::checkpoint::open_checkpoint;
 use stele_tiles::note::{Ed25519Signer, Ed25519Verifier};
 
@@ -397,4 +399,261 @@ async fn a_crash_at_each_step_of_freezing_is_finished_by_the_restart() {
             freeze_with_crash(Some((k, how))).await;
         }
     }
+}
+
+/// Shard `a` (until T) and `b` (from T), `a` with its own options.
+async fn open_with(
+    a: ShardSpec,
+    b: &MemoryStorage,
+    clock: &TestClock,
+) -> Result<Arc<Shards>, stele_sequencer::Error> {
+    let b = spec(
+        "b",
+        Window {
+            from: Some(at(T)),
+            until: None,
+        },
+        b,
+    );
+    Shards::open(
+        vec![a, b],
+        false,
+        Metrics::new(),
+        api_config(),
+        clock.clock(),
+    )
+    .await
+}
+
+fn spec_a(store: &MemoryStorage) -> ShardSpec {
+    spec(
+        "a",
+        Window {
+            from: None,
+            until: Some(at(T)),
+        },
+        store,
+    )
+}
+
+/// One request to the shards: status, headers and body.
+async fn send(shards: &Shards, request: Request<Full<Bytes>>) -> (StatusCode, HeaderMap, String) {
+    let response = shards.handle(request).await;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+fn post_add(shard: &str, entry: &'static [u8]) -> Request<Full<Bytes>> {
+    Request::post(format!("/{shard}/add"))
+        .header("content-type", "application/octet-stream")
+        .body(Full::new(Bytes::from_static(entry)))
+        .expect("request")
+}
+
+fn get(path: &str) -> Request<Full<Bytes>> {
+    Request::get(path)
+        .body(Full::new(Bytes::new()))
+        .expect("request")
+}
+
+/// A freeze that cannot finish (the shard's storage fails from the
+/// window's end on, so its sequencer retries) does not keep the process
+/// from stopping on a signal: the stop reaches the draining sequencer,
+/// which gives up as a shutdown does, and the next start, with storage
+/// back, finishes the freeze.
+#[tokio::test]
+async fn a_signal_stops_a_freeze_that_cannot_finish() {
+    let (a, b) = (MemoryStorage::new(), MemoryStorage::new());
+    let clock = TestClock::new(T - 10);
+    let shards = open(&a, &b, &clock).await;
+    let (status, body) = add(&shards, "a", b"before").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(receipt_index(&body), 0);
+    // One entry waits in the pool when the window ends.
+    let pending = {
+        let shards = shards.clone();
+        tokio::spawn(async move { add(&shards, "a", b"in the pool").await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    a.set_hook(|_| Some(Fault::Fail(FaultError::Transient)));
+    clock.set(T);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = {
+        let shards = shards.clone();
+        tokio::spawn(async move {
+            shards
+                .run(async move {
+                    let _ = stop_rx.await;
+                })
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(shards.statuses()[0].1, Status::Freezing);
+    stop_tx.send(()).expect("the process is running");
+    let stopped = tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("the process stops on a signal while a freeze cannot finish")
+        .expect("the task ends");
+    stopped.expect("a clean stop: the next start finishes the freeze");
+    let (status, body) = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .expect("the waiting submitter is answered")
+        .expect("the task ends");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        !a.contains(&Key::new(FINAL_CHECKPOINT_KEY).expect("key")),
+        "no final checkpoint yet"
+    );
+
+    drop(shards);
+    let (a2, b2) = (a.restart(), b.restart());
+    clock.set(T + 5);
+    let shards = open(&a2, &b2, &clock).await;
+    shards
+        .tick()
+        .await
+        .expect("the restart finishes the freeze");
+    let size = check_frozen(&a2, &[(0, b"before".to_vec())]).await;
+    assert_eq!(shards.statuses()[0].1, Status::Frozen { size });
+    shards.shutdown(true).await.expect("stops");
+}
+
+/// While a shard freezes, the process is healthy: its `/healthz` says
+/// `freezing` for the shard (and 200) through every step, including the
+/// indexer's last pass after the sequencer has drained; an orchestrator
+/// must not restart it then.
+#[tokio::test]
+async fn health_says_freezing_through_every_step_of_a_freeze() {
+    let (a, b) = (MemoryStorage::new(), MemoryStorage::new());
+    let clock = TestClock::new(T - 10);
+    let mut with_index = spec_a(&a);
+    with_index.sigstore = Some(SigstoreConfig {
+        log_id: vec![7; 32],
+    });
+    let shards = open_with(with_index, &b, &clock).await.expect("opens");
+    let (status, body) = add(&shards, "a", b"indexed").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The indexer's last pass, once the sequencer has drained, writes its
+    // marker slowly.
+    a.set_hook(|info| {
+        (info.op == Op::Put && info.key == MARKER_KEY)
+            .then_some(Fault::Delay(Duration::from_millis(800)))
+    });
+    clock.set(T);
+    let ticking = {
+        let shards = shards.clone();
+        tokio::spawn(async move { shards.tick().await })
+    };
+    let mut answers = Vec::new();
+    while !ticking.is_finished() {
+        answers.push(shards.health_probe().expect("a probe answer"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ticking.await.expect("the task ends").expect("the freeze");
+    assert!(answers.len() > 20, "the last pass took its time");
+    for (status, text) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{text}");
+        assert!(text.starts_with("a: freezing\n"), "{text}");
+    }
+    let (status, text) = shards.health_probe().expect("a probe answer");
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.starts_with("a: frozen at tree size 1\n"), "{text}");
+    shards.shutdown(true).await.expect("stops");
+}
+
+/// A submission refused for its window is answered before its body is
+/// read, so the connection is closed (`Connection: close`): a keep-alive
+/// client would otherwise write its next request on a connection the
+/// server drops. A shard's metrics are in the process's `/metrics` only,
+/// whatever its phase.
+#[tokio::test]
+async fn window_refusals_close_the_connection_and_metrics_are_the_process_s() {
+    let (a, b) = (MemoryStorage::new(), MemoryStorage::new());
+    let clock = TestClock::new(T - 10);
+    let shards = open(&a, &b, &clock).await;
+    let closes = |headers: &HeaderMap| {
+        headers
+            .get(hyper::header::CONNECTION)
+            .is_some_and(|value| value == "close")
+    };
+    // A shard's own `/healthz` is its line of the process's.
+    let (status, _, body) = send(&shards, get("/b/healthz")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.starts_with("pending until "), "{body}");
+    let (status, _, body) = send(&shards, get("/a/healthz")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ok\n"));
+    let (status, headers, body) = send(&shards, post_add("b", b"early")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(closes(&headers), "{headers:?}");
+    let (status, headers, body) = send(&shards, post_add("a", b"in time")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!closes(&headers), "an accepted entry keeps the connection");
+    clock.set(T);
+    let (status, headers, body) = send(&shards, post_add("a", b"late")).await;
+    assert_eq!(status, StatusCode::GONE, "{body}");
+    assert!(closes(&headers), "{headers:?}");
+    shards.tick().await.expect("freezes");
+    let (status, headers, body) = send(&shards, post_add("a", b"later")).await;
+    assert_eq!(status, StatusCode::GONE, "{body}");
+    assert!(closes(&headers), "{headers:?}");
+
+    for shard in ["a", "b"] {
+        let (status, _, body) = send(&shards, get(&format!("/{shard}/metrics"))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "/{shard}/metrics: {body}");
+        assert!(body.contains("/metrics"), "{body}");
+    }
+    let (status, _, metrics) = send(&shards, get("/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        metrics.contains(r#"stele_tree_size{shard="a"} 1"#),
+        "{metrics}"
+    );
+    shards.shutdown(true).await.expect("stops");
+}
+
+/// A frozen shard whose `final-checkpoint` does not verify stops the start,
+/// and the error names the shard and the file.
+#[tokio::test]
+async fn a_tampered_final_checkpoint_stops_the_start_naming_the_shard() {
+    let (a, b) = (MemoryStorage::new(), MemoryStorage::new());
+    let clock = TestClock::new(T - 10);
+    let shards = open(&a, &b, &clock).await;
+    let (status, body) = add(&shards, "a", b"entry").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    clock.set(T);
+    shards.tick().await.expect("freezes");
+    shards.shutdown(true).await.expect("stops");
+    drop(shards);
+
+    let key = Key::new(FINAL_CHECKPOINT_KEY).expect("key");
+    let original = a
+        .get(&key)
+        .await
+        .expect("read")
+        .expect("final-checkpoint")
+        .bytes;
+    let text = String::from_utf8(original.to_vec()).expect("text");
+    let tampered = text.replacen("\n1\n", "\n2\n", 1);
+    assert_ne!(tampered, text);
+    a.put(
+        &key,
+        Bytes::from(tampered),
+        PutOptions::new(Condition::None, "text/plain", "no-store"),
+    )
+    .await
+    .expect("tamper");
+    let err = open_with(spec_a(&a.restart()), &b.restart(), &clock)
+        .await
+        .expect_err("a tampered final checkpoint stops the start");
+    let message = err.to_string();
+    assert!(
+        message.contains("shard \"a\"") && message.contains("final-checkpoint"),
+        "{message}"
+    );
 }

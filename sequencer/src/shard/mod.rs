@@ -11,6 +11,8 @@
 //! reads are answered from storage ([`crate::api::answer_read`]), and its
 //! submissions are refused with the shard that takes entries now.
 
+#[cfg(test)]
+mod freeze_tests;
 mod running;
 
 use std::sync::{Arc, Mutex};
@@ -331,8 +333,17 @@ impl Shards {
         tokio::pin!(stop);
         let mut ended = self.ended_rx.lock().await;
         let outcome = loop {
-            if let Err(err) = self.tick().await {
-                break Err(err);
+            // A freeze can wait long on its store or witnesses; a signal
+            // gives it up (it is safe to: the shutdown below drains the
+            // shard, and the next start finishes the freeze).
+            tokio::select! {
+                biased;
+                () = &mut stop => break Ok(true),
+                ticked = self.tick() => {
+                    if let Err(err) = ticked {
+                        break Err(err);
+                    }
+                }
             }
             tokio::select! {
                 () = &mut stop => break Ok(true),
@@ -378,7 +389,9 @@ impl Shards {
                 if signalled {
                     running.api.shutting_down();
                 }
-                if let Err(err) = running.drain().await {
+                let drained = running.drain().await;
+                running.api.sequencer_stopped();
+                if let Err(err) = drained {
                     error!(shard = shard.name(), %err, "the sequencer stopped with an error");
                     result = Err(err);
                 }
@@ -440,15 +453,40 @@ impl Shards {
         if submission {
             return match self.submission_api(shard.spec.name.as_deref()) {
                 Ok(api) => api.handle(request).await,
-                Err(err) => finish(head, Err(err)),
+                // Answered before the body is read: the connection cannot
+                // be kept.
+                Err(err) => finish(head, Err(err.closing())),
             };
+        }
+        if !self.root {
+            match route {
+                Ok(Route::Metrics) => {
+                    return finish(
+                        head,
+                        Err(ApiError::not_found(
+                            "the metrics of every shard are at /metrics",
+                        )),
+                    );
+                }
+                // The line the process's `/healthz` gives this shard.
+                Ok(Route::Healthz) => {
+                    let health = self
+                        .health_line(shard)
+                        .map(|text| crate::api::text_ok(Bytes::from(text)));
+                    return finish(head, health);
+                }
+                _ => {}
+            }
         }
         if let Some(running) = shard.open() {
             return running.api.handle(request).await;
         }
         let result = match route {
-            Ok(Route::Healthz) => Ok(crate::api::text_ok(Bytes::from(self.shard_health(shard)))),
-            Ok(Route::Metrics) => Err(ApiError::not_found("the metrics are at /metrics")),
+            Ok(Route::Healthz) => self
+                .health_line(shard)
+                .map(|text| crate::api::text_ok(Bytes::from(text))),
+            // The single log, frozen (its folder holds `final-checkpoint`).
+            Ok(Route::Metrics) => Ok(crate::api::text_ok(Bytes::from(self.render_metrics()))),
             Ok(read) => answer_read(shard.spec.storage.as_ref(), &read).await,
             Err(err) => Err(err),
         };
@@ -486,24 +524,28 @@ impl Shards {
     fn health_lines(&self) -> Result<String, ApiError> {
         let mut text = String::new();
         for shard in &self.shards {
-            let line = match shard.open() {
-                Some(running) => match running.api.health_text() {
-                    Ok(health) => match self.status(shard, (self.clock)()) {
-                        Status::Active => health,
-                        _ => self.shard_health(shard),
-                    },
-                    Err(err) => {
-                        return Err(ApiError {
-                            message: format!("shard {:?}: {}", shard.name(), err.message),
-                            ..err
-                        });
-                    }
-                },
-                None => self.shard_health(shard),
-            };
+            let line = self.health_line(shard).map_err(|err| ApiError {
+                message: format!("shard {:?}: {}", shard.name(), err.message),
+                ..err
+            })?;
             text.push_str(&format!("{}: {line}", shard.name()));
         }
         Ok(text)
+    }
+
+    /// One shard's health: its API's while it takes entries, else its
+    /// phase (`pending until ...`, `freezing`, `frozen at tree size N`).
+    fn health_line(&self, shard: &Shard) -> Result<String, ApiError> {
+        match shard.open() {
+            Some(running) => {
+                let health = running.api.health_text()?;
+                Ok(match self.status(shard, (self.clock)()) {
+                    Status::Active => health,
+                    _ => self.shard_health(shard),
+                })
+            }
+            None => Ok(self.shard_health(shard)),
+        }
     }
 
     /// The process's metrics (the single log's when there are no shards).
@@ -595,7 +637,11 @@ fn final_size(spec: &ShardSpec, bytes: &[u8]) -> Result<u64, Error> {
     let (checkpoint, _) = open_checkpoint(bytes, &spec.log.origin, spec.verifier.as_ref())
         .map_err(|err| Error::Corrupt {
             what: "final-checkpoint",
-            detail: err.to_string(),
+            detail: format!(
+                "shard {:?}: {err}; a shard with this file is frozen and opened from it alone: \
+                 restore the exact bytes of its last checkpoint",
+                spec.name.as_deref().unwrap_or("")
+            ),
         })?;
     Ok(checkpoint.size)
 }

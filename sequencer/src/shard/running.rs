@@ -2,12 +2,12 @@
 //! indexer and the history recorder), how it starts, and how it stops for
 //! good when it freezes.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use stele_tiles::note::{NoteSigner, NoteVerifier};
-use tokio::sync::Notify;
+use tokio::sync::{Mutex as AsyncMutex, Notify};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -68,8 +68,11 @@ struct Follower {
 pub(super) struct Running {
     pub(super) api: Arc<Api>,
     pub(super) log: Log,
-    sequencer: Mutex<Option<JoinHandle<Result<(), Error>>>>,
-    followers: Mutex<Vec<Follower>>,
+    /// Held across the wait for the task's end, so that a drain that is
+    /// given up (a signal during a freeze) leaves the handle for the drain
+    /// of the shutdown that follows.
+    sequencer: AsyncMutex<Option<JoinHandle<Result<(), Error>>>>,
+    followers: AsyncMutex<Vec<Follower>>,
 }
 
 impl std::fmt::Debug for Running {
@@ -141,35 +144,41 @@ impl Running {
         Ok(Running {
             api,
             log,
-            sequencer: Mutex::new(Some(sequencer)),
-            followers: Mutex::new(followers),
+            sequencer: AsyncMutex::new(Some(sequencer)),
+            followers: AsyncMutex::new(followers),
         })
     }
 
     /// Stops taking entries, publishes what is pending (answering every
     /// waiting submitter), then lets the followers make their last pass.
     /// Returns the sequencer's outcome.
+    ///
+    /// Safe to give up at any await and call again: a second call asks the
+    /// sequencer to stop once more (one that retries a failing store then
+    /// gives up, as at a shutdown) and waits for what is left.
     pub(super) async fn drain(&self) -> Result<(), Error> {
         self.log.shutdown();
-        let sequencer = self.sequencer.lock().map(|mut s| s.take()).unwrap_or(None);
-        let result = match sequencer {
-            Some(task) => match task.await {
-                Ok(result) => result,
-                Err(join) => Err(Error::Config(format!("the sequencer task failed: {join}"))),
-            },
-            None => Ok(()),
+        let result = {
+            let mut sequencer = self.sequencer.lock().await;
+            let result = match sequencer.as_mut() {
+                Some(task) => match task.await {
+                    Ok(result) => result,
+                    Err(join) => Err(Error::Config(format!("the sequencer task failed: {join}"))),
+                },
+                None => Ok(()),
+            };
+            *sequencer = None;
+            result
         };
-        self.api.sequencer_stopped();
-        let followers = self
-            .followers
-            .lock()
-            .map(|mut f| std::mem::take(&mut *f))
-            .unwrap_or_default();
-        for follower in followers {
-            // The indexer makes one last pass when stopped, so the index
-            // covers what the drain published.
+        let mut followers = self.followers.lock().await;
+        // The indexer makes one last pass when stopped, so the index
+        // covers what the drain published.
+        for follower in followers.iter() {
             follower.stop.notify_one();
-            let _ = follower.task.await;
+        }
+        while let Some(follower) = followers.last_mut() {
+            let _ = (&mut follower.task).await;
+            followers.pop();
         }
         result
     }
