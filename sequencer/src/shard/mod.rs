@@ -139,6 +139,8 @@ impl Shards {
         for (index, spec) in specs.into_iter().enumerate() {
             let state = match read_final(&spec).await? {
                 Some(size) => {
+                    // The gauge of a log that is never opened again.
+                    spec.metrics.tree_size.set(size as i64);
                     info!(
                         shard = spec.name.as_deref().unwrap_or(""),
                         size, "shard is frozen"
