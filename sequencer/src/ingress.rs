@@ -21,7 +21,7 @@ use crate::log::MAX_ENTRY_SIZE;
 use crate::ratelog::{DEFAULT_INTERVAL, RateLimitedWarn};
 use crate::shard::Shards;
 use stele_rekor::entry::check_canonical;
-use stele_rekor::ingress::{AuthError, Authenticator, INGRESS_PATH};
+use stele_rekor::ingress::{AuthError, Authenticator, parse_ingress_path};
 
 /// The ingress handler: authenticate, then log through the same path as
 /// `POST /api/v2/log/entries`.
@@ -93,7 +93,7 @@ impl Ingress {
         request: Request<Incoming>,
     ) -> Result<Response<ResponseBody>, ApiError> {
         let path = request.uri().path().to_owned();
-        let shard = shard_of(&path).flatten().map(str::to_owned);
+        let shard = parse_ingress_path(&path).flatten().map(str::to_owned);
         let (parts, body) = request.into_parts();
         let deadline = Instant::now() + self.limits.body_timeout;
         let body: Bytes =
@@ -144,16 +144,6 @@ impl Ingress {
     }
 }
 
-/// The shard an ingress path names: `Some(None)` for the single log's
-/// `/ingress/v1/entries`, `Some(Some(name))` for `/<name>/ingress/v1/entries`.
-fn shard_of(path: &str) -> Option<Option<&str>> {
-    if path == INGRESS_PATH {
-        return Some(None);
-    }
-    let name = path.strip_suffix(INGRESS_PATH)?.strip_prefix('/')?;
-    (!name.is_empty() && !name.contains('/')).then_some(Some(name))
-}
-
 impl Handler for Ingress {
     fn limits(&self) -> &ApiConfig {
         &self.limits
@@ -161,7 +151,7 @@ impl Handler for Ingress {
 
     async fn answer(&self, request: Request<Incoming>) -> Response<ResponseBody> {
         let path = request.uri().path().to_owned();
-        let result = match (shard_of(&path), path.as_str(), request.method()) {
+        let result = match (parse_ingress_path(&path), path.as_str(), request.method()) {
             (Some(_), _, &Method::POST) => {
                 let result = self.entries(request).await;
                 if result.is_err() {
