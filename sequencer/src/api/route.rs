@@ -250,6 +250,27 @@ pub async fn answer_read(
     }
 }
 
+/// The first segments of every public object of a log. Whatever else its
+/// store holds is never served, whatever a route yields: the sequencer's
+/// `.stele/`, and the signing key, which a log's folder holds by default
+/// (`log.key`, beside a frozen shard's objects too).
+const PUBLIC_TOP_LEVEL: [&str; 8] = [
+    CHECKPOINT_KEY,
+    crate::published::FINAL_CHECKPOINT_KEY,
+    crate::explorer::VKEY_KEY,
+    "tile",
+    "index",
+    "history",
+    "stats",
+    "explorer",
+];
+
+/// Whether `key` is one of a log's public objects (by its first segment).
+pub(super) fn is_public(key: &Key) -> bool {
+    let top = key.as_str().split('/').next().unwrap_or_default();
+    !key.is_private() && PUBLIC_TOP_LEVEL.contains(&top)
+}
+
 /// A public object of the log, with the headers a CDN would see.
 async fn read_object(
     storage: &dyn Storage,
@@ -260,7 +281,7 @@ async fn read_object(
     let key = Key::new(path).map_err(|err| ApiError::not_found(err.to_string()))?;
     // Routing only yields public paths; this guards the promise that
     // private objects are never served.
-    if key.is_private() {
+    if !is_public(&key) {
         return Err(ApiError::not_found(format!("no such path: {path}")));
     }
     let object = storage.get(&key).await.map_err(|err| {

@@ -168,3 +168,61 @@ async fn bodies_are_read_within_limits() {
     .await;
     assert_eq!(body, Err(BodyError::TooLarge { limit: 16 }));
 }
+
+/// Even a route that names a private object (none does: this is the guard
+/// behind the routing) gets a 404 and never its bytes: the signing key in a
+/// log's folder, the sequencer's state. Every object a log publishes
+/// passes.
+#[tokio::test]
+async fn private_objects_are_never_read_whatever_the_route() {
+    use crate::storage::memory::MemoryStorage;
+    use crate::storage::{Key, PutOptions, Storage};
+    let storage = MemoryStorage::new();
+    for key in [
+        "log.key",
+        ".stele/lock",
+        "keys/log.key",
+        "checkpoint",
+        "final-checkpoint",
+        "log.vkey",
+        "tile/0/000",
+        "index/sha256/00",
+        "history/2026",
+        "stats/v1/summary.json",
+        "explorer/index.html",
+    ] {
+        storage
+            .put(
+                &Key::new(key).expect("key"),
+                bytes::Bytes::from_static(b"secret"),
+                PutOptions::private(crate::storage::Condition::None),
+            )
+            .await
+            .expect("put");
+    }
+    let derived = |path: &str| {
+        Route::Derived(Derived {
+            path: path.to_owned(),
+            content_type: "text/plain",
+            cache_control: "no-store",
+        })
+    };
+    for private in ["log.key", ".stele/lock", "keys/log.key"] {
+        let answer = answer_read(&storage, &derived(private)).await;
+        let err = answer.expect_err(private);
+        assert_eq!(err.status, StatusCode::NOT_FOUND, "{private}");
+    }
+    for public in [
+        "checkpoint",
+        "final-checkpoint",
+        "log.vkey",
+        "tile/0/000",
+        "index/sha256/00",
+        "history/2026",
+        "stats/v1/summary.json",
+        "explorer/index.html",
+    ] {
+        let answer = answer_read(&storage, &derived(public)).await;
+        assert_eq!(answer.expect(public).status(), StatusCode::OK, "{public}");
+    }
+}
