@@ -2,6 +2,9 @@
 //! shards in one process (folder backend), with the shard list written by
 //! `stele trust`:
 //!
+//! - `checkpoint` checks every shard; `get` reads the one `--shard` names
+//!   (and asks for it); `receipt` takes the key of the shard whose origin
+//!   the receipt's checkpoint carries, and fails when held to another;
 //! - `artifact` finds each digest only in the shard that logged it, proven
 //!   against that shard's checkpoint and key (one Ed25519, one ECDSA); a
 //!   list that swaps two shards' origins and keys makes it fail;
@@ -157,13 +160,16 @@ async fn artifact_and_monitor_follow_every_shard() {
     // Each shard logs its own entries: a's artifact, b's artifact.
     let in_a: [u8; 32] = Sha256::digest(b"the release in a").into();
     let in_b: [u8; 32] = Sha256::digest(b"the release in b").into();
+    let mut receipts = Vec::new();
     for (name, entries) in [
         (A, vec![b"a 0".to_vec(), rekord(&in_a), b"a 2".to_vec()]),
         (B, vec![b"b 0".to_vec(), b"b 1".to_vec(), rekord(&in_b)]),
         (C, vec![b"c 0".to_vec()]),
     ] {
         for entry in entries {
-            common::submit_entry(&client, &format!("{url}/{name}"), entry).await;
+            let base = format!("{url}/{name}");
+            let receipt = common::submit_entry(&client, &base, entry.clone()).await;
+            receipts.push((name, entry, receipt));
         }
     }
     for (name, digest) in [(A, &in_a), (B, &in_b)] {
@@ -208,6 +214,64 @@ async fn artifact_and_monitor_follow_every_shard() {
             .is_some_and(|key| key.contains("BEGIN PUBLIC KEY")),
         "b's key is ECDSA: {listed}"
     );
+
+    // The commands about one log: every shard, or the one named, or the
+    // one whose origin a receipt's checkpoint carries.
+    let two_list = two.display().to_string();
+    let output = verify(&["checkpoint", "--shards", &two_list, "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let checked = report(&output);
+    let origins: Vec<&Value> = checked["shards"]
+        .as_array()
+        .expect("shards")
+        .iter()
+        .map(|shard| &shard["origin"])
+        .collect();
+    assert_eq!(origins, [A, B], "{checked}");
+    let output = verify(&["get", "2", "--shards", &two_list]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("name its shard with --shard"),
+        "{}",
+        text(&output)
+    );
+    let output = verify(&["get", "2", "--shards", &two_list, "--shard", B, "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let got = report(&output);
+    assert_eq!(got["shard"]["name"], B, "{got}");
+    assert_eq!(got["entry"]["kind"], "hashedrekord", "{got}");
+    let (name, entry, receipt) = &receipts[3];
+    assert_eq!(*name, B);
+    let (receipt_file, entry_file) = (temp.path().join("b.proof"), temp.path().join("b.entry"));
+    std::fs::write(&receipt_file, receipt).expect("write");
+    std::fs::write(&entry_file, entry).expect("write");
+    let (receipt_file, entry_file) = (
+        receipt_file.display().to_string(),
+        entry_file.display().to_string(),
+    );
+    let output = verify(&[
+        "receipt",
+        &receipt_file,
+        "--entry",
+        &entry_file,
+        "--shards",
+        &two_list,
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(report(&output)["origin"], B);
+    // Held to another shard, it fails.
+    let output = verify(&[
+        "receipt",
+        &receipt_file,
+        "--entry",
+        &entry_file,
+        "--shards",
+        &two_list,
+        "--shard",
+        A,
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
 
     // artifact: each digest in its own shard only, proven with its key.
     for (content, name, index) in [
