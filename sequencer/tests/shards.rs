@@ -657,3 +657,45 @@ async fn a_tampered_final_checkpoint_stops_the_start_naming_the_shard() {
         "{message}"
     );
 }
+
+/// While a freeze cannot finish, the process still hears of another
+/// shard's sequencer stopping on its own (here its store fails for good),
+/// and stops with that error rather than serve a shard that takes no
+/// entries under a healthy `/healthz`.
+#[tokio::test]
+async fn a_sequencer_that_stops_during_another_shard_s_freeze_stops_the_process() {
+    let (a, b) = (MemoryStorage::new(), MemoryStorage::new());
+    let clock = TestClock::new(T - 10);
+    let shards = open(&a, &b, &clock).await;
+    let pending = {
+        let shards = shards.clone();
+        tokio::spawn(async move { add(&shards, "a", b"in the pool").await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    a.set_hook(|_| Some(Fault::Fail(FaultError::Transient)));
+    clock.set(T);
+    let running = {
+        let shards = shards.clone();
+        tokio::spawn(async move { shards.run(std::future::pending()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(shards.statuses()[0].1, Status::Freezing);
+    // Shard b's store fails for good under its next batch.
+    b.set_hook(|_| Some(Fault::Fail(FaultError::Fatal)));
+    let refused = {
+        let shards = shards.clone();
+        tokio::spawn(async move { add(&shards, "b", b"to a broken store").await })
+    };
+    let stopped = tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("the process stops when a sequencer stops, even during a freeze")
+        .expect("the task ends");
+    assert!(stopped.is_err(), "stops with the sequencer's error");
+    for task in [pending, refused] {
+        let (status, body) = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("every submitter is answered")
+            .expect("the task ends");
+        assert_ne!(status, StatusCode::OK, "{body}");
+    }
+}

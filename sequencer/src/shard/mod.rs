@@ -335,12 +335,19 @@ impl Shards {
         tokio::pin!(stop);
         let mut ended = self.ended_rx.lock().await;
         let outcome = loop {
-            // A freeze can wait long on its store or witnesses; a signal
-            // gives it up (it is safe to: the shutdown below drains the
-            // shard, and the next start finishes the freeze).
+            // A freeze can wait long on its store or witnesses; a signal,
+            // or another shard's sequencer stopping, gives it up (it is
+            // safe to: the freeze resumes at the next tick, the shutdown
+            // below drains the shard, and the next start finishes it).
             tokio::select! {
                 biased;
                 () = &mut stop => break Ok(true),
+                Some(index) = ended.recv() => {
+                    if !self.stopped_by_freeze(index) {
+                        break Ok(false);
+                    }
+                    continue;
+                }
                 ticked = self.tick() => {
                     if let Err(err) = ticked {
                         break Err(err);
@@ -351,16 +358,7 @@ impl Shards {
                 () = &mut stop => break Ok(true),
                 () = tokio::time::sleep(self.next_wake()) => {}
                 Some(index) = ended.recv() => {
-                    // A shard that is draining stopped its sequencer itself.
-                    let shard = &self.shards[index];
-                    let draining = shard.open().is_none_or(|_| {
-                        shard.spec.window.phase((self.clock)()) == Phase::Ended
-                    });
-                    if !draining {
-                        if let Some(running) = shard.open() {
-                            running.api.sequencer_stopped();
-                        }
-                        error!(shard = shard.name(), "a shard's sequencer stopped");
+                    if !self.stopped_by_freeze(index) {
                         break Ok(false);
                     }
                 }
@@ -379,6 +377,23 @@ impl Shards {
                 .unwrap_or_else(|| Error::Config("a shard's sequencer stopped".into()))),
             Err(err) => Err(err),
         }
+    }
+
+    /// Whether shard `index`'s sequencer, which has just ended, was
+    /// stopped by its freeze; if not, it stopped on its own, and its
+    /// `/healthz` says so.
+    fn stopped_by_freeze(&self, index: usize) -> bool {
+        let shard = &self.shards[index];
+        let freezing = shard
+            .open()
+            .is_none_or(|_| shard.spec.window.phase((self.clock)()) == Phase::Ended);
+        if !freezing {
+            if let Some(running) = shard.open() {
+                running.api.sequencer_stopped();
+            }
+            error!(shard = shard.name(), "a shard's sequencer stopped");
+        }
+        freezing
     }
 
     /// Stops every open shard: pending entries are published and answered,
