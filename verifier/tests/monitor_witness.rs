@@ -5,6 +5,8 @@ mod common;
 
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
+
 use common::{FolderLog, ORIGIN, open, serve};
 use stele_tiles::Hash;
 use stele_tiles::checkpoint::Checkpoint;
@@ -251,6 +253,50 @@ async fn witness_over_http() {
     assert_eq!(response.headers()["content-type"], "text/x.tlog.size");
     assert_eq!(response.text().await.expect("body"), "3\n");
     let response = client.get(&url).send().await.expect("get");
+    assert_eq!(response.status(), 405);
+
+    // The monitoring endpoint (c2sp.org/tlog-witness): the checkpoint last
+    // cosigned, with the log's signature and the witness's cosignature, and
+    // no line the witness did not verify.
+    let origin_hash = hex::encode(Sha256::digest(common::ORIGIN.as_bytes()));
+    let monitored = format!("http://{address}/{origin_hash}/checkpoint");
+    let second = log.grow(5);
+    let mut with_stranger = Note::parse(&second).expect("note");
+    let stranger = CosignatureSigner::from_seed("stranger.example/w9", &[9; 32]).expect("key");
+    with_stranger
+        .add_signature(stranger.cosign(&with_stranger.text, 7).expect("cosign"))
+        .expect("add");
+    let proof = proof_between(&log, 3).await;
+    let response = client
+        .post(&url)
+        .body(request(3, &proof, &with_stranger.to_bytes()))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 200);
+    let response = client.get(&monitored).send().await.expect("get");
+    assert_eq!(response.status(), 200);
+    let served = Note::parse(response.text().await.expect("body").as_bytes()).expect("note");
+    assert_eq!(served.text, with_stranger.text);
+    let names: Vec<&str> = served.signatures.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, [common::ORIGIN, "witness.example/w1"]);
+    let log_key = LogKey::parse(&common::vkey(), None).expect("log key");
+    let witness_key = CosignatureSigner::from_seed("witness.example/w1", &[3; 32])
+        .expect("key")
+        .verifier();
+    stele_tiles::note::verify_note(&served, &[log_key.verifier()]).expect("log signature");
+    stele_tiles::note::verify_note(&served, &[&witness_key]).expect("cosignature");
+    // A log it never cosigned, a malformed hash, the wrong method.
+    let unknown = hex::encode(Sha256::digest(b"other.example/log"));
+    for path in [unknown.clone(), origin_hash.to_uppercase(), "x".repeat(64)] {
+        let response = client
+            .get(format!("http://{address}/{path}/checkpoint"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status(), 404, "{path}");
+    }
+    let response = client.post(&monitored).send().await.expect("post");
     assert_eq!(response.status(), 405);
     task.abort();
 }

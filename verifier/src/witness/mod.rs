@@ -1,4 +1,5 @@
-//! A c2sp.org/tlog-witness server: `POST /add-checkpoint`.
+//! A c2sp.org/tlog-witness server: `POST /add-checkpoint`, and the
+//! monitoring endpoint `GET /<origin hash>/checkpoint`.
 //!
 //! The witness cosigns (`cosignature/v1`, c2sp.org/tlog-cosignature) a
 //! checkpoint of a log it knows only after verifying the log's signature and
@@ -17,7 +18,9 @@
 //! # State
 //!
 //! `<state>/<hex SHA-256 of the origin>.checkpoint` holds the last cosigned
-//! checkpoint of each log, verbatim. It is written (temporary file, `fsync`,
+//! checkpoint of each log: its text, the log's signatures that verified and
+//! this witness's cosignature (other lines of the request are dropped). The
+//! monitoring endpoint serves that file as it is. It is written (temporary file, `fsync`,
 //! `rename`, `fsync` of the folder) *before* the cosignature is returned,
 //! and the check and the write happen under one lock, so two concurrent
 //! requests cannot roll the witness back (the race the spec describes).
@@ -211,6 +214,35 @@ impl Witness {
         ))
     }
 
+    /// The monitoring endpoint, `GET /<origin hash>/checkpoint`: the last
+    /// checkpoint cosigned for the log whose origin's SHA-256 is `hash`
+    /// (lowercase hex), with the log's signatures and this witness's
+    /// cosignature; 404 for a log it never cosigned.
+    pub fn monitored_checkpoint(&self, hash: &str) -> Answer {
+        let well_formed = hash.len() == 64
+            && hash
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
+        if !well_formed {
+            return Answer::text(404, "not found: the origin hash is 64 lowercase hex digits");
+        }
+        let path = self.state.join(format!("{hash}.checkpoint"));
+        match std::fs::read(&path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(body) => Answer {
+                    status: 200,
+                    content_type: "text/plain; charset=utf-8",
+                    body,
+                },
+                Err(_) => Answer::text(500, format!("{} is not UTF-8", path.display())),
+            },
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                Answer::text(404, "not found: this witness never cosigned that log")
+            }
+            Err(err) => Answer::text(500, format!("read {}: {err}", path.display())),
+        }
+    }
+
     /// The size and root last cosigned for `origin`: (0, empty) if none.
     pub fn latest(&self, origin: &str) -> Result<(u64, Hash)> {
         let path = self.state_path(origin);
@@ -240,9 +272,16 @@ impl Witness {
         let Some(key) = self.logs.get(&checkpoint.origin) else {
             return Answer::text(404, format!("unknown log {:?}", checkpoint.origin));
         };
-        if let Err(err) = verify_note(&request.note, &[key.verifier()]) {
-            return Answer::text(403, format!("checkpoint signature: {err}"));
-        }
+        let log_signatures = match verify_note(&request.note, &[key.verifier()]) {
+            Ok(_) => request
+                .note
+                .signatures
+                .iter()
+                .filter(|line| line.is_from(key.verifier().name(), key.verifier().key_id()))
+                .cloned()
+                .collect::<Vec<_>>(),
+            Err(err) => return Answer::text(403, format!("checkpoint signature: {err}")),
+        };
         if request.old_size > checkpoint.size {
             return Answer::text(
                 400,
@@ -287,7 +326,16 @@ impl Witness {
             Ok(signature) => signature,
             Err(err) => return Answer::text(500, err.to_string()),
         };
-        let bytes = request.note.to_bytes();
+        // What the monitoring endpoint serves: the log's signatures that
+        // verified and this witness's cosignature, nobody else's lines.
+        let mut kept = Note {
+            text: request.note.text.clone(),
+            signatures: log_signatures,
+        };
+        if let Err(err) = kept.add_signature(signature.clone()) {
+            return Answer::text(500, err.to_string());
+        }
+        let bytes = kept.to_bytes();
         if let Err(err) = write_atomic(&self.state_path(&checkpoint.origin), &bytes) {
             return Answer::text(500, err.to_string());
         }

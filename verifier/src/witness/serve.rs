@@ -172,9 +172,31 @@ impl Witness {
         request: Request<Incoming>,
         body_timeout: Duration,
     ) -> Response<Full<Bytes>> {
-        let (answer, close) = if request.uri().path() != "/add-checkpoint" {
+        let path = request.uri().path();
+        let monitored = path
+            .strip_prefix('/')
+            .and_then(|rest| rest.strip_suffix("/checkpoint"));
+        let (answer, close) = if let Some(hash) = monitored {
+            if request.method() == Method::GET {
+                let witness = Arc::clone(&self);
+                let hash = hash.to_owned();
+                let answer =
+                    tokio::task::spawn_blocking(move || witness.monitored_checkpoint(&hash))
+                        .await
+                        .unwrap_or_else(|err| Answer::text(500, err.to_string()));
+                (answer, false)
+            } else {
+                (
+                    Answer::text(405, "the monitoring endpoint takes GET"),
+                    false,
+                )
+            }
+        } else if path != "/add-checkpoint" {
             (
-                Answer::text(404, "not found: the witness serves POST /add-checkpoint"),
+                Answer::text(
+                    404,
+                    "not found: the witness serves POST /add-checkpoint and GET /<origin hash>/checkpoint",
+                ),
                 false,
             )
         } else if request.method() != Method::POST {
