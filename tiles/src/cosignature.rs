@@ -1,8 +1,10 @@
 //! Witness cosignatures, as specified by <https://c2sp.org/tlog-cosignature>
-//! (`cosignature/v1`, the timestamped Ed25519 type), and witness policies
-//! that require a number of them.
+//! (v1.1: `cosignature/v1`, the timestamped Ed25519 type, here; ML-DSA-44
+//! `subtree/v1` in [`crate::note::MlDsa44Signer`]), witness keys of either
+//! kind ([`WitnessVerifier`], [`WitnessSigner`]), and witness policies that
+//! require a number of them.
 //!
-//! A cosignature is a note signature line on a checkpoint:
+//! An Ed25519 cosignature is a note signature line on a checkpoint:
 //!
 //! - key ID: `SHA-256(name || 0x0A || 0x04 || 32-byte public key)[:4]`;
 //! - signature bytes: 8-byte big-endian POSIX timestamp `||` 64-byte Ed25519
@@ -28,11 +30,12 @@ use rand_core::CryptoRngCore;
 
 use crate::checkpoint::Checkpoint;
 use crate::note::{
-    Note, NoteSignature, NoteVerifier, SIGNATURE_TYPE_COSIGNATURE_V1, format_private_key_text,
+    MlDsa44Signer, MlDsa44Verifier, Note, NoteSignature, NoteVerifier,
+    SIGNATURE_TYPE_COSIGNATURE_V1, SIGNATURE_TYPE_MLDSA44, format_private_key_text,
     format_verifier_key_text, key_id, parse_private_key_text, parse_verifier_key_text,
     validate_key_name,
 };
-use crate::{Error, Result};
+use crate::{Error, Hash, Result};
 
 /// The header line that separates cosigned messages from other signatures.
 pub const COSIGNATURE_V1_HEADER: &str = "cosignature/v1\n";
@@ -252,21 +255,229 @@ impl fmt::Display for CosignatureVerifier {
     }
 }
 
+/// A witness's cosigning key, of either kind tlog-cosignature v1.1 defines:
+/// Ed25519 `cosignature/v1` (vkey type `0x04`) or ML-DSA-44 `subtree/v1`
+/// (vkey type `0x06`). Mirrors cosign with the same keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WitnessVerifier {
+    /// An Ed25519 `cosignature/v1` key.
+    Ed25519(CosignatureVerifier),
+    /// An ML-DSA-44 `subtree/v1` key.
+    MlDsa44(MlDsa44Verifier),
+}
+
+impl WitnessVerifier {
+    /// Reads a witness vkey of either kind, by its type byte, checking the
+    /// key ID.
+    pub fn from_text(text: &str) -> Result<WitnessVerifier> {
+        let (name, _, signature_type, _) = parse_verifier_key_text(text)?;
+        match signature_type {
+            SIGNATURE_TYPE_COSIGNATURE_V1 => CosignatureVerifier::from_text(text).map(Into::into),
+            SIGNATURE_TYPE_MLDSA44 => MlDsa44Verifier::from_text(text).map(Into::into),
+            found => Err(Error::WitnessKeyType { name, found }),
+        }
+    }
+
+    /// The verifier key text.
+    pub fn to_text(&self) -> String {
+        match self {
+            WitnessVerifier::Ed25519(key) => key.to_text(),
+            WitnessVerifier::MlDsa44(key) => key.to_text(),
+        }
+    }
+
+    /// The vkey's signature type byte: `0x04` or `0x06`.
+    pub fn signature_type(&self) -> u8 {
+        match self {
+            WitnessVerifier::Ed25519(_) => SIGNATURE_TYPE_COSIGNATURE_V1,
+            WitnessVerifier::MlDsa44(_) => SIGNATURE_TYPE_MLDSA44,
+        }
+    }
+
+    /// The public key bytes (32 for Ed25519, 1,312 for ML-DSA-44).
+    pub fn public_key_bytes(&self) -> Vec<u8> {
+        match self {
+            WitnessVerifier::Ed25519(key) => key.public_key().to_vec(),
+            WitnessVerifier::MlDsa44(key) => key.public_key().to_vec(),
+        }
+    }
+
+    /// The timestamp a cosignature of this kind claims (not verified), or
+    /// `None` if the bytes are not a cosignature of this kind.
+    pub fn timestamp_of(&self, signature: &[u8]) -> Option<u64> {
+        match self {
+            WitnessVerifier::Ed25519(_) => CosignatureVerifier::timestamp_of(signature),
+            WitnessVerifier::MlDsa44(_) => MlDsa44Verifier::timestamp_of(signature),
+        }
+    }
+
+    fn inner(&self) -> &dyn NoteVerifier {
+        match self {
+            WitnessVerifier::Ed25519(key) => key,
+            WitnessVerifier::MlDsa44(key) => key,
+        }
+    }
+}
+
+impl NoteVerifier for WitnessVerifier {
+    fn name(&self) -> &str {
+        self.inner().name()
+    }
+
+    fn key_id(&self) -> u32 {
+        self.inner().key_id()
+    }
+
+    fn verify(&self, msg: &[u8], signature: &[u8]) -> bool {
+        self.inner().verify(msg, signature)
+    }
+
+    fn signs_extension_lines(&self) -> bool {
+        self.inner().signs_extension_lines()
+    }
+}
+
+impl From<CosignatureVerifier> for WitnessVerifier {
+    fn from(key: CosignatureVerifier) -> WitnessVerifier {
+        WitnessVerifier::Ed25519(key)
+    }
+}
+
+impl From<MlDsa44Verifier> for WitnessVerifier {
+    fn from(key: MlDsa44Verifier) -> WitnessVerifier {
+        WitnessVerifier::MlDsa44(key)
+    }
+}
+
+impl fmt::Display for WitnessVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_text())
+    }
+}
+
+/// A witness's (or mirror's) signing key of either kind.
+// One per process: the Ed25519 variant's size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum WitnessSigner {
+    /// An Ed25519 `cosignature/v1` key.
+    Ed25519(CosignatureSigner),
+    /// An ML-DSA-44 `subtree/v1` key.
+    MlDsa44(MlDsa44Signer),
+}
+
+impl WitnessSigner {
+    /// Reads a private key text of either kind (`0x04` or `0x06`), checking
+    /// the key ID.
+    pub fn from_private_key_text(text: &str) -> Result<WitnessSigner> {
+        let (name, _, signature_type, _) = parse_private_key_text(text)?;
+        match signature_type {
+            SIGNATURE_TYPE_COSIGNATURE_V1 => {
+                CosignatureSigner::from_private_key_text(text).map(WitnessSigner::Ed25519)
+            }
+            SIGNATURE_TYPE_MLDSA44 => {
+                MlDsa44Signer::from_private_key_text(text).map(WitnessSigner::MlDsa44)
+            }
+            found => Err(Error::WitnessKeyType { name, found }),
+        }
+    }
+
+    /// The private key text. It holds the secret: keep it secret.
+    pub fn to_private_key_text(&self) -> String {
+        match self {
+            WitnessSigner::Ed25519(key) => key.to_private_key_text(),
+            WitnessSigner::MlDsa44(key) => key.to_private_key_text(),
+        }
+    }
+
+    /// The key name.
+    pub fn name(&self) -> &str {
+        match self {
+            WitnessSigner::Ed25519(key) => key.name(),
+            WitnessSigner::MlDsa44(key) => key.name(),
+        }
+    }
+
+    /// The key ID.
+    pub fn key_id(&self) -> u32 {
+        match self {
+            WitnessSigner::Ed25519(key) => key.key_id(),
+            WitnessSigner::MlDsa44(key) => key.key_id(),
+        }
+    }
+
+    /// The verifier for this key.
+    pub fn verifier(&self) -> WitnessVerifier {
+        match self {
+            WitnessSigner::Ed25519(key) => key.verifier().into(),
+            WitnessSigner::MlDsa44(key) => key.verifier().into(),
+        }
+    }
+
+    /// Cosigns a checkpoint's text at `timestamp` (POSIX seconds).
+    pub fn cosign(&self, checkpoint_text: &str, timestamp: u64) -> Result<NoteSignature> {
+        match self {
+            WitnessSigner::Ed25519(key) => key.cosign(checkpoint_text, timestamp),
+            WitnessSigner::MlDsa44(key) => key.cosign(checkpoint_text, timestamp),
+        }
+    }
+
+    /// Signs a subtree with timestamp 0 ([`MlDsa44Signer::sign_subtree`]);
+    /// an Ed25519 `cosignature/v1` key cannot.
+    pub fn sign_subtree(
+        &self,
+        origin: &str,
+        start: u64,
+        end: u64,
+        hash: &Hash,
+    ) -> Result<NoteSignature> {
+        match self {
+            WitnessSigner::Ed25519(key) => Err(Error::Signing {
+                name: key.name().to_owned(),
+                reason: "an Ed25519 cosignature/v1 key cannot sign subtrees".to_owned(),
+            }),
+            WitnessSigner::MlDsa44(key) => key.sign_subtree(origin, start, end, hash),
+        }
+    }
+}
+
+impl From<CosignatureSigner> for WitnessSigner {
+    fn from(key: CosignatureSigner) -> WitnessSigner {
+        WitnessSigner::Ed25519(key)
+    }
+}
+
+impl From<MlDsa44Signer> for WitnessSigner {
+    fn from(key: MlDsa44Signer) -> WitnessSigner {
+        WitnessSigner::MlDsa44(key)
+    }
+}
+
 /// A client's witness policy: at least `threshold` of these witnesses must
 /// have cosigned a checkpoint before it is trusted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WitnessPolicy {
-    witnesses: Vec<CosignatureVerifier>,
+    witnesses: Vec<WitnessVerifier>,
     threshold: usize,
 }
 
 impl WitnessPolicy {
-    /// A policy requiring `threshold` of `witnesses`. The threshold must not
-    /// exceed the number of witnesses, and no witness may appear twice,
-    /// neither by name and key ID nor by public key (the `cosignature/v1`
-    /// message does not commit to the name, so one key under two names would
-    /// count one witness twice).
+    /// A policy requiring `threshold` of the Ed25519 `witnesses`
+    /// ([`WitnessPolicy::from_witnesses`] takes keys of either kind).
     pub fn new(witnesses: Vec<CosignatureVerifier>, threshold: usize) -> Result<WitnessPolicy> {
+        WitnessPolicy::from_witnesses(witnesses.into_iter().map(Into::into).collect(), threshold)
+    }
+
+    /// A policy requiring `threshold` of `witnesses`, Ed25519 or ML-DSA-44.
+    /// The threshold must not exceed the number of witnesses, and no witness
+    /// may appear twice, neither by name and key ID nor by public key (the
+    /// `cosignature/v1` message does not commit to the name, so one key under
+    /// two names would count one witness twice; an ML-DSA-44 key under two
+    /// names is one holder all the same).
+    pub fn from_witnesses(
+        witnesses: Vec<WitnessVerifier>,
+        threshold: usize,
+    ) -> Result<WitnessPolicy> {
         if threshold > witnesses.len() {
             return Err(Error::WitnessPolicy {
                 reason: format!(
@@ -277,8 +488,9 @@ impl WitnessPolicy {
         }
         for (index, witness) in witnesses.iter().enumerate() {
             if let Some(earlier) = witnesses[..index].iter().find(|earlier| {
-                earlier.key == witness.key
-                    || (earlier.name == witness.name && earlier.key_id == witness.key_id)
+                (earlier.signature_type() == witness.signature_type()
+                    && earlier.public_key_bytes() == witness.public_key_bytes())
+                    || (earlier.name() == witness.name() && earlier.key_id() == witness.key_id())
             }) {
                 return Err(Error::WitnessPolicy {
                     reason: format!(
@@ -296,7 +508,7 @@ impl WitnessPolicy {
     }
 
     /// The witnesses of the policy.
-    pub fn witnesses(&self) -> &[CosignatureVerifier] {
+    pub fn witnesses(&self) -> &[WitnessVerifier] {
         &self.witnesses
     }
 
@@ -322,12 +534,13 @@ impl WitnessPolicy {
             for signature in note
                 .signatures
                 .iter()
-                .filter(|signature| signature.is_from(&witness.name, witness.key_id))
+                .filter(|signature| signature.is_from(witness.name(), witness.key_id()))
             {
                 if witness.verify(note.text.as_bytes(), &signature.signature) {
-                    let timestamp =
-                        CosignatureVerifier::timestamp_of(&signature.signature).unwrap_or_default();
-                    cosigned.push((witness.name.clone(), timestamp));
+                    let timestamp = witness
+                        .timestamp_of(&signature.signature)
+                        .unwrap_or_default();
+                    cosigned.push((witness.name().to_owned(), timestamp));
                     break;
                 }
                 invalid += 1;
@@ -588,6 +801,135 @@ mod tests {
                 invalid: 1
             })
         );
+    }
+
+    fn mldsa_witness(name: &str, seed: u8) -> MlDsa44Signer {
+        MlDsa44Signer::from_seed(name, &[seed; 32]).expect("key")
+    }
+
+    #[test]
+    fn witness_keys_of_either_kind() {
+        let ed25519 = witness("w1.example", 1);
+        let mldsa = mldsa_witness("w2.example", 2);
+        for (signer, signature_type, length) in [
+            (WitnessSigner::from(ed25519.clone()), 0x04, 32),
+            (WitnessSigner::from(mldsa.clone()), 0x06, 1312),
+        ] {
+            let private = signer.to_private_key_text();
+            let reread = WitnessSigner::from_private_key_text(&private).expect("reads");
+            assert_eq!(reread.verifier(), signer.verifier());
+            assert_eq!(
+                (reread.name(), reread.key_id()),
+                (signer.name(), signer.key_id())
+            );
+            let verifier = WitnessVerifier::from_text(&signer.verifier().to_text()).expect("reads");
+            assert_eq!(verifier, signer.verifier());
+            assert_eq!(verifier.to_string(), signer.verifier().to_text());
+            assert_eq!(verifier.signature_type(), signature_type);
+            assert_eq!(verifier.public_key_bytes().len(), length);
+            let note = log_note();
+            let line = signer.cosign(&note.text, 1234).expect("cosigns");
+            assert!(verifier.verify(note.text.as_bytes(), &line.signature));
+            assert_eq!(verifier.timestamp_of(&line.signature), Some(1234));
+            // The other kind's timestamp reader does not take it.
+            let other = if signature_type == 0x04 {
+                WitnessVerifier::from(mldsa.verifier())
+            } else {
+                WitnessVerifier::from(ed25519.verifier())
+            };
+            assert_eq!(other.timestamp_of(&line.signature), None);
+        }
+        // Ed25519 covers extension lines, ML-DSA-44 does not.
+        assert!(WitnessVerifier::from(ed25519.verifier()).signs_extension_lines());
+        assert!(!WitnessVerifier::from(mldsa.verifier()).signs_extension_lines());
+        // Only ML-DSA-44 signs subtrees.
+        let hash = Hash([1; 32]);
+        assert!(matches!(
+            WitnessSigner::from(ed25519.clone()).sign_subtree("example.com/log", 8, 13, &hash),
+            Err(Error::Signing { .. })
+        ));
+        let line = WitnessSigner::from(mldsa.clone())
+            .sign_subtree("example.com/log", 8, 13, &hash)
+            .expect("signs");
+        assert_eq!(
+            mldsa
+                .verifier()
+                .verify_subtree("example.com/log", 8, 13, &hash, &line.signature),
+            Ok(0)
+        );
+        // A note key is not a witness key.
+        let note_key = Ed25519Signer::from_seed("w1.example", &[1; 32]).expect("key");
+        assert_eq!(
+            WitnessVerifier::from_text(&note_key.verifier().to_text()),
+            Err(Error::WitnessKeyType {
+                name: "w1.example".to_owned(),
+                found: 0x01
+            })
+        );
+        assert!(matches!(
+            WitnessSigner::from_private_key_text(&note_key.to_private_key_text()),
+            Err(Error::WitnessKeyType { found: 0x01, .. })
+        ));
+        let wrong_id =
+            mldsa
+                .verifier()
+                .to_text()
+                .replacen(&format!("{:08x}", mldsa.key_id()), "00000000", 1);
+        assert!(matches!(
+            WitnessVerifier::from_text(&wrong_id),
+            Err(Error::KeyId { declared: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn policy_of_mixed_witnesses() {
+        let ed25519 = witness("w1.example", 1);
+        let mldsa = mldsa_witness("w2.example", 2);
+        let other_mldsa = mldsa_witness("w3.example", 3);
+        let keys: Vec<WitnessVerifier> = vec![
+            ed25519.verifier().into(),
+            mldsa.verifier().into(),
+            other_mldsa.verifier().into(),
+        ];
+        let mut note = log_note();
+        note.add_signature(ed25519.cosign(&note.text, 100).expect("cosigns"))
+            .expect("adds");
+        note.add_signature(mldsa.cosign(&note.text, 200).expect("cosigns"))
+            .expect("adds");
+        let two = WitnessPolicy::from_witnesses(keys.clone(), 2).expect("policy");
+        assert_eq!(two.witnesses(), &keys[..]);
+        assert_eq!(
+            two.check(&note),
+            Ok(vec![
+                ("w1.example".to_owned(), 100),
+                ("w2.example".to_owned(), 200)
+            ])
+        );
+        // A tampered ML-DSA line is not counted and vetoes nothing.
+        let mut forged = other_mldsa.cosign(&note.text, 300).expect("cosigns");
+        forged.signature[500] ^= 1;
+        note.add_signature(forged).expect("adds");
+        let three = WitnessPolicy::from_witnesses(keys.clone(), 3).expect("policy");
+        assert_eq!(
+            three.check(&note),
+            Err(Error::WitnessThreshold {
+                required: 3,
+                verified: 2,
+                invalid: 1
+            })
+        );
+        assert_eq!(two.check(&note).map(|found| found.len()), Ok(2));
+        // The same ML-DSA-44 key under two names is one witness.
+        let renamed =
+            MlDsa44Verifier::new("w4.example", mldsa.verifier().public_key()).expect("key");
+        assert!(matches!(
+            WitnessPolicy::from_witnesses(vec![mldsa.verifier().into(), renamed.into()], 1),
+            Err(Error::WitnessPolicy { .. })
+        ));
+        assert!(matches!(
+            WitnessPolicy::from_witnesses(keys, 4),
+            Err(Error::WitnessPolicy { .. })
+        ));
     }
 
     proptest! {

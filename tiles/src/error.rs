@@ -147,6 +147,11 @@ pub enum Error {
         expected: u8,
         found: u8,
     },
+    /// A verifier key text has a signature type this crate does not verify.
+    #[error(
+        "key {name} has signature type {found:#04x}; known types are 0x01 (Ed25519), 0x04 (Ed25519 cosignature/v1) and 0x06 (ML-DSA-44 subtree/v1)"
+    )]
+    KeyType { name: String, found: u8 },
     /// Key material (raw bytes, DER or PEM) could not be decoded.
     #[error("invalid {kind} key material: {reason}")]
     KeyMaterial { kind: &'static str, reason: String },
@@ -174,6 +179,14 @@ pub enum Error {
     /// A cosignature timestamp above 2^63 - 1.
     #[error("cosignature timestamp {timestamp} exceeds 2^63 - 1")]
     CosignatureTimestamp { timestamp: u64 },
+    /// A witness key text of a type that is not a cosignature type.
+    #[error(
+        "witness key {name} has signature type {found:#04x}; a witness key is 0x04 (Ed25519 cosignature/v1) or 0x06 (ML-DSA-44 subtree/v1)"
+    )]
+    WitnessKeyType { name: String, found: u8 },
+    /// A `subtree/v1` message or range that the format does not allow.
+    #[error("invalid subtree/v1 signature input: {reason}")]
+    Subtree { reason: String },
     /// A witness policy that cannot be satisfied or names a witness twice.
     #[error("invalid witness policy: {reason}")]
     WitnessPolicy { reason: String },

@@ -71,6 +71,12 @@ pub trait NoteVerifier: Send + Sync {
     /// Whether `signature` (the bytes after the key ID) is a valid signature
     /// of `msg`, the whole note text.
     fn verify(&self, msg: &[u8], signature: &[u8]) -> bool;
+    /// Whether a signature of this key covers a checkpoint's extension
+    /// lines. ML-DSA-44 `subtree/v1` signatures do not: a reader that trusts
+    /// only such keys must not trust the lines.
+    fn signs_extension_lines(&self) -> bool {
+        true
+    }
 }
 
 /// Splits a verifier key text `<name>+<8 hex key ID>+<base64(type || key)>`

@@ -12,11 +12,13 @@
 //! ```
 //!
 //! This module holds the format ([`Note`]), the signing and verifying seams
-//! ([`NoteSigner`], [`NoteVerifier`], [`open`]) and two key kinds: Ed25519
-//! keys in Go's text formats ([`Ed25519Signer`], [`Ed25519Verifier`]) and the
+//! ([`NoteSigner`], [`NoteVerifier`], [`open`]) and three key kinds: Ed25519
+//! keys in Go's text formats ([`Ed25519Signer`], [`Ed25519Verifier`]), the
 //! ECDSA P-256 keys that Sigstore's Rekor v2 signs checkpoints with
-//! ([`EcdsaP256Signer`], [`EcdsaP256Verifier`]). Witness cosignatures live in
-//! [`crate::cosignature`].
+//! ([`EcdsaP256Signer`], [`EcdsaP256Verifier`]), and ML-DSA-44 `subtree/v1`
+//! keys of logs and cosigners ([`MlDsa44Signer`], [`MlDsa44Verifier`]).
+//! [`verifier_from_vkey`] reads any vkey by its type byte. Ed25519 witness
+//! cosignatures live in [`crate::cosignature`].
 
 use std::fmt;
 
@@ -25,8 +27,10 @@ use crate::{Error, Result};
 mod ecdsa;
 mod ed25519;
 mod key;
+mod mldsa;
 #[cfg(test)]
 pub(crate) mod tests;
+mod vkey;
 
 pub(crate) use crate::encoding::decode_base64;
 pub use crate::encoding::encode_base64;
@@ -40,6 +44,12 @@ pub(crate) use key::{
     first_four_bytes, format_private_key_text, format_verifier_key_text, parse_private_key_text,
     parse_verifier_key_text,
 };
+pub use mldsa::{
+    Clock, MLDSA44_PUBLIC_KEY_LENGTH, MLDSA44_SIGNATURE_LENGTH, MlDsa44Signer, MlDsa44Verifier,
+    SIGNATURE_TYPE_MLDSA44, SUBTREE_V1_LABEL, SUBTREE_V1_LENGTH, check_subtree, subtree_message,
+    subtree_timestamp_of,
+};
+pub use vkey::verifier_from_vkey;
 
 /// At most this many signature lines are accepted in one note, as Go's
 /// `note.Open` does. The spec requires accepting at least 16.
