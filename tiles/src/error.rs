@@ -87,6 +87,19 @@ pub enum Error {
     /// A c2sp.org/tlog-proof receipt is malformed.
     #[error("receipt line {line}: {reason}")]
     Receipt { line: usize, reason: String },
+    // --- policies (c2sp.org/tlog-policy): see policy/ -------------------------
+    /// A policy file line is malformed or breaks a rule of the format.
+    /// `line` counts from 1.
+    #[error("policy line {line}: {reason}")]
+    PolicyLine { line: usize, reason: String },
+    /// A policy file is invalid as a whole (too large, no quorum line).
+    #[error("invalid policy: {reason}")]
+    Policy { reason: String },
+    /// A checkpoint does not satisfy a policy: no log of the policy signed
+    /// it, a signature by a key of the policy does not verify, or the quorum
+    /// is not met.
+    #[error("checkpoint does not satisfy the policy: {reason}")]
+    PolicyUnsatisfied { reason: String },
     // --- notes, keys, checkpoints, cosignatures: see note/ -------------------
     /// A signed note is larger than this crate accepts.
     #[error("signed note is {length} bytes, more than the limit of {limit}")]

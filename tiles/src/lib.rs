@@ -11,6 +11,7 @@
 //! - <https://c2sp.org/tlog-checkpoint> ([`checkpoint`])
 //! - <https://c2sp.org/tlog-cosignature> ([`cosignature`])
 //! - <https://c2sp.org/tlog-proof> ([`receipt`])
+//! - <https://c2sp.org/tlog-policy> ([`policy`])
 #![forbid(unsafe_code)]
 
 pub mod bundle;
@@ -21,6 +22,7 @@ mod error;
 pub mod hash;
 pub mod integrate;
 pub mod note;
+pub mod policy;
 pub mod proof;
 pub mod receipt;
 pub mod tile;
