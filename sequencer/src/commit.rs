@@ -49,9 +49,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use stele_tiles::Hash;
-use stele_tiles::checkpoint::{Checkpoint, open_checkpoint, sign_checkpoint};
+use stele_tiles::checkpoint::{Checkpoint, open_checkpoint};
 use stele_tiles::integrate::{Integration, RightEdge};
-use stele_tiles::note::{NoteSigner, NoteVerifier};
+use stele_tiles::note::{Note, NoteSigner, NoteVerifier};
 use stele_tiles::tile::{TILE_HEIGHT, Tile};
 use tracing::{debug, info, warn};
 
@@ -149,7 +149,7 @@ fn phase(metrics: &Metrics, name: &str, started: Instant) {
 /// not need the narrower ones.
 pub(crate) fn sequence_batch(
     origin: &str,
-    signer: &dyn NoteSigner,
+    signers: &[&dyn NoteSigner],
     metrics: &Metrics,
     edge: &RightEdge,
     entries: &[Vec<u8>],
@@ -159,7 +159,7 @@ pub(crate) fn sequence_batch(
     let mut edge = edge.clone();
     let integration = edge.integrate(entries)?;
     let checkpoint = integration.checkpoint(origin);
-    let note = sign_checkpoint(&checkpoint, signer)?.to_bytes();
+    let note = sign_by_all(&checkpoint, signers)?.to_bytes();
     let objects: Vec<(Tile, Bytes)> = integration
         .objects()
         .map(|(tile, data)| (tile, Bytes::from(data)))
@@ -449,14 +449,14 @@ async fn delete_stale_partials(storage: &dyn Storage, integration: &Integration)
 pub(crate) async fn recover(
     storage: &dyn Storage,
     origin: &str,
-    signer: &dyn NoteSigner,
+    signers: &[&dyn NoteSigner],
     verifier: &dyn NoteVerifier,
     witnesses: Option<&Witnesses>,
 ) -> Result<LogState, Error> {
     let lock = key(LOCK_KEY)?;
     let public = key(CHECKPOINT_KEY)?;
     let Some(locked) = storage.get(&lock).await? else {
-        return create_log(storage, origin, signer, witnesses).await;
+        return create_log(storage, origin, signers, witnesses).await;
     };
     check_origin(&locked.bytes, origin)?;
     let (checkpoint, _) = open_checkpoint(&locked.bytes, origin, verifier)
@@ -588,13 +588,20 @@ fn check_origin(locked: &[u8], origin: &str) -> Result<(), Error> {
     }
 }
 
+/// Signs `checkpoint` with every key of the log, the main key first (an
+/// ML-DSA-44 companion key after it).
+fn sign_by_all(checkpoint: &Checkpoint, signers: &[&dyn NoteSigner]) -> Result<Note, Error> {
+    checkpoint.validate()?;
+    Ok(Note::sign(&checkpoint.to_text(), signers)?)
+}
+
 /// Creates the empty log: the lock object first (create-only, so two
 /// sequencers starting on one empty store cannot both succeed), then the
 /// public checkpoint.
 async fn create_log(
     storage: &dyn Storage,
     origin: &str,
-    signer: &dyn NoteSigner,
+    signers: &[&dyn NoteSigner],
     witnesses: Option<&Witnesses>,
 ) -> Result<LogState, Error> {
     let public = key(CHECKPOINT_KEY)?;
@@ -612,7 +619,7 @@ async fn create_log(
         root: Hash::EMPTY,
         extensions: Vec::new(),
     };
-    let note = sign_checkpoint(&checkpoint, signer)?.to_bytes();
+    let note = sign_by_all(&checkpoint, signers)?.to_bytes();
     let lock = key(LOCK_KEY)?;
     let lock_etag = match storage
         .put(
@@ -666,11 +673,18 @@ mod tests {
         // one that fills it and starts the next (N+1).
         let mut edge = RightEdge::empty(TILE_HEIGHT);
         edge.integrate(&entries(0, 250)).expect("history");
-        let first = sequence_batch(origin, &signer, &metrics, &edge, &entries(250, 253), None)
-            .expect("batch N");
+        let first = sequence_batch(
+            origin,
+            &[&signer],
+            &metrics,
+            &edge,
+            &entries(250, 253),
+            None,
+        )
+        .expect("batch N");
         let second = sequence_batch(
             origin,
-            &signer,
+            &[&signer],
             &metrics,
             &first.edge,
             &entries(253, 300),
@@ -679,7 +693,7 @@ mod tests {
         .expect("batch N+1");
         let alone = sequence_batch(
             origin,
-            &signer,
+            &[&signer],
             &metrics,
             &first.edge,
             &entries(253, 300),
@@ -737,11 +751,18 @@ mod tests {
         // the first full tile, N+1 stays in the second.
         let mut edge = RightEdge::empty(TILE_HEIGHT);
         edge.integrate(&entries(0, 200)).expect("history");
-        let first = sequence_batch(origin, &signer, &metrics, &edge, &entries(200, 260), None)
-            .expect("batch N");
+        let first = sequence_batch(
+            origin,
+            &[&signer],
+            &metrics,
+            &edge,
+            &entries(200, 260),
+            None,
+        )
+        .expect("batch N");
         let second = sequence_batch(
             origin,
-            &signer,
+            &[&signer],
             &metrics,
             &first.edge,
             &entries(260, 270),

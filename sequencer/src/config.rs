@@ -44,6 +44,10 @@ pub struct Config {
     /// `None`: Ed25519. When set, an existing key of another algorithm is
     /// an error rather than silently used.
     pub key_algorithm: Option<KeyAlgorithm>,
+    /// An ML-DSA-44 private key that signs every checkpoint beside the
+    /// Ed25519 or ECDSA `key` (created on first start if missing); its
+    /// vkey is published as `log.mldsa44.vkey`.
+    pub mldsa_key: Option<PathBuf>,
     /// Start even when the private key file is open to its group or other
     /// users, with a warning; otherwise that refuses the start
     /// ([`crate::keyfile::load`]).
@@ -158,6 +162,8 @@ pub struct ShardConfig {
     pub key: Option<PathBuf>,
     /// Algorithm of a key created at first start.
     pub key_algorithm: Option<KeyAlgorithm>,
+    /// An ML-DSA-44 key signing beside `key`.
+    pub mldsa_key: Option<PathBuf>,
     /// The shard's folder; `None`: `DATA/<name>`.
     pub data: Option<PathBuf>,
     /// The shard's own bucket; `None`: the top-level `s3_bucket`.
@@ -220,6 +226,8 @@ pub struct ResolvedShard {
     pub key_path: PathBuf,
     pub vkey_path: PathBuf,
     pub key_algorithm: Option<KeyAlgorithm>,
+    /// The companion ML-DSA-44 key, if the log has one.
+    pub mldsa_key_path: Option<PathBuf>,
     pub storage: StorageConfig,
     pub window: Window,
     pub url: Option<String>,
@@ -236,6 +244,7 @@ impl Default for Config {
             origin: None,
             key: None,
             key_algorithm: None,
+            mldsa_key: None,
             allow_insecure_key_permissions: false,
             max_batch: log.max_batch,
             batch_interval: log.batch_interval,
@@ -477,6 +486,7 @@ impl Config {
             pool_bytes: self.pool_bytes,
             delete_partials: self.delete_partials,
             witnesses,
+            companion: None,
             tile_cache_bytes: self.tile_cache_bytes,
             dedup: crate::dedup::DedupConfig {
                 flush_entries: self.dedup_flush_entries,
@@ -503,6 +513,7 @@ impl Config {
                 key_path: self.key_path(),
                 vkey_path: self.vkey_path(),
                 key_algorithm: self.key_algorithm,
+                mldsa_key_path: self.mldsa_key.clone(),
                 storage: self.storage(),
                 window: Window::default(),
                 url: None,
@@ -539,6 +550,7 @@ impl Config {
                     key_path: shard.key.clone().unwrap_or_else(|| data.join(KEY_FILE)),
                     vkey_path: data.join(VKEY_FILE),
                     key_algorithm: shard.key_algorithm,
+                    mldsa_key_path: shard.mldsa_key.clone(),
                     storage,
                     window: Window {
                         from: shard.accept_from,
@@ -565,6 +577,7 @@ impl Config {
             ("origin", self.origin.is_some()),
             ("key", self.key.is_some()),
             ("key_algorithm", self.key_algorithm.is_some()),
+            ("mldsa_key", self.mldsa_key.is_some()),
         ] {
             if set {
                 return bad(format!(

@@ -14,6 +14,16 @@
 //!   and rekor-tiles take. PEM carries no name, so the origin (the key name
 //!   in checkpoint signature lines, as rekor-tiles names its checkpoint
 //!   signer after its origin) comes from the configuration.
+//! - **ML-DSA-44**, the post-quantum signature c2sp.org/tlog-checkpoint
+//!   recommends: `log.key` holds `PRIVATE+KEY+<name>+<id>+<base64(0x06 ||
+//!   32-byte seed)>` and `log.vkey` the vkey `<name>+<id>+<base64(0x06 ||
+//!   public key)>`; checkpoints carry a timestamped `subtree/v1` signature
+//!   (c2sp.org/tlog-cosignature), made by the log's own key.
+//!
+//! An ML-DSA-44 key may also sign *beside* an Ed25519 or ECDSA key
+//! ([`load_or_create_companion`], `mldsa_key` in the configuration): every
+//! checkpoint then carries both signatures, and verifiers that know only
+//! the first key keep working. Its vkey is published as `log.mldsa44.vkey`.
 //!
 //! The private key file is written with mode 0600 and never replaced, the
 //! verifier key file with 0644, and a folder made for them with 0755, all
@@ -27,9 +37,14 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use rand_core::OsRng;
+use sha2::{Digest, Sha256};
 use stele_rekor::log_id_ed25519;
-use stele_tiles::note::{EcdsaP256Signer, Ed25519Signer, NoteSigner, NoteVerifier};
+use stele_tiles::note::{
+    EcdsaP256Signer, Ed25519Signer, MlDsa44Signer, NoteSigner, NoteVerifier, SIGNATURE_TYPE_MLDSA44,
+};
 use tracing::warn;
 
 use crate::error::Error;
@@ -48,6 +63,10 @@ pub enum KeyAlgorithm {
     /// ECDSA P-256 in PEM, as Sigstore's Rekor v2 logs use.
     #[serde(rename = "ecdsa-p256")]
     EcdsaP256,
+    /// ML-DSA-44 (FIPS 204), signing timestamped `subtree/v1` checkpoint
+    /// signatures.
+    #[serde(rename = "ml-dsa-44")]
+    MlDsa44,
 }
 
 impl fmt::Display for KeyAlgorithm {
@@ -55,6 +74,7 @@ impl fmt::Display for KeyAlgorithm {
         f.write_str(match self {
             KeyAlgorithm::Ed25519 => "ed25519",
             KeyAlgorithm::EcdsaP256 => "ecdsa-p256",
+            KeyAlgorithm::MlDsa44 => "ml-dsa-44",
         })
     }
 }
@@ -80,12 +100,82 @@ pub struct LogKey {
     pub log_id: Vec<u8>,
     /// Whether the key was created by this call.
     pub created: bool,
+    /// An ML-DSA-44 key signing every checkpoint beside this one.
+    pub companion: Option<CompanionKey>,
+}
+
+/// An ML-DSA-44 key that signs beside a log's Ed25519 or ECDSA key.
+#[derive(Clone)]
+pub struct CompanionKey {
+    /// Signs checkpoints after the log's main key.
+    pub signer: Arc<dyn NoteSigner>,
+    /// Checks its signatures.
+    pub verifier: Arc<dyn NoteVerifier>,
+    /// Its vkey, as `log.mldsa44.vkey` holds it (without the newline).
+    pub public_key_text: String,
+    /// Whether the key was created by this call.
+    pub created: bool,
+}
+
+impl fmt::Debug for CompanionKey {
+    // Never prints the secret key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompanionKey")
+            .field("key", &self.public_key_text)
+            .field("created", &self.created)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The file name of the companion ML-DSA-44 vkey published beside a log.
+pub const MLDSA44_VKEY_FILE: &str = "log.mldsa44.vkey";
+
+/// The POSIX time in seconds, for the timestamps ML-DSA-44 checkpoint
+/// signatures carry (never 0: a clock before 1970 still signs at 1).
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0)
+        .max(1)
+}
+
+/// The signature type byte of a `PRIVATE+KEY+<name>+<id>+<base64>` text,
+/// if it is one.
+fn private_key_type(text: &str) -> Option<u8> {
+    let rest = text.trim().strip_prefix("PRIVATE+KEY+")?;
+    let encoded = rest.splitn(3, '+').nth(2)?;
+    STANDARD.decode(encoded).ok()?.first().copied()
 }
 
 impl LogKey {
     /// The log's origin: the key name.
     pub fn origin(&self) -> &str {
         self.signer.name()
+    }
+
+    /// Every key that signs the log's checkpoints, the main one first.
+    pub fn signers(&self) -> Vec<Arc<dyn NoteSigner>> {
+        let mut signers = vec![self.signer.clone()];
+        signers.extend(self.companion.iter().map(|key| key.signer.clone()));
+        signers
+    }
+
+    fn mldsa44(signer: MlDsa44Signer, created: bool) -> LogKey {
+        let verifier = signer.verifier();
+        let mut log_id = Sha256::new();
+        log_id.update(signer.name().as_bytes());
+        log_id.update([b'\n', SIGNATURE_TYPE_MLDSA44]);
+        log_id.update(verifier.public_key());
+        LogKey {
+            algorithm: KeyAlgorithm::MlDsa44,
+            public_key_text: verifier.to_text(),
+            log_id: log_id.finalize().to_vec(),
+            signer: Arc::new(signer.with_clock(Arc::new(unix_seconds))),
+            verifier: Arc::new(verifier),
+            created,
+            companion: None,
+        }
     }
 
     fn ed25519(signer: Ed25519Signer, created: bool) -> LogKey {
@@ -97,6 +187,7 @@ impl LogKey {
             signer: Arc::new(signer),
             verifier: Arc::new(verifier),
             created,
+            companion: None,
         }
     }
 
@@ -112,6 +203,7 @@ impl LogKey {
             signer: Arc::new(signer),
             verifier: Arc::new(verifier),
             created,
+            companion: None,
         })
     }
 }
@@ -152,7 +244,19 @@ pub fn generate(
                 .map_err(|err| Error::Config(format!("cannot encode the private key: {err}")))?;
             (LogKey::ecdsa_p256(signer, true)?, pem)
         }
+        KeyAlgorithm::MlDsa44 => {
+            let signer = MlDsa44Signer::generate(origin, &mut OsRng).map_err(bad_origin)?;
+            let text = format!("{}\n", signer.to_private_key_text());
+            (LogKey::mldsa44(signer, true), text)
+        }
     };
+    write_private_key(key_path, &private_text)?;
+    write_verifier(&key, vkey_path)?;
+    Ok(key)
+}
+
+/// Writes a private key file: mode 0600, never replacing a file.
+fn write_private_key(key_path: &Path, private_text: &str) -> Result<(), Error> {
     create_parent(key_path)?;
     let mut file = OpenOptions::new()
         .write(true)
@@ -170,15 +274,19 @@ pub fn generate(
     file.set_permissions(fs::Permissions::from_mode(PRIVATE_FILE_MODE))
         .and_then(|()| file.write_all(private_text.as_bytes()))
         .and_then(|()| file.sync_all())
-        .map_err(|err| io_error("write key file", key_path, err))?;
-    write_verifier(&key, vkey_path)?;
-    Ok(key)
+        .map_err(|err| io_error("write key file", key_path, err))
 }
 
 /// Writes the public key text (and a newline) to `vkey_path` unless it
 /// already holds exactly that.
 pub fn write_verifier(key: &LogKey, vkey_path: &Path) -> Result<(), Error> {
-    let text = format!("{}\n", key.public_key_text);
+    write_public(&key.public_key_text, vkey_path)
+}
+
+/// Writes a public key text (and a newline) to `vkey_path` unless it
+/// already holds exactly that.
+fn write_public(public_key_text: &str, vkey_path: &Path) -> Result<(), Error> {
+    let text = format!("{public_key_text}\n");
     if fs::read_to_string(vkey_path).ok().as_deref() == Some(text.as_str()) {
         return Ok(());
     }
@@ -235,19 +343,91 @@ pub fn load(
         })?;
         return LogKey::ecdsa_p256(signer, false);
     }
-    let signer = Ed25519Signer::from_private_key_text(text.trim_end())
-        .map_err(|err| Error::Config(format!("key file {}: {err}", key_path.display())))?;
+    let key = if private_key_type(&text) == Some(SIGNATURE_TYPE_MLDSA44) {
+        let signer = MlDsa44Signer::from_private_key_text(text.trim_end())
+            .map_err(|err| Error::Config(format!("key file {}: {err}", key_path.display())))?;
+        LogKey::mldsa44(signer, false)
+    } else {
+        let signer = Ed25519Signer::from_private_key_text(text.trim_end())
+            .map_err(|err| Error::Config(format!("key file {}: {err}", key_path.display())))?;
+        LogKey::ed25519(signer, false)
+    };
     if let Some(origin) = origin {
-        if signer.name() != origin {
+        if key.origin() != origin {
             return Err(Error::Config(format!(
                 "key file {} is for origin {:?}, but the configured origin is {origin:?}; \
                  the origin of a log cannot change (leave --origin unset to use the key's)",
                 key_path.display(),
-                signer.name()
+                key.origin()
             )));
         }
     }
-    Ok(LogKey::ed25519(signer, false))
+    Ok(key)
+}
+
+/// Reads the ML-DSA-44 key at `key_path` that signs beside `key`, or
+/// creates one for the log's origin, and adds it to `key`. Its vkey goes
+/// to `vkey_path` once the caller has opened the log ([`write_verifier`]
+/// writes both). The main key must not itself be ML-DSA-44, and the
+/// companion's name must be the log's origin.
+pub fn load_or_create_companion(
+    key: &mut LogKey,
+    key_path: &Path,
+    allow_insecure_permissions: bool,
+) -> Result<(), Error> {
+    if key.algorithm == KeyAlgorithm::MlDsa44 {
+        return Err(Error::Config(format!(
+            "mldsa_key {} is set, but the log's key is already ML-DSA-44: a companion key signs              beside an Ed25519 or ECDSA key",
+            key_path.display()
+        )));
+    }
+    let origin = key.origin().to_owned();
+    let (signer, created) = match fs::metadata(key_path) {
+        Ok(_) => {
+            check_permissions(key_path, allow_insecure_permissions)?;
+            let text = fs::read_to_string(key_path)
+                .map_err(|err| io_error("read key file", key_path, err))?;
+            if private_key_type(&text) != Some(SIGNATURE_TYPE_MLDSA44) {
+                return Err(Error::Config(format!(
+                    "mldsa_key {} does not hold an ML-DSA-44 private key                      (PRIVATE+KEY+<name>+<id>+<base64 of 0x06 and the seed>)",
+                    key_path.display()
+                )));
+            }
+            let signer = MlDsa44Signer::from_private_key_text(text.trim_end())
+                .map_err(|err| Error::Config(format!("key file {}: {err}", key_path.display())))?;
+            (signer, false)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let signer = MlDsa44Signer::generate(&origin, &mut OsRng)
+                .map_err(|err| Error::Config(format!("origin {origin:?}: {err}")))?;
+            write_private_key(key_path, &format!("{}\n", signer.to_private_key_text()))?;
+            (signer, true)
+        }
+        Err(err) => return Err(io_error("read key file", key_path, err)),
+    };
+    if signer.name() != origin {
+        return Err(Error::Config(format!(
+            "mldsa_key {} is for origin {:?}, but the log's origin is {origin:?}",
+            key_path.display(),
+            signer.name()
+        )));
+    }
+    let verifier = signer.verifier();
+    key.companion = Some(CompanionKey {
+        public_key_text: verifier.to_text(),
+        signer: Arc::new(signer.with_clock(Arc::new(unix_seconds))),
+        verifier: Arc::new(verifier),
+        created,
+    });
+    Ok(())
+}
+
+/// Writes the companion key's vkey, if the log has one, to `vkey_path`.
+pub fn write_companion_verifier(key: &LogKey, vkey_path: &Path) -> Result<(), Error> {
+    match &key.companion {
+        Some(companion) => write_public(&companion.public_key_text, vkey_path),
+        None => Ok(()),
+    }
 }
 
 /// Reads the key at `key_path` ([`load`]), or creates an `algorithm` key
@@ -284,7 +464,7 @@ pub fn load_or_create(
             let algorithm = algorithm.unwrap_or_default();
             let origin = match (origin, algorithm) {
                 (Some(origin), _) => origin,
-                (None, KeyAlgorithm::Ed25519) => DEFAULT_ORIGIN,
+                (None, KeyAlgorithm::Ed25519 | KeyAlgorithm::MlDsa44) => DEFAULT_ORIGIN,
                 (None, KeyAlgorithm::EcdsaP256) => {
                     return Err(Error::Config(
                         "an ecdsa-p256 key holds no name: pass --origin to create one".into(),

@@ -14,6 +14,7 @@ pub mod keyfile;
 mod log;
 pub mod metered;
 pub mod metrics;
+pub mod mirror;
 mod prove;
 pub mod published;
 pub mod ratelog;
@@ -28,6 +29,7 @@ pub use commit::LOCK_KEY;
 pub use error::{Error, error_chain};
 pub use ingress::Ingress;
 pub use log::{
-    Accepted, DEFAULT_POOL_BYTES, Log, LogConfig, MAX_ENTRY_SIZE, Sequencer, SubmitError,
+    Accepted, CompanionSigner, DEFAULT_POOL_BYTES, Log, LogConfig, MAX_ENTRY_SIZE, Sequencer,
+    SubmitError,
 };
 pub use published::Published;

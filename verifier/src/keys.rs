@@ -1,11 +1,12 @@
-//! Trusted keys given on the command line: the log's key (an Ed25519 note
-//! verifier key, or an ECDSA P-256 public key in PEM as Rekor v2 logs use)
+//! Trusted keys given on the command line: the log's key (an Ed25519 or
+//! ML-DSA-44 note verifier key, or an ECDSA P-256 public key in PEM as
+//! Rekor v2 logs use)
 //! and witness keys, each either the key text itself or a file holding it.
 
 use std::path::Path;
 
 use stele_tiles::cosignature::{CosignatureVerifier, WitnessPolicy};
-use stele_tiles::note::{EcdsaP256Verifier, Ed25519Verifier, NoteVerifier};
+use stele_tiles::note::{EcdsaP256Verifier, Ed25519Verifier, MlDsa44Verifier, NoteVerifier};
 
 use crate::error::{Error, Result};
 
@@ -66,6 +67,13 @@ impl LogKey {
                 .map_err(|err| bad(err.to_string()))?;
             return Ok(LogKey {
                 origin: origin.to_owned(),
+                verifier: Box::new(verifier),
+                text: trimmed.to_owned(),
+            });
+        }
+        if let Ok(verifier) = MlDsa44Verifier::from_text(trimmed) {
+            return Ok(LogKey {
+                origin: origin.unwrap_or(verifier.name()).to_owned(),
                 verifier: Box::new(verifier),
                 text: trimmed.to_owned(),
             });

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use stele_tiles::Hash;
 
 use super::sequencer::{Pipeline, publication, refuse};
-use super::{BoxFuture, Request, Sequencer, SubmitError, prove_published};
+use super::{BoxFuture, Request, Sequencer, SubmitError, prove_published, signer_refs};
 use crate::commit::{self, Pending};
 use crate::error::Error;
 use crate::storage::ETag;
@@ -167,7 +167,7 @@ impl Sequencer {
             .map(|publishing| publishing.batch.clone());
         let sequenced = commit::sequence_batch(
             &self.config.origin,
-            self.signer.as_ref(),
+            &signer_refs(&self.signers),
             &self.metrics,
             &self.state.edge,
             &new.entries,

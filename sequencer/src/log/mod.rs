@@ -88,6 +88,8 @@ pub struct LogConfig {
     pub delete_partials: bool,
     /// Witnesses that cosign each checkpoint before it is published.
     pub witnesses: Option<Arc<Witnesses>>,
+    /// An ML-DSA-44 key that signs every checkpoint after the log's key.
+    pub companion: Option<CompanionSigner>,
     /// Memory for published hash tiles, from which the proofs of duplicate
     /// submissions are built (0: read storage every time).
     pub tile_cache_bytes: u64,
@@ -105,6 +107,7 @@ impl Default for LogConfig {
             pool_bytes: DEFAULT_POOL_BYTES,
             delete_partials: false,
             witnesses: None,
+            companion: None,
             tile_cache_bytes: crate::tilecache::DEFAULT_CAPACITY_BYTES,
             dedup: DedupConfig::default(),
         }
@@ -273,13 +276,29 @@ pub struct Sequencer {
     published: watch::Sender<Published>,
     state: LogState,
     storage: Arc<dyn Storage>,
-    signer: Arc<dyn NoteSigner>,
+    /// The log's key, then its companion key if it has one.
+    signers: Vec<Arc<dyn NoteSigner>>,
     verifier: Arc<dyn NoteVerifier>,
     shutdown: Arc<tokio::sync::Notify>,
     config: Arc<LogConfig>,
     metrics: Metrics,
     /// The deduplication index holds every leaf below this size.
     indexed_size: u64,
+}
+
+/// A second key signing every checkpoint (see [`LogConfig::companion`]).
+#[derive(Clone)]
+pub struct CompanionSigner(pub Arc<dyn NoteSigner>);
+
+impl std::fmt::Debug for CompanionSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}+{:08x}", self.0.name(), self.0.key_id())
+    }
+}
+
+/// The signers as the commit protocol takes them.
+fn signer_refs(signers: &[Arc<dyn NoteSigner>]) -> Vec<&dyn NoteSigner> {
+    signers.iter().map(|signer| signer.as_ref()).collect()
 }
 
 impl std::fmt::Debug for Sequencer {
@@ -312,10 +331,17 @@ impl Log {
                 "pool_bytes must be at least {MAX_ENTRY_SIZE} (the largest entry)"
             )));
         }
+        let mut signers = vec![signer];
+        signers.extend(
+            config
+                .companion
+                .as_ref()
+                .map(|companion| companion.0.clone()),
+        );
         let state = commit::recover(
             storage.as_ref(),
             &config.origin,
-            signer.as_ref(),
+            &signer_refs(&signers),
             verifier.as_ref(),
             config.witnesses.as_deref(),
         )
@@ -364,7 +390,7 @@ impl Log {
             published: published_tx,
             state,
             storage,
-            signer,
+            signers,
             verifier,
             shutdown,
             config,

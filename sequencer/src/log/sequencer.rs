@@ -339,10 +339,11 @@ impl Sequencer {
         loop {
             // Boxed as `Send` explicitly: the compiler cannot prove it
             // through the trait-object references on its own.
+            let signers = signer_refs(&self.signers);
             let recovery: BoxFuture<'_, Result<LogState, Error>> = Box::pin(commit::recover(
                 self.storage.as_ref(),
                 &self.config.origin,
-                self.signer.as_ref(),
+                &signers,
                 self.verifier.as_ref(),
                 self.config.witnesses.as_deref(),
             ));

@@ -100,6 +100,9 @@ pub(crate) enum KeyAlgorithmArg {
     /// ECDSA P-256 in PEM, as Sigstore's Rekor v2 logs use.
     #[value(name = "ecdsa-p256")]
     EcdsaP256,
+    /// ML-DSA-44 (post-quantum), in note key texts of type 0x06.
+    #[value(name = "ml-dsa-44")]
+    MlDsa44,
 }
 
 impl From<KeyAlgorithmArg> for KeyAlgorithm {
@@ -107,6 +110,7 @@ impl From<KeyAlgorithmArg> for KeyAlgorithm {
         match algorithm {
             KeyAlgorithmArg::Ed25519 => KeyAlgorithm::Ed25519,
             KeyAlgorithmArg::EcdsaP256 => KeyAlgorithm::EcdsaP256,
+            KeyAlgorithmArg::MlDsa44 => KeyAlgorithm::MlDsa44,
         }
     }
 }

@@ -34,7 +34,7 @@ use stele_sequencer::Ingress;
 use stele_sequencer::LOCK_KEY;
 use stele_sequencer::api::{self, ApiConfig};
 use stele_sequencer::config::{Config, KEY_FILE, ResolvedShard, StorageConfig, VKEY_FILE};
-use stele_sequencer::keyfile::KeyAlgorithm;
+use stele_sequencer::keyfile::{KeyAlgorithm, MLDSA44_VKEY_FILE};
 use stele_sequencer::metered::MeteredStorage;
 use stele_sequencer::metrics::Metrics;
 use stele_sequencer::shard::{ShardSpec, Shards};
@@ -43,6 +43,7 @@ use stele_sequencer::sigstore::index;
 use stele_sequencer::storage::fs::FsStorage;
 use stele_sequencer::storage::s3::{self, S3Storage};
 use stele_sequencer::storage::{Key, Storage};
+use stele_sequencer::{CompanionSigner, LogConfig};
 use stele_sequencer::{Error, adopt, keyfile};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -391,6 +392,7 @@ async fn serve(config: Config) -> Result<(), Error> {
     // Each log verified its checkpoint with its key: write the verifiers.
     for (key, vkey_path) in &keys {
         keyfile::write_verifier(key, vkey_path)?;
+        keyfile::write_companion_verifier(key, &vkey_path.with_file_name(MLDSA44_VKEY_FILE))?;
     }
 
     let address = listener
@@ -498,13 +500,16 @@ async fn shard_spec(
             key_path.display()
         )));
     }
-    let key = keyfile::load_or_create(
+    let mut key = keyfile::load_or_create(
         key_path,
         &shard.vkey_path,
         shard.origin.as_deref(),
         shard.key_algorithm,
         config.allow_insecure_key_permissions,
     )?;
+    if let Some(path) = &shard.mldsa_key_path {
+        keyfile::load_or_create_companion(&mut key, path, config.allow_insecure_key_permissions)?;
+    }
     let origin = key.origin().to_owned();
     if key.created {
         info!(shard = label, path = %key_path.display(), %origin, "created a new log key");
@@ -527,7 +532,13 @@ async fn shard_spec(
         storage,
         signer: key.signer.clone(),
         verifier: key.verifier.clone(),
-        log: config.log_config(shard, origin)?,
+        log: LogConfig {
+            companion: key
+                .companion
+                .as_ref()
+                .map(|companion| CompanionSigner(companion.signer.clone())),
+            ..config.log_config(shard, origin)?
+        },
         api,
         sigstore: (!config.no_sigstore).then(|| SigstoreConfig {
             log_id: key.log_id.clone(),

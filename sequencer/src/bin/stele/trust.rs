@@ -141,6 +141,14 @@ impl PublicKey {
                 key_id: verifier.key_id(),
             });
         }
+        if stele_tiles::note::MlDsa44Verifier::from_text(text).is_ok() {
+            return Err(
+                "an ML-DSA-44 log key alone has no place in Sigstore trust material \
+                        (Sigstore clients verify Ed25519 and ECDSA P-256 checkpoints): give the \
+                        log an Ed25519 or ECDSA key with the ML-DSA-44 key beside it (mldsa_key)"
+                    .to_owned(),
+            );
+        }
         let verifier = Ed25519Verifier::from_text(text).map_err(|err| {
             format!("neither a note verifier key (name+id+base64) nor a PEM public key: {err}")
         })?;
@@ -170,6 +178,8 @@ impl PublicKey {
         match self.algorithm {
             KeyAlgorithm::Ed25519 => "PKIX_ED25519",
             KeyAlgorithm::EcdsaP256 => "PKIX_ECDSA_P256_SHA_256",
+            // `parse` refuses ML-DSA-44 keys: nothing reaches here with one.
+            KeyAlgorithm::MlDsa44 => "PUBLIC_KEY_DETAILS_UNSPECIFIED",
         }
     }
 }
