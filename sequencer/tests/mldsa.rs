@@ -1,0 +1,206 @@
+//! `stele serve` with ML-DSA-44 log keys: alone (`stele keygen --algorithm
+//! ml-dsa-44`, read back from the key file's type byte) and beside an
+//! Ed25519 key (`mldsa_key`), where every checkpoint carries both
+//! signatures and a verifier that knows only the Ed25519 key keeps
+//! working. Receipts are checked with stele-tiles' ML-DSA-44 verifier; the
+//! signatures are checked by an independent ML-DSA implementation in
+//! `tiles/tests/mldsa_vectors.rs` and `verifier/tests/mldsa_log.rs`.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::http::{get, post_add};
+use common::stele::{Stele, keygen, serve_fails};
+use stele_tiles::checkpoint::Checkpoint;
+use stele_tiles::cosignature::WitnessPolicy;
+use stele_tiles::note::{
+    Ed25519Verifier, MLDSA44_SIGNATURE_LENGTH, MlDsa44Verifier, Note, NoteVerifier, verify_note,
+};
+use stele_tiles::receipt::Receipt;
+
+const ORIGIN: &str = "mldsa.example/log";
+
+fn data_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temporary data folder")
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+fn read_vkey(path: &Path) -> MlDsa44Verifier {
+    let text = std::fs::read_to_string(path).expect("vkey file");
+    MlDsa44Verifier::from_text(text.trim_end()).expect("an ML-DSA-44 vkey")
+}
+
+/// Logs `entry` and checks its receipt against `verifier` alone; returns
+/// the receipt's checkpoint note.
+fn log_and_check(stele: &Stele, entry: &[u8], verifier: &dyn NoteVerifier) -> Note {
+    let response = post_add(stele.addr(), entry);
+    assert_eq!(response.status, 200, "{}", response.text());
+    let receipt = Receipt::parse(&response.body).expect("receipt");
+    let policy = WitnessPolicy::new(Vec::new(), 0).expect("no witnesses");
+    let checkpoint = receipt
+        .verify(entry, ORIGIN, verifier, &policy)
+        .expect("the receipt verifies with the key");
+    assert!(receipt.index < checkpoint.size);
+    Note::parse(&receipt.checkpoint).expect("the receipt's checkpoint")
+}
+
+/// The ML-DSA-44 signature line of a checkpoint: its shape and timestamp.
+fn check_mldsa_line(note: &Note, verifier: &MlDsa44Verifier, started: u64) {
+    let line = note
+        .signatures
+        .iter()
+        .find(|line| line.is_from(ORIGIN, verifier.key_id()))
+        .expect("an ML-DSA-44 signature line");
+    assert_eq!(line.signature.len(), 8 + MLDSA44_SIGNATURE_LENGTH);
+    let timestamp = MlDsa44Verifier::timestamp_of(&line.signature).expect("timestamp");
+    assert!(
+        (started..=now()).contains(&timestamp),
+        "timestamp {timestamp} outside [{started}, now]"
+    );
+}
+
+#[test]
+fn an_ml_dsa_44_log_signs_and_keeps_its_key_across_restarts() {
+    let data = data_dir();
+    let output = keygen("ml-dsa-44", ORIGIN, data.path());
+    assert!(output.status.success(), "{output:?}");
+    let key_path = data.path().join("log.key");
+    let private = std::fs::read_to_string(&key_path).expect("log.key");
+    assert!(
+        private.starts_with(&format!("PRIVATE+KEY+{ORIGIN}+")),
+        "{private}"
+    );
+    let mode = std::fs::metadata(&key_path)
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let verifier = read_vkey(&data.path().join("log.vkey"));
+    // keygen prints the vkey it wrote.
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        verifier.to_text()
+    );
+
+    let started = now();
+    let stele = Stele::start(data.path(), &[]);
+    let note = log_and_check(&stele, b"first entry", &verifier);
+    assert_eq!(note.signatures.len(), 1);
+    check_mldsa_line(&note, &verifier, started);
+    // The public checkpoint and log.vkey served over HTTP.
+    let response = get(stele.addr(), "/log.vkey");
+    assert_eq!(response.text().trim_end(), verifier.to_text());
+    stele.stop();
+
+    // The restart reads the key back from its type byte.
+    let stele = Stele::start(data.path(), &["--key-algorithm", "ml-dsa-44"]);
+    let note = log_and_check(&stele, b"second entry", &verifier);
+    let checkpoint = Checkpoint::parse(&note.text).expect("checkpoint");
+    assert_eq!(checkpoint.size, 2);
+    stele.stop();
+
+    // Asking for another algorithm than the key's refuses the start.
+    let output = serve_fails(data.path(), &["--key-algorithm", "ed25519"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ml-dsa-44 key"), "{stderr}");
+}
+
+#[test]
+fn an_ml_dsa_44_key_beside_ed25519_signs_every_checkpoint() {
+    let data = data_dir();
+    let output = keygen("ed25519", ORIGIN, data.path());
+    assert!(output.status.success(), "{output:?}");
+    let config = data.path().join("stele.toml");
+    let mldsa_key = data.path().join("log.mldsa44.key");
+    std::fs::write(
+        &config,
+        format!("mldsa_key = {:?}\n", mldsa_key.display().to_string()),
+    )
+    .expect("config");
+    let started = now();
+    let config_arg = config.display().to_string();
+    let stele = Stele::start(data.path(), &["--config", &config_arg]);
+    let ed25519_text = std::fs::read_to_string(data.path().join("log.vkey")).expect("log.vkey");
+    let ed25519 = Ed25519Verifier::from_text(ed25519_text.trim_end()).expect("Ed25519 vkey");
+    let mldsa = read_vkey(&data.path().join("log.mldsa44.vkey"));
+    let mode = std::fs::metadata(&mldsa_key)
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // A verifier that knows only the Ed25519 key, and one that knows only
+    // the ML-DSA-44 key, both accept the receipts.
+    let note = log_and_check(&stele, b"hybrid one", &ed25519);
+    log_and_check(&stele, b"hybrid two", &mldsa);
+    let names: Vec<u32> = note.signatures.iter().map(|line| line.key_id).collect();
+    assert_eq!(names, [ed25519.key_id(), mldsa.key_id()], "Ed25519 first");
+    check_mldsa_line(&note, &mldsa, started);
+    verify_note(&note, &[&ed25519, &mldsa]).expect("both verify");
+    // The public checkpoint carries both lines too.
+    let response = get(stele.addr(), "/checkpoint");
+    let public = Note::parse(&response.body).expect("checkpoint");
+    assert_eq!(public.signatures.len(), 2);
+    verify_note(&public, &[&mldsa]).expect("ML-DSA-44 verifies");
+    stele.stop();
+
+    // The same companion key after a restart.
+    let stele = Stele::start(data.path(), &["--config", &config_arg]);
+    assert_eq!(read_vkey(&data.path().join("log.mldsa44.vkey")), mldsa);
+    log_and_check(&stele, b"hybrid three", &mldsa);
+    stele.stop();
+
+    // A companion key named for another origin is refused.
+    let other = data_dir();
+    assert!(
+        keygen("ml-dsa-44", "other.example/log", other.path())
+            .status
+            .success()
+    );
+    std::fs::write(
+        &config,
+        format!(
+            "mldsa_key = {:?}\n",
+            other.path().join("log.key").display().to_string()
+        ),
+    )
+    .expect("config");
+    let output = serve_fails(data.path(), &["--config", &config_arg]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("other.example/log"), "{stderr}");
+
+    // An Ed25519 key file given as the companion is refused.
+    std::fs::write(
+        &config,
+        format!(
+            "mldsa_key = {:?}\n",
+            data.path().join("log.key").display().to_string()
+        ),
+    )
+    .expect("config");
+    let output = serve_fails(data.path(), &["--config", &config_arg]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("does not hold an ML-DSA-44"), "{stderr}");
+}
+
+#[test]
+fn an_ml_dsa_44_log_cannot_take_a_companion() {
+    let data = data_dir();
+    assert!(keygen("ml-dsa-44", ORIGIN, data.path()).status.success());
+    let config = data.path().join("stele.toml");
+    std::fs::write(&config, "mldsa_key = \"second.key\"\n").expect("config");
+    let output = serve_fails(data.path(), &["--config", &config.display().to_string()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("already ML-DSA-44"), "{stderr}");
+}
