@@ -14,6 +14,7 @@ pub mod keyfile;
 mod log;
 pub mod metered;
 pub mod metrics;
+pub mod mirror;
 mod prove;
 pub mod published;
 pub mod ratelog;

@@ -89,6 +89,12 @@ pub(crate) enum Command {
     /// rekorTlogUrls), shards.json (for stele-verify --shards) and
     /// <name>.vkey. Reads each log's log.vkey; prints what it wrote.
     Trust(Box<crate::trust::TrustArgs>),
+    /// Keep a verified copy of a log (c2sp.org/tlog-mirror): follow its
+    /// checkpoint, check every tile and bundle against it, write them to
+    /// --out DIR or --s3-bucket under <origin hash>/, then the checkpoint
+    /// cosigned by --mirror-key. Exits 3 on divergence, with the evidence in
+    /// <state>/divergence.json.
+    Mirror(Box<crate::mirror::MirrorArgs>),
 }
 
 /// The signature algorithm of a log key, as the command line names it

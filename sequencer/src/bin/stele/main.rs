@@ -20,6 +20,7 @@
 
 mod args;
 mod maintainer;
+mod mirror;
 mod sign;
 mod trust;
 
@@ -81,6 +82,7 @@ fn main() -> ExitCode {
         ),
         Command::Sign(args) => return sign::exit("sign", sign::run(&args)),
         Command::Trust(args) => return sign::exit("trust", trust::run(&args)),
+        Command::Mirror(args) => return mirror::run(&args),
         Command::Serve(args) => match args.load() {
             Ok(config) => {
                 init_tracing(config.log_level.as_deref());
