@@ -8,7 +8,7 @@ use policy_support::{
     ORIGIN, assert_refused, checkpoint, log, refusal, signed, unsatisfied, witness,
 };
 use stele_tiles::Error;
-use stele_tiles::note::{EcdsaP256Signer, NoteSigner, encode_base64};
+use stele_tiles::note::{EcdsaP256Signer, MlDsa44Signer, NoteSigner, encode_base64};
 use stele_tiles::policy::{MAX_ENTRIES, MAX_POLICY_SIZE, Member, Policy, Quorum};
 
 fn wkey(name: &str, seed: u8) -> String {
@@ -881,4 +881,116 @@ fn debug_output_names_the_parts() {
     assert!(printed.contains("\"X-and-Y\""), "{printed}");
     assert!(printed.contains(&lkey(ORIGIN, 1)), "{printed}");
     let _: &dyn NoteSigner = &log(ORIGIN, 1);
+}
+
+// ---- ML-DSA-44 keys (type 0x06) -------------------------------------------------
+
+fn mldsa(name: &str, seed: u8) -> MlDsa44Signer {
+    MlDsa44Signer::from_seed(name, &[seed; 32]).expect("ML-DSA-44 key")
+}
+
+#[test]
+fn mldsa44_witnesses_cosign() {
+    let w = [mldsa("pq1.example", 41), mldsa("pq2.example", 42)];
+    let classic = witness("ed.example", 43);
+    let text = format!(
+        "log {}\nwitness P1 {}\nwitness P2 {}\nwitness E {}\ngroup G 2 P1 P2 E\nquorum G\n",
+        lkey(ORIGIN, 1),
+        w[0].verifier().to_text(),
+        w[1].verifier().to_text(),
+        classic.verifier().to_text()
+    );
+    let policy = Policy::parse(text.as_bytes()).expect("parses");
+    assert_eq!(policy.witnesses()[0].signature_type(), 0x06);
+    let mut note = signed(&checkpoint(ORIGIN), &[&log(ORIGIN, 1)], &[&classic]);
+    note.add_signature(w[1].cosign(&note.text, 1700).expect("cosigns"))
+        .expect("adds");
+    let verified = policy.verify_checkpoint(&note.to_bytes()).expect("valid");
+    let cosigned: Vec<(usize, u64)> = verified
+        .witnesses
+        .iter()
+        .map(|cosigned| (cosigned.witness, cosigned.timestamp))
+        .collect();
+    assert_eq!(cosigned, [(1, 1700), (2, 1000)]);
+
+    // A damaged ML-DSA-44 cosignature rejects the checkpoint.
+    note.signatures.last_mut().expect("line").signature[100] ^= 1;
+    let reason = unsatisfied(&policy, &note);
+    assert!(
+        reason.contains("witness \"P2\" (line 3), does not verify"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn mldsa44_log_keys_and_extension_lines() {
+    let pq = mldsa(ORIGIN, 51);
+    let ed = log(ORIGIN, 1);
+    let text = format!("log {}\nquorum none\n", pq.verifier().to_text());
+    let policy = Policy::parse(text.as_bytes()).expect("parses");
+    assert_eq!(policy.logs()[0].signature_type(), 0x06);
+    // The log's signature: the subtree/v1 signature of [0, size) by the key
+    // named as the origin.
+    let plain = checkpoint(ORIGIN);
+    let mut note = stele_tiles::note::Note {
+        text: plain.to_text(),
+        signatures: Vec::new(),
+    };
+    note.add_signature(pq.cosign(&note.text, 1234).expect("signs"))
+        .expect("adds");
+    let verified = policy.verify_checkpoint(&note.to_bytes()).expect("valid");
+    assert_eq!(verified.logs, [0]);
+
+    // Extension lines are not covered by the ML-DSA-44 signature.
+    let mut extended = checkpoint(ORIGIN);
+    extended.extensions = vec!["an extension".to_owned()];
+    let mut note = stele_tiles::note::Note {
+        text: extended.to_text(),
+        signatures: Vec::new(),
+    };
+    note.add_signature(pq.cosign(&note.text, 1234).expect("signs"))
+        .expect("adds");
+    let reason = unsatisfied(&policy, &note);
+    assert!(reason.contains("extension lines"), "{reason}");
+
+    // With the log's Ed25519 key listed beside it and signing too, they are.
+    let text = format!(
+        "log {}\nlog {}\nquorum none\n",
+        pq.verifier().to_text(),
+        ed.verifier().to_text()
+    );
+    let both = Policy::parse(text.as_bytes()).expect("parses");
+    note.sign_with(&ed).expect("signs");
+    let verified = both.verify_checkpoint(&note.to_bytes()).expect("valid");
+    assert_eq!(verified.logs, [0, 1]);
+}
+
+#[test]
+fn refuses_one_key_name_and_id_for_a_log_and_a_witness() {
+    // One ML-DSA-44 key, one name, listed as the log and as a witness: its
+    // signature lines would count for both.
+    let pq = mldsa(ORIGIN, 51);
+    let text = format!(
+        "log {}\nwitness self {}\nquorum self\n",
+        pq.verifier().to_text(),
+        pq.verifier().to_text()
+    );
+    assert_refused(text, 2, "has the key name and key ID of the key on line 1");
+    // Under another name it is another key ID: allowed, as for Ed25519.
+    let text = format!(
+        "log {}\nwitness self {}\nquorum self\n",
+        pq.verifier().to_text(),
+        mldsa("witness.example", 51).verifier().to_text()
+    );
+    Policy::parse(text.as_bytes()).expect("parses");
+}
+
+#[test]
+fn refuses_two_mldsa44_witnesses_with_one_public_key() {
+    let text = format!(
+        "witness A {}\nwitness B {}\nquorum A\n",
+        mldsa("a.example", 61).verifier().to_text(),
+        mldsa("b.example", 61).verifier().to_text()
+    );
+    assert_refused(text, 2, "has the public key of witness \"A\"");
 }
