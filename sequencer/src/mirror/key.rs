@@ -4,15 +4,15 @@
 
 use std::path::Path;
 
-use stele_tiles::cosignature::CosignatureSigner;
-use stele_tiles::note::{EcdsaP256Verifier, Ed25519Verifier, NoteSignature, NoteVerifier};
+use stele_tiles::cosignature::WitnessSigner;
+use stele_tiles::note::{EcdsaP256Verifier, NoteSignature, NoteVerifier, verifier_from_vkey};
 
 use super::MirrorError;
 
 /// Reads a log verifier key: `value` is the key text or a file holding it.
-/// An Ed25519 note key (`<name>+<id>+<base64>`) signs for the origin
-/// `origin`, its name unless given; an ECDSA P-256 public key in PEM needs
-/// `origin`. Returns the verifier and the origin.
+/// A note verifier key (`<name>+<id>+<base64>`: Ed25519, or ML-DSA-44)
+/// signs for the origin `origin`, its name unless given; an ECDSA P-256
+/// public key in PEM needs `origin`. Returns the verifier and the origin.
 pub fn log_verifier(
     value: &str,
     origin: Option<&str>,
@@ -30,9 +30,9 @@ pub fn log_verifier(
             EcdsaP256Verifier::from_spki_pem(origin, text).map_err(|err| bad(err.to_string()))?;
         return Ok((Box::new(verifier), origin.to_owned()));
     }
-    let verifier = Ed25519Verifier::from_text(text).map_err(|err| bad(err.to_string()))?;
+    let verifier = verifier_from_vkey(text).map_err(|err| bad(err.to_string()))?;
     let origin = origin.unwrap_or(verifier.name()).to_owned();
-    Ok((Box::new(verifier), origin))
+    Ok((verifier, origin))
 }
 
 /// Reads `value` as a file when one exists at that path, else as the text.
@@ -46,13 +46,12 @@ fn text_or_file(value: &str) -> Result<(String, String), MirrorError> {
     Ok((value.to_owned(), "given on the command line".to_owned()))
 }
 
-/// The mirror's private key: what its cosignatures are made with.
+/// The mirror's private key: what its cosignatures are made with, an
+/// Ed25519 `cosignature/v1` key or an ML-DSA-44 `subtree/v1` key, as
+/// `stele-verify cosigner keygen` writes them
+/// (`PRIVATE+KEY+<name>+<id>+<base64(type ‖ seed)>`).
 #[derive(Debug)]
-pub enum MirrorKey {
-    /// An Ed25519 `cosignature/v1` key (`PRIVATE+KEY+<name>+<id>+<base64(0x04
-    /// ‖ seed)>`, as `stele-verify cosigner keygen` writes it).
-    Ed25519(CosignatureSigner),
-}
+pub struct MirrorKey(WitnessSigner);
 
 impl MirrorKey {
     /// Reads the private key text of the file `path`, refusing a file its
@@ -76,42 +75,29 @@ impl MirrorKey {
 
     /// Reads a private key text.
     pub fn from_text(text: &str) -> Result<MirrorKey, MirrorError> {
-        CosignatureSigner::from_private_key_text(text.trim())
-            .map(MirrorKey::Ed25519)
+        WitnessSigner::from_private_key_text(text.trim())
+            .map(MirrorKey)
             .map_err(|err| {
                 MirrorError::Usage(format!(
-                    "not a cosigner private key (PRIVATE+KEY+<name>+<id>+<key>, as \
-                     `stele-verify cosigner keygen` writes): {err}"
+                    "not a cosigner private key (PRIVATE+KEY+<name>+<id>+<key> of type 0x04 or \
+                     0x06, as `stele-verify cosigner keygen` writes): {err}"
                 ))
             })
     }
 
     /// The mirror's name: the name of its cosignature lines.
     pub fn name(&self) -> &str {
-        match self {
-            MirrorKey::Ed25519(signer) => signer.name(),
-        }
-    }
-
-    /// The key ID of its cosignature lines.
-    pub fn key_id(&self) -> u32 {
-        match self {
-            MirrorKey::Ed25519(signer) => signer.key_id(),
-        }
+        self.0.name()
     }
 
     /// The verifier key text readers are given.
     pub fn vkey(&self) -> String {
-        match self {
-            MirrorKey::Ed25519(signer) => signer.verifier().to_text(),
-        }
+        self.0.verifier().to_text()
     }
 
     /// A verifier of the mirror's cosignatures.
     pub fn verifier(&self) -> Box<dyn NoteVerifier> {
-        match self {
-            MirrorKey::Ed25519(signer) => Box::new(signer.verifier()),
-        }
+        Box::new(self.0.verifier())
     }
 
     /// Cosigns a checkpoint's text at `timestamp` (POSIX seconds).
@@ -120,10 +106,14 @@ impl MirrorKey {
         checkpoint_text: &str,
         timestamp: u64,
     ) -> Result<NoteSignature, MirrorError> {
-        match self {
-            MirrorKey::Ed25519(signer) => signer
-                .cosign(checkpoint_text, timestamp)
-                .map_err(|err| MirrorError::Usage(format!("cannot cosign the checkpoint: {err}"))),
-        }
+        self.0
+            .cosign(checkpoint_text, timestamp)
+            .map_err(|err| MirrorError::Usage(format!("cannot cosign the checkpoint: {err}")))
+    }
+}
+
+impl From<WitnessSigner> for MirrorKey {
+    fn from(signer: WitnessSigner) -> MirrorKey {
+        MirrorKey(signer)
     }
 }

@@ -9,9 +9,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use stele_tiles::checkpoint::{open_checkpoint, sign_checkpoint};
-use stele_tiles::cosignature::CosignatureSigner;
+use stele_tiles::cosignature::{CosignatureSigner, WitnessSigner};
 use stele_tiles::integrate::RightEdge;
-use stele_tiles::note::{Ed25519Signer, Note, NoteVerifier as _, open};
+use stele_tiles::note::{
+    Ed25519Signer, MlDsa44Signer, Note, NoteVerifier as _, open, verifier_from_vkey,
+};
 use stele_tiles::tile::{TILE_HEIGHT, TILE_WIDTH, Tile, level_size, tile_width};
 
 use super::*;
@@ -46,6 +48,8 @@ struct TestLog {
     edge: RightEdge,
     salt: String,
     key: Ed25519Signer,
+    /// An ML-DSA-44 key signing beside `key`, if any.
+    companion: Option<MlDsa44Signer>,
 }
 
 impl TestLog {
@@ -55,6 +59,7 @@ impl TestLog {
             edge: RightEdge::empty(TILE_HEIGHT),
             salt: salt.to_owned(),
             key: signer(seed),
+            companion: None,
         }
     }
 
@@ -74,7 +79,10 @@ impl TestLog {
             root: self.edge.root(),
             extensions: vec![],
         };
-        let note = sign_checkpoint(&checkpoint, &self.key).expect("sign");
+        let mut note = sign_checkpoint(&checkpoint, &self.key).expect("sign");
+        if let Some(companion) = &self.companion {
+            note.sign_with(companion).expect("ML-DSA-44 signature");
+        }
         self.put("checkpoint", note.to_bytes()).await;
     }
 
@@ -108,7 +116,7 @@ fn mirror_of(log: &MemoryStorage, store: &MemoryStorage, state: &std::path::Path
         log_key: Box::new(signer(1).verifier()),
         policy: None,
         store: Arc::new(store.clone()),
-        key: MirrorKey::Ed25519(mirror_key()),
+        key: MirrorKey::from(WitnessSigner::from(mirror_key())),
         state: state.to_path_buf(),
         in_flight: 4,
     }
@@ -563,5 +571,50 @@ fn a_wrong_key_or_origin_is_a_usage_error_not_divergence() {
         let err = mirror.round().await.expect_err("other origin");
         assert!(err.to_string().contains("origin"), "{err}");
         assert!(snapshot(&store).is_empty());
+    });
+}
+
+#[test]
+fn ml_dsa_44_log_and_mirror_keys() {
+    runtime().block_on(async {
+        let state = tempfile::tempdir().expect("state");
+        let mut log = TestLog::new("a", 1);
+        let companion = MlDsa44Signer::from_seed(ORIGIN, &[5; 32])
+            .expect("ML-DSA-44 log key")
+            .with_clock(Arc::new(|| 1_700_000_000));
+        let log_vkey = companion.verifier().to_text();
+        log.companion = Some(companion);
+        log.grow(300).await;
+        let store = MemoryStorage::new();
+        let mirror_signer = MlDsa44Signer::from_seed("mirror.test/pq", &[6; 32]).expect("key");
+        let mirror = Mirror {
+            // Only the log's ML-DSA-44 key is trusted.
+            log_key: verifier_from_vkey(&log_vkey).expect("vkey"),
+            key: MirrorKey::from(WitnessSigner::from(mirror_signer.clone())),
+            ..mirror_of(&log.store, &store, state.path())
+        };
+        mirror.round().await.expect("to 300");
+        log.grow(700).await;
+        mirror.round().await.expect("to 700");
+        let checkpoint = snapshot(&store)["checkpoint"].clone();
+        let note = Note::parse(&checkpoint).expect("note");
+        assert_eq!(
+            note.signatures.len(),
+            3,
+            "Ed25519, ML-DSA-44 and the mirror's"
+        );
+        let ed25519 = signer(1).verifier();
+        let log_mldsa = verifier_from_vkey(&log_vkey).expect("vkey");
+        let mirror_mldsa = mirror_signer.verifier();
+        for verifier in [
+            &ed25519 as &dyn stele_tiles::note::NoteVerifier,
+            log_mldsa.as_ref(),
+            &mirror_mldsa,
+        ] {
+            open(&checkpoint, &[verifier])
+                .unwrap_or_else(|err| panic!("{}: {err}", verifier.name()));
+        }
+        let (opened, _) = open_checkpoint(&checkpoint, ORIGIN, log_mldsa.as_ref()).expect("open");
+        assert_eq!(opened.size, 700);
     });
 }

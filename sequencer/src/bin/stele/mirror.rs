@@ -12,12 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stele_sequencer::mirror::{
-    self, DIVERGENCE_FILE, HttpSource, Layout, Mirror, MirrorError, MirrorKey, Outcome,
-    SUMDB_ORIGIN,
+    self, CheckpointCheck, DIVERGENCE_FILE, HttpSource, Layout, Mirror, MirrorError, MirrorKey,
+    Outcome, SUMDB_ORIGIN,
 };
 use stele_sequencer::storage::Storage;
 use stele_sequencer::storage::fs::FsStorage;
 use stele_sequencer::storage::s3::{self, S3Storage};
+use stele_tiles::note::Note;
+use stele_tiles::policy::Policy;
 
 /// Exit status of a divergence.
 const DIVERGED: u8 = 3;
@@ -37,6 +39,11 @@ pub(crate) struct MirrorArgs {
     /// name; with --sumdb, "go.sum database tree"]
     #[arg(long)]
     origin: Option<String>,
+    /// A tlog-policy file (c2sp.org/tlog-policy): each checkpoint copied
+    /// must also meet it (the quorum of its witnesses; and, when it lists
+    /// logs, be signed by one of them for its origin).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
     /// The log is a Go checksum database (golang.org/x/mod/sumdb): its
     /// signed tree at /latest, tiles at tile/8/<L>/<N>, records at
     /// tile/8/data/<N>. The mirror stores each record's text as a
@@ -161,7 +168,7 @@ async fn mirror(args: &MirrorArgs) -> Result<Outcome, MirrorError> {
         layout,
         origin,
         log_key,
-        policy: None,
+        policy: args.policy.as_deref().map(policy).transpose()?,
         store,
         key,
         state: args.state.clone(),
@@ -176,6 +183,23 @@ async fn mirror(args: &MirrorArgs) -> Result<Outcome, MirrorError> {
         "mirroring"
     );
     mirror.run((!args.once).then_some(args.interval)).await
+}
+
+/// The check a policy file makes of each checkpoint.
+fn policy(path: &std::path::Path) -> Result<CheckpointCheck, MirrorError> {
+    let bytes = std::fs::read(path)
+        .map_err(|err| MirrorError::Usage(format!("--policy {}: {err}", path.display())))?;
+    let policy = Policy::parse(&bytes)
+        .map_err(|err| MirrorError::Usage(format!("--policy {}: {err}", path.display())))?;
+    Ok(Arc::new(move |checkpoint: &[u8]| {
+        if policy.logs().is_empty() {
+            let note = Note::parse(checkpoint).map_err(|err| err.to_string())?;
+            policy.verify_cosignatures(&note).map(drop)
+        } else {
+            policy.verify_checkpoint(checkpoint).map(drop)
+        }
+        .map_err(|err| err.to_string())
+    }))
 }
 
 /// The store at the log's origin hash: `DIR/<hash>`, or the bucket's
