@@ -994,3 +994,16 @@ fn refuses_two_mldsa44_witnesses_with_one_public_key() {
     );
     assert_refused(text, 2, "has the public key of witness \"A\"");
 }
+
+#[test]
+fn the_fuzz_seeds_are_valid_policies() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/policy");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&folder).expect("fuzz/seeds/policy") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("seed");
+        Policy::parse(&bytes).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        count += 1;
+    }
+    assert!(count >= 3);
+}
