@@ -13,6 +13,8 @@
 //!   committed file, and noble must verify the signatures stele-tiles makes
 //!   (and reject them tampered with). Without them these two tests print
 //!   `SKIPPED:`, and fail under `CI`.
+//! - A third party's known answer: the IETF LAMPS example key pair, whose
+//!   seed is 0x00..0x1f.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -226,6 +228,63 @@ fn noble_subtree_signatures_verify() {
             );
         }
     }
+}
+
+/// The ML-DSA-44 example of the IETF LAMPS ML-DSA certificates draft
+/// (github.com/lamps-wg/dilithium-certificates, `examples/`): the private
+/// key is the seed 0x00, 0x01, ..., 0x1f, and this its public key, as a DER
+/// SubjectPublicKeyInfo. A known answer from a third party for key
+/// generation from the seed.
+const LAMPS_ML_DSA_44_PUBLIC_KEY: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MIIFMjALBglghkgBZQMEAxEDggUhANeytHJUquDbReeTDUqY0sl9jxOX0Xidr6Fw\n\
+JLMW6b7JT8mUbULxm3mnQTu6oz5xSctC7VEVaTrAQfrLmIretf4OHYYxGEmVtZLD\n\
+l9IpTi4U+QqkFLo4JomaxD9MzKy8JumoMrlRGNXLQzy++WYLABOOCBf2HnYsonTD\n\
+atVU6yKqwRYuSrAay6HjjE79j4C2WzM9D3LlXf5xzpweu5iJ58VhBsD9c4A6Kuz+\n\
+r97XqjyyztpU0SvYzTanjPl1lDtHq9JeiArEUuV0LtHo0agq+oblkMdYwVrk0oQN\n\
+kryhpQkPQElll/yn2LlRPxob2m6VCqqY3kZ1B9Sk9aTwWZIWWCw1cvYu2okFqzWB\n\
+ZwxKAnd6M+DKcpX9j0/20aCjp2g9ZfX19/xg2gI+gmxfkhRMAvfRuhB1mHVT6pNn\n\
+/NdtmQt/qZzUWv24g21D5Fn1GH3wWEeXCaAepoNZNfpwRgmQzT3BukAbqUurHd5B\n\
+rGerMxncrKBgSNTE7vJ+4TqcF9BTj0MPLWQtwkFWYN54h32NirxyUjl4wELkKF9D\n\
+GYRsRBJiQpdoRMEOVWuiFbWnGeWdDGsqltOYWQcf3MLN51JKe+2uVOhbMY6FTo/i\n\
+svPt+slxkSgnCq/R5QRMOk/a/Z/zH5B4S46ORZYUSg2vWGUR09mWK56pWvGXtOX8\n\
+YPKx7RXeOlvvX4m9x52RBR2bKBbnT6VFMe/cHL501EiFf0drzVjyHAtlOzt2pOB2\n\
+plWaMCcYVVzGP3SFmqurkl8COGHKjND3utsocfZ9VTJtdFETWtRfShumkRj7ssij\n\
+DuyTku8/l3Bmya3VxxDMZHsVFNIX2VjHAXw+kP0gwE5nS5BIbpNwoxoAHTL0c5ee\n\
+SQZ0nn5Hf6C3RQj4pfI3gxK4PCW9OIygsP/3R4uvQrcWZ+2qyXxGsSlkPlhuWwVa\n\
+DCEZRtTzbmdb7Vhg+gQqMV2YJhZNapI3w1pfv0lUkKW9TfJIuVxKrneEtgVnMWas\n\
+QkW1tLCCoJ6TI+YvIHjFt2eDRG3v1zatOjcC1JsImESQCmGDM5e8RBmzDXqXoLOH\n\
+wZEUdMTUG1PjKpd6y28Op122W7OeWecB52lX3vby1EVZwxp3EitSBOO1whnxaIsU\n\
+7QvAuAGz5ugtzUPpwOn0F0TNmBW9G8iCDYuxI/BPrNGxtoXdWisbjbvz7ZM2cPCV\n\
+oYC08ZLQixC4+rvfzCskUY4y7qCl4MkEyoRHgAg/OwzS0Li2r2e8NVuUlAJdx7Cn\n\
+j6gOOi2/61EyiFHWB4GY6Uk2Ua54fsAlH5Irow6fUd9iptcnhM890gU5MXbfoySl\n\
+Er2Ulwo23TSlFKhnkfDrNvAUWwmrZGUbSgMTsplhGiocSIkWJ1mHaKMRQGC6RENI\n\
+bfUVIqHOiLMJhcIW+ObtF43VZ7MEoNTK+6iCooNC8XqaomrljbYwCD0sNY/fVmw/\n\
+XWKkKFZ7yeqM6VyqDzVHSwv6jzOaJQq0388gg76O77wQVeGP4VNw7ssmBWbYP/Br\n\
+IRquxDyim1TM0A+IFaJGXvC0ZRXMfkHzEk8J7/9zkwmrWLKaFFmgC85QOOk4yWeP\n\
+cusOTuX9quZtn4Vz/Jf8QrSVn0v4th14Qz6GsDNdbpGRxNi/SHs5BcEIz9asJLDO\n\
+t9y3z1H4TQ7Wh7lerrHFM8BvDZcCPZKnCCWDe1m6bLfU5WsKh8IDhiro8xW6WSXo\n\
+7e+meTaaIgJ2YVHxapZfn4Hs52zAcLVYaeTbl4TPBcgwsyQsgxI=\n\
+-----END PUBLIC KEY-----\n";
+
+#[test]
+fn lamps_example_key_from_its_seed() {
+    use base64::Engine as _;
+    let body: String = LAMPS_ML_DSA_44_PUBLIC_KEY
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("base64");
+    // SEQUENCE { SEQUENCE { OID 2.16.840.1.101.3.4.3.17 (id-ml-dsa-44) },
+    // BIT STRING { 0 unused bits, the 1,312-byte key } }.
+    let header = hex::decode("30820532300b06096086480165030403110382052100").expect("hex");
+    assert_eq!(der.len(), 22 + 1312);
+    assert_eq!(&der[..22], &header[..]);
+    let seed: [u8; 32] = std::array::from_fn(|index| index as u8);
+    let signer = MlDsa44Signer::from_seed("example", &seed).expect("key");
+    assert_eq!(signer.verifier().public_key(), &der[22..]);
 }
 
 /// A signature line `— <name> <base64>` as a note parses it.
