@@ -40,7 +40,7 @@
 //! signature does not cover extension lines, so a checkpoint with extension
 //! lines needs a valid signature by a classical key of one of its logs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -442,7 +442,7 @@ impl Policy {
     /// order.
     fn verify_signatures(&self, note: &Note) -> Result<(Vec<usize>, Vec<Cosigned>)> {
         let mut logs = BTreeSet::new();
-        let mut witnesses = std::collections::BTreeMap::new();
+        let mut witnesses = BTreeMap::new();
         for signature in &note.signatures {
             let log = self
                 .logs
