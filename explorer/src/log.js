@@ -4,29 +4,29 @@
 
 import { fromUtf8, toHex } from './bytes.js';
 import { decodeEntry } from './entry.js';
-import { VerificationError, parseLogKey, parseWitnessKey, verifyCheckpoint } from './note.js';
+import { VerificationError, parseLogKeys, parseWitnessKey, verifyCheckpoint } from './note.js';
 import { TileError, TileTree, leafHash, rootFromInclusionProof, tilePath } from './tlog.js';
 import { equal } from './bytes.js';
 
 /** A failure to read something (as opposed to something that does not verify). */
 export class FetchError extends Error {}
 
-/** The page's options, from its URL: ?log=, ?vkey=, ?witness= (repeated). */
+/** The page's options, from its URL: ?log=, ?vkey= (repeated), ?witness= (repeated). */
 export function options(location) {
   const params = new URLSearchParams(location.search);
   let base = params.get('log') ?? new URL('..', location.href).href;
   if (!base.endsWith('/')) base += '/';
   return {
     base: new URL(base, location.href).href,
-    vkey: params.get('vkey'),
+    vkeys: params.getAll('vkey').filter((v) => v.trim() !== ''),
     witnesses: params.getAll('witness').flatMap((w) => w.split(',')).filter((w) => w.trim() !== ''),
   };
 }
 
 export class Log {
-  constructor({ base, vkey, witnesses }, fetcher = fetch.bind(globalThis)) {
+  constructor({ base, vkeys = [], witnesses = [] }, fetcher = fetch.bind(globalThis)) {
     this.base = base;
-    this.vkeyText = vkey;
+    this.vkeyTexts = vkeys;
     this.witnessTexts = witnesses;
     this.fetcher = fetcher;
     this.bundles = new Map();
@@ -65,27 +65,29 @@ export class Log {
     }
   }
 
-  /** The log's key: from ?vkey=, else the log's own log.vkey object. */
-  async key() {
-    if (this.vkeyText) return { key: parseLogKey(this.vkeyText), source: 'pinned by ?vkey=' };
+  /**
+   * The log's keys: from ?vkey= (once per key: a hybrid log's classical
+   * and ML-DSA-44 keys), else the log's own log.vkey object.
+   */
+  async keys() {
+    if (this.vkeyTexts.length > 0) return { keys: parseLogKeys(this.vkeyTexts), source: 'pinned by ?vkey=' };
     const text = await this.getText('log.vkey', { cache: 'no-cache' });
     if (text === null) {
       throw new FetchError('the log serves no log.vkey and no ?vkey= was given: the checkpoint cannot be verified');
     }
-    return { key: parseLogKey(text), source: 'log.vkey served by the log itself (pin it with ?vkey= for an independent check)' };
+    return { keys: parseLogKeys([text]), source: 'log.vkey served by the log itself (pin it with ?vkey= for an independent check)' };
   }
 
   /** The current checkpoint, verified (fetched once per page load). */
   checkpoint() {
     if (!this.checkpointPromise) {
       this.checkpointPromise = (async () => {
-        const { key, source } = await this.key();
+        const { keys, source } = await this.keys();
         const witnesses = this.witnessTexts.map(parseWitnessKey);
         const bytes = await this.get('checkpoint', { cache: 'no-cache' });
         if (bytes === null) throw new FetchError('the log has no checkpoint yet');
-        const checkpoint = verifyCheckpoint(bytes, key, witnesses);
+        const checkpoint = verifyCheckpoint(bytes, keys, witnesses);
         checkpoint.keySource = source;
-        checkpoint.keyAlgorithm = key.algorithm;
         checkpoint.bytes = bytes;
         this.tree = new TileTree(checkpoint.size, (level, index, width) => this.tile(level, index, width));
         return checkpoint;

@@ -21,26 +21,53 @@ function section(title, ...children) {
   return el('section', {}, el('h2', {}, title), ...children);
 }
 
+/** A POSIX time as ISO 8601 (UTC), or the number when no date can show it. */
+export function isoTime(seconds) {
+  if (!Number.isSafeInteger(seconds) || seconds > 253402300799) return `${seconds} (POSIX seconds)`;
+  return new Date(seconds * 1000).toISOString().replace('.000Z', 'Z');
+}
+
 /** The verified checkpoint, as every view shows it at the top. */
 export function checkpointCard(cp, full = false) {
   const rootHex = toHex(cp.root);
+  const algorithms = cp.algorithms.join(' + ');
   const rows = [
     ['origin', el('code', { id: 'checkpoint-origin' }, cp.origin)],
     ['tree size', el('strong', { id: 'checkpoint-size', 'data-size': cp.size }, number(cp.size))],
     ['root hash', el('code', { id: 'checkpoint-root', 'data-root-hex': rootHex }, toBase64(cp.root)), el('br'), el('code', { class: 'small' }, rootHex)],
   ];
   if (full) {
-    rows.push(['log key', `${cp.logName} (${cp.keyAlgorithm}, key ID ${hex8(cp.keyId)}), ${cp.keySource}`]);
+    for (const v of cp.verifiedBy) {
+      rows.push([
+        'log key',
+        el('span', { class: 'log-key', 'data-algorithm': v.algorithm }, `${v.name} (${v.algorithm}, key ID ${hex8(v.id)})`, v.time !== null ? `, signed at ${isoTime(v.time)}` : ''),
+      ]);
+    }
+    rows.push(['key source', cp.keySource]);
     for (const line of cp.extensions) rows.push(['extension', el('code', {}, line)]);
   }
   return el(
     'div',
     { class: 'card', id: 'checkpoint' },
-    el('div', { class: 'card-title' }, 'Checkpoint ', badge('✓ signature verified', 'ok'), ' ', el('span', { id: 'checkpoint-status', 'data-verified': 'true' })),
+    el(
+      'div',
+      { class: 'card-title' },
+      'Checkpoint ',
+      badge(`✓ signature verified: ${algorithms}`, 'ok'),
+      ' ',
+      el('span', { id: 'checkpoint-status', 'data-verified': 'true', 'data-algorithms': cp.algorithms.join(',') }),
+    ),
     el('dl', {}, rows.map(([k, ...v]) => [el('dt', {}, k), el('dd', {}, ...v)])),
     full ? cosignatureList(cp.cosignatures) : null,
   );
 }
+
+const COSIGNATURE_STATUS = {
+  verified: () => badge('✓ verified', 'ok'),
+  missing: () => badge('missing', 'warn'),
+  'other-log-key': () => badge('another key of this log, not checked (pin it with ?vkey=)', 'muted'),
+  unknown: () => badge('not checked (no ?witness= key)', 'muted'),
+};
 
 function cosignatureList(cosignatures) {
   if (cosignatures.length === 0) {
@@ -49,20 +76,11 @@ function cosignatureList(cosignatures) {
   return el(
     'div',
     { id: 'cosignatures' },
-    el('h3', {}, 'Witness cosignatures'),
+    el('h3', {}, 'Other signatures and witness cosignatures'),
     table(
-      ['witness', 'key ID', 'status', 'time'],
-      cosignatures.map((c) => [
-        c.name,
-        el('code', {}, hex8(c.id)),
-        c.status === 'verified'
-          ? badge('✓ verified', 'ok')
-          : c.status === 'missing'
-            ? badge('missing', 'warn')
-            : badge('not checked (no ?witness= key)', 'muted'),
-        c.time ? new Date(c.time * 1000).toISOString().replace('.000Z', 'Z') : '',
-      ]),
-      (c) => ({ 'data-status': c[2].textContent }),
+      ['signer', 'key ID', 'algorithm', 'status', 'time'],
+      cosignatures.map((c) => [c.name, el('code', {}, hex8(c.id)), c.algorithm, COSIGNATURE_STATUS[c.status](), c.time ? isoTime(c.time) : '']),
+      (_, k) => ({ 'data-status': cosignatures[k].status, 'data-name': cosignatures[k].name }),
     ),
   );
 }

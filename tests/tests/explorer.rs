@@ -13,7 +13,9 @@
 //!   is kept in `target/explorer-screenshots/`; and behind a proxy that
 //!   alters one tile byte, or the checkpoint, the page shows a verification
 //!   failure and none of the data. The same for a log with an ECDSA P-256
-//!   key.
+//!   key, and (`explorer/mldsa.rs`) for a log with an ML-DSA-44 key, alone
+//!   or beside an Ed25519 key, with the page's checkpoint verification run
+//!   in node on vectors stele-tiles signs.
 //!
 //! Needs node and npm, and Chromium (Debian's `chromium`) with
 //! `explorer/node_modules` (`npm ci` in `explorer/`), as
@@ -21,6 +23,8 @@
 //! fails the test; otherwise the test says so and skips.
 
 mod common;
+#[path = "explorer/mldsa.rs"]
+mod mldsa;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -152,9 +152,29 @@ impl Stele {
         }
     }
 
+    /// As [`Stele::start`], with more arguments after the options' (for
+    /// example `--config FILE`).
+    pub fn start_with_args(options: &ServeOptions, name: &str, args: &[&std::ffi::OsStr]) -> Stele {
+        match Stele::try_start_with_args(options, name, args) {
+            Ok(stele) => stele,
+            Err(failed) => panic!(
+                "stele serve exited with {} before listening; its stderr:\n{}",
+                failed.status, failed.stderr_tail
+            ),
+        }
+    }
+
     /// As [`Stele::start`], but a process that exits before listening is
     /// returned as an error.
     pub fn try_start(options: &ServeOptions, name: &str) -> Result<Stele, StartFailed> {
+        Stele::try_start_with_args(options, name, &[])
+    }
+
+    fn try_start_with_args(
+        options: &ServeOptions,
+        name: &str,
+        args: &[&std::ffi::OsStr],
+    ) -> Result<Stele, StartFailed> {
         let logs = options.data.join("e2e-logs");
         std::fs::create_dir_all(&logs).expect("folder for the process output");
         let stdout = logs.join(format!("{name}.out"));
@@ -186,6 +206,7 @@ impl Stele {
             command.args(["--history-interval", interval]);
         }
         options.backend.configure(&mut command);
+        command.args(args);
         let child = command.spawn().expect("spawn stele serve");
         let mut stele = Stele {
             child,
