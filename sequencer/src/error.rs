@@ -32,8 +32,8 @@ pub enum Error {
 
     /// Fewer witnesses cosigned the checkpoint than the policy needs; the
     /// batch is committed and is published once enough witnesses answer.
-    #[error("only {got} of the {needed} witness cosignatures the policy needs")]
-    Witnesses { got: usize, needed: usize },
+    #[error("{got} witness cosignatures, short of {needed}")]
+    Witnesses { got: usize, needed: String },
 
     /// Bad configuration or key material.
     #[error("configuration: {0}")]

@@ -1,9 +1,13 @@
 //! Cosigning by witnesses (c2sp.org/tlog-witness): before a checkpoint is
 //! published, the sequencer sends it with a consistency proof to each
-//! configured witness and adds the cosignatures it gets back. The policy
-//! (K of N) decides whether the checkpoint may be published: with fewer
-//! than K cosignatures the batch stays committed but unpublished, and the
-//! sequencer retries until enough witnesses answer.
+//! configured witness and adds the cosignatures it gets back. The quorum
+//! decides whether the checkpoint may be published: K of the N witnesses
+//! (`witnesses`, `witness_threshold`), or the quorum of a c2sp.org/tlog-policy
+//! file (`witness_policy`), whose witnesses with a URL are the ones asked.
+//! Short of it the batch stays committed but unpublished, and the
+//! sequencer retries until enough witnesses answer. Witness keys are
+//! Ed25519 (`cosignature/v1`) or ML-DSA-44 (`subtree/v1`), told apart by
+//! the vkey's type byte.
 //!
 //! A witness that is down or slow costs at most `timeout` per batch; the
 //! others are asked concurrently.
@@ -13,8 +17,9 @@ use std::time::Duration;
 
 use stele_tiles::Hash;
 use stele_tiles::checkpoint::Checkpoint;
-use stele_tiles::cosignature::CosignatureVerifier;
+use stele_tiles::cosignature::WitnessVerifier;
 use stele_tiles::note::{Note, NoteSignature, NoteVerifier};
+use stele_tiles::policy::Policy;
 use tracing::{debug, warn};
 
 use crate::error::Error;
@@ -25,7 +30,9 @@ use crate::storage::Storage;
 struct Witness {
     /// Submission prefix; requests go to `<url>/add-checkpoint`.
     url: String,
-    verifier: CosignatureVerifier,
+    /// The witness's name in the policy file (its key name otherwise).
+    name: Vec<u8>,
+    verifier: WitnessVerifier,
     /// The tree size this witness last cosigned, as far as we know.
     known_size: Mutex<Option<u64>>,
 }
@@ -34,13 +41,22 @@ struct Witness {
 #[derive(Debug)]
 pub struct Witnesses {
     witnesses: Vec<Witness>,
-    threshold: usize,
+    quorum: Quorum,
     timeout: Duration,
     client: reqwest::Client,
 }
 
+/// When enough witnesses have cosigned.
+#[derive(Debug)]
+enum Quorum {
+    /// At least this many.
+    Threshold(usize),
+    /// The quorum of a tlog-policy file, over the policy's witness names.
+    Policy(Box<Policy>),
+}
+
 /// Parses a `URL=VERIFIER_KEY` witness setting.
-pub fn parse_witness_setting(setting: &str) -> Result<(String, CosignatureVerifier), Error> {
+pub fn parse_witness_setting(setting: &str) -> Result<(String, WitnessVerifier), Error> {
     let (url, key) = setting.split_once('=').ok_or_else(|| {
         Error::Config(format!(
             "witness {setting:?} must be written URL=VERIFIER_KEY (name+id+base64)"
@@ -51,7 +67,7 @@ pub fn parse_witness_setting(setting: &str) -> Result<(String, CosignatureVerifi
             "witness URL {url:?} must start with http:// or https://"
         )));
     }
-    let verifier = CosignatureVerifier::from_text(key.trim())
+    let verifier = WitnessVerifier::from_text(key.trim())
         .map_err(|err| Error::Config(format!("witness key for {url}: {err}")))?;
     Ok((url.trim_end_matches('/').to_owned(), verifier))
 }
@@ -59,8 +75,8 @@ pub fn parse_witness_setting(setting: &str) -> Result<(String, CosignatureVerifi
 impl Witnesses {
     /// Witnesses at `url` with cosignature keys; `threshold` of them must
     /// cosign each checkpoint.
-    pub fn new(
-        witnesses: Vec<(String, CosignatureVerifier)>,
+    pub fn new<V: Into<WitnessVerifier>>(
+        witnesses: Vec<(String, V)>,
         threshold: usize,
         timeout: Duration,
     ) -> Result<Witnesses, Error> {
@@ -70,6 +86,69 @@ impl Witnesses {
                 witnesses.len()
             )));
         }
+        let witnesses = witnesses
+            .into_iter()
+            .map(|(url, verifier)| {
+                let verifier = verifier.into();
+                (url, verifier.name().as_bytes().to_vec(), verifier)
+            })
+            .collect();
+        Witnesses::with_quorum(witnesses, Quorum::Threshold(threshold), timeout)
+    }
+
+    /// The witnesses of a tlog-policy file for the log `origin`: those with
+    /// a URL (their submission prefix) are asked, and a checkpoint is
+    /// published once they meet the policy's quorum. A policy that lists
+    /// logs must list `origin`, and its quorum must be reachable by the
+    /// witnesses it gives URLs to.
+    pub fn from_policy(
+        policy: Policy,
+        origin: &str,
+        timeout: Duration,
+    ) -> Result<Witnesses, Error> {
+        if !policy.logs().is_empty() && !policy.logs().iter().any(|log| log.origin() == origin) {
+            return Err(Error::Config(format!(
+                "the witness policy lists logs, but none with this log's origin {origin:?}"
+            )));
+        }
+        let mut witnesses = Vec::new();
+        for (witness, url) in policy.witnesses_with_url() {
+            let url = url.to_str().ok_or_else(|| {
+                Error::Config(format!(
+                    "witness policy line {}: the URL is not UTF-8",
+                    witness.line()
+                ))
+            })?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(Error::Config(format!(
+                    "witness policy line {}: URL {url:?} must start with http:// or https://",
+                    witness.line()
+                )));
+            }
+            let verifier = WitnessVerifier::from_text(witness.vkey()).map_err(|err| {
+                Error::Config(format!("witness policy line {}: {err}", witness.line()))
+            })?;
+            witnesses.push((
+                url.trim_end_matches('/').to_owned(),
+                witness.name().as_bytes().to_vec(),
+                verifier,
+            ));
+        }
+        if !policy.quorum_met(witnesses.iter().map(|(_, name, _)| name)) {
+            return Err(Error::Config(
+                "the witness policy's quorum cannot be met by the witnesses it gives a URL: \
+                 add the URLs of the witnesses to ask"
+                    .to_owned(),
+            ));
+        }
+        Witnesses::with_quorum(witnesses, Quorum::Policy(Box::new(policy)), timeout)
+    }
+
+    fn with_quorum(
+        witnesses: Vec<(String, Vec<u8>, WitnessVerifier)>,
+        quorum: Quorum,
+        timeout: Duration,
+    ) -> Result<Witnesses, Error> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .build()
@@ -77,16 +156,25 @@ impl Witnesses {
         Ok(Witnesses {
             witnesses: witnesses
                 .into_iter()
-                .map(|(url, verifier)| Witness {
+                .map(|(url, name, verifier)| Witness {
                     url,
+                    name,
                     verifier,
                     known_size: Mutex::new(None),
                 })
                 .collect(),
-            threshold,
+            quorum,
             timeout,
             client,
         })
+    }
+
+    /// Whether the witnesses named (policy names) are enough.
+    fn quorum_met(&self, cosigned: &[&[u8]]) -> bool {
+        match &self.quorum {
+            Quorum::Threshold(threshold) => cosigned.len() >= *threshold,
+            Quorum::Policy(policy) => policy.quorum_met(cosigned),
+        }
     }
 
     /// Whether any witness is configured.
@@ -109,20 +197,23 @@ impl Witnesses {
             .iter()
             .map(|witness| self.ask(witness, storage, note, checkpoint));
         let answers = futures::future::join_all(requests).await;
-        let mut cosigned = 0;
+        let mut cosigned: Vec<&[u8]> = Vec::new();
         for (witness, answer) in self.witnesses.iter().zip(answers) {
             match answer {
                 Ok(signature) => {
                     signed.add_signature(signature)?;
-                    cosigned += 1;
+                    cosigned.push(&witness.name);
                 }
                 Err(err) => warn!(witness = %witness.url, %err, "no cosignature"),
             }
         }
-        if cosigned < self.threshold {
+        if !self.quorum_met(&cosigned) {
             return Err(Error::Witnesses {
-                got: cosigned,
-                needed: self.threshold,
+                got: cosigned.len(),
+                needed: match &self.quorum {
+                    Quorum::Threshold(threshold) => format!("{threshold}"),
+                    Quorum::Policy(_) => "the witness policy's quorum".to_owned(),
+                },
             });
         }
         Ok(signed.to_bytes())
@@ -231,7 +322,7 @@ fn request_body(old_size: u64, proof: &[Hash], note: &[u8]) -> Vec<u8> {
 /// Finds and verifies the witness's cosignature among the response's
 /// signature lines; lines from other keys are ignored, as the spec asks.
 fn find_cosignature(
-    verifier: &CosignatureVerifier,
+    verifier: &WitnessVerifier,
     note: &[u8],
     response: &str,
 ) -> Result<NoteSignature, String> {

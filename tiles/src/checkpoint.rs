@@ -133,7 +133,8 @@ pub fn sign_checkpoint(checkpoint: &Checkpoint, signer: &dyn NoteSigner) -> Resu
 /// Opens a signed checkpoint from a log with origin `origin`, trusting only
 /// `verifier`: the note must carry a valid signature from it (other
 /// signatures, such as cosignatures, are ignored) and its origin line must
-/// be `origin`.
+/// be `origin`. A checkpoint with extension lines is refused when the
+/// verifier's signatures do not cover them (ML-DSA-44).
 pub fn open_checkpoint(
     bytes: &[u8],
     origin: &str,
@@ -147,6 +148,14 @@ pub fn open_checkpoint(
             found: crate::hash::truncate_for_error(&checkpoint.origin),
         });
     }
+    // An ML-DSA-44 signature covers the origin, size and root only: lines
+    // after them would be unauthenticated text.
+    if !checkpoint.extensions.is_empty() && !verifier.signs_extension_lines() {
+        return Err(Error::CheckpointExtensionsUnsigned {
+            count: checkpoint.extensions.len(),
+            kind: "ML-DSA-44 subtree/v1",
+        });
+    }
     Ok((checkpoint, note))
 }
 
@@ -155,6 +164,42 @@ mod tests {
     use super::*;
     use crate::note::{Ed25519Signer, Ed25519Verifier};
     use proptest::prelude::*;
+
+    /// Extension lines pass with an Ed25519 key, which signs the whole
+    /// text, and are refused with an ML-DSA-44 key, which does not.
+    #[test]
+    fn extension_lines_need_a_key_that_signs_them() {
+        let origin = "example.com/ext";
+        let checkpoint = Checkpoint {
+            origin: origin.to_owned(),
+            size: 3,
+            root: crate::Hash::EMPTY,
+            extensions: vec!["an extension".to_owned()],
+        };
+        let ed25519 = Ed25519Signer::from_seed(origin, &[4; 32]).expect("key");
+        let mldsa = crate::note::MlDsa44Signer::from_seed(origin, &[5; 32]).expect("key");
+        // The ML-DSA-44 line is made as a cosigner would (a log signer
+        // refuses extension lines outright).
+        let mut note = sign_checkpoint(&checkpoint, &ed25519).expect("sign");
+        note.add_signature(mldsa.cosign(&note.text, 9).expect("cosign"))
+            .expect("add");
+        let bytes = note.to_bytes();
+        open_checkpoint(&bytes, origin, &ed25519.verifier()).expect("Ed25519 covers them");
+        let err = open_checkpoint(&bytes, origin, &mldsa.verifier()).expect_err("refused");
+        assert!(matches!(
+            err,
+            Error::CheckpointExtensionsUnsigned { count: 1, .. }
+        ));
+        // Without extension lines the ML-DSA-44 key alone is enough.
+        let plain = Checkpoint {
+            extensions: Vec::new(),
+            ..checkpoint
+        };
+        let mut note = sign_checkpoint(&plain, &ed25519).expect("sign");
+        note.add_signature(mldsa.cosign(&note.text, 9).expect("cosign"))
+            .expect("add");
+        open_checkpoint(&note.to_bytes(), origin, &mldsa.verifier()).expect("verifies");
+    }
 
     /// The example of c2sp.org/tlog-checkpoint (its signing key is not
     /// published, so only the text is checked).

@@ -180,6 +180,12 @@ pub enum Error {
     /// A checkpoint comes from another log than the one expected.
     #[error("checkpoint origin is {found:?}, expected {expected:?}")]
     CheckpointOrigin { expected: String, found: String },
+    /// A checkpoint has extension lines that the only signature trusted
+    /// (ML-DSA-44 `subtree/v1`) does not cover.
+    #[error(
+        "checkpoint has {count} extension line(s), which its {kind} signature does not sign: refused"
+    )]
+    CheckpointExtensionsUnsigned { count: usize, kind: &'static str },
     /// A checkpoint's tree size is not a canonical decimal u64.
     #[error("checkpoint tree size {text:?} is not a decimal number without sign or leading zeros")]
     CheckpointSize { text: String },

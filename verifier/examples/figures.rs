@@ -152,7 +152,7 @@ fn open_log(location: &str) -> Result<Log, Failure> {
     Ok(Log {
         fetcher: Fetcher::new(location, HttpOptions::default())?,
         key: LogKey::parse(&signer()?.verifier().to_text(), None)?,
-        policy: WitnessPolicy::new(vec![], 0)?,
+        policy: WitnessPolicy::new(vec![], 0)?.into(),
     })
 }
 

@@ -5,8 +5,12 @@
 
 use std::path::Path;
 
-use stele_tiles::cosignature::{CosignatureVerifier, WitnessPolicy};
+use std::sync::Arc;
+
+use stele_tiles::cosignature::{WitnessPolicy, WitnessVerifier};
+use stele_tiles::note::Note;
 use stele_tiles::note::{EcdsaP256Verifier, Ed25519Verifier, MlDsa44Verifier, NoteVerifier};
+use stele_tiles::policy::Policy;
 
 use crate::error::{Error, Result};
 
@@ -92,10 +96,12 @@ impl LogKey {
     }
 }
 
-/// Reads a witness verifier key (`<name>+<id>+<base64(0x04 || key)>`).
-pub fn witness_key(value: &str) -> Result<CosignatureVerifier> {
+/// Reads a witness verifier key: Ed25519 `cosignature/v1`
+/// (`<name>+<id>+<base64(0x04 || key)>`) or ML-DSA-44 `subtree/v1`
+/// (type `0x06`).
+pub fn witness_key(value: &str) -> Result<WitnessVerifier> {
     let (text, location) = text_or_file(value)?;
-    CosignatureVerifier::from_text(text.trim()).map_err(|err| Error::Key {
+    WitnessVerifier::from_text(text.trim()).map_err(|err| Error::Key {
         location,
         reason: err.to_string(),
     })
@@ -109,5 +115,56 @@ pub fn witness_policy(keys: &[String], threshold: Option<usize>) -> Result<Witne
         .map(|key| witness_key(key))
         .collect::<Result<Vec<_>>>()?;
     let threshold = threshold.unwrap_or(witnesses.len());
-    WitnessPolicy::new(witnesses, threshold).map_err(|err| Error::Usage(err.to_string()))
+    WitnessPolicy::from_witnesses(witnesses, threshold).map_err(|err| Error::Usage(err.to_string()))
+}
+
+/// Reads a c2sp.org/tlog-policy file.
+pub fn load_policy(path: &str) -> Result<Policy> {
+    let bytes = std::fs::read(path).map_err(|err| Error::io("read", path, err))?;
+    Policy::parse(&bytes).map_err(|err| Error::Key {
+        location: path.to_owned(),
+        reason: err.to_string(),
+    })
+}
+
+/// What a checkpoint's cosignatures must satisfy: K of N witness keys
+/// (`--witness`, `--min-witnesses`), or the quorum of a tlog-policy file
+/// (`--policy`).
+#[derive(Debug, Clone)]
+pub enum Cosigners {
+    /// At least the threshold of these witnesses.
+    Threshold(WitnessPolicy),
+    /// The policy's quorum, over its witnesses.
+    Policy(Arc<Policy>),
+}
+
+impl From<WitnessPolicy> for Cosigners {
+    fn from(policy: WitnessPolicy) -> Cosigners {
+        Cosigners::Threshold(policy)
+    }
+}
+
+impl Cosigners {
+    /// Checks the cosignatures of a checkpoint note whose log signature the
+    /// caller verified; returns the name and time of each witness whose
+    /// cosignature verified (for a policy, the witness's name in it).
+    pub fn check(
+        &self,
+        note: &Note,
+    ) -> std::result::Result<Vec<(String, u64)>, stele_tiles::Error> {
+        match self {
+            Cosigners::Threshold(policy) => policy.check(note),
+            Cosigners::Policy(policy) => Ok(policy
+                .verify_cosignatures(note)?
+                .into_iter()
+                .map(|cosigned| {
+                    let name = policy.witnesses()[cosigned.witness].name();
+                    (
+                        String::from_utf8_lossy(name.as_bytes()).into_owned(),
+                        cosigned.timestamp,
+                    )
+                })
+                .collect()),
+        }
+    }
 }

@@ -71,7 +71,7 @@ async fn a_log_written_by_go() {
     let log = Log {
         fetcher: Fetcher::new(&dir.display().to_string(), HttpOptions::default()).expect("dir"),
         key: LogKey::parse(vkey.trim(), None).expect("Go's verifier key"),
-        policy: WitnessPolicy::new(vec![], 0).expect("policy"),
+        policy: WitnessPolicy::new(vec![], 0).expect("policy").into(),
     };
     assert_eq!(log.key.origin, "go.example/interop-log");
     let latest = log.checkpoint().await.expect("Go-signed checkpoint");

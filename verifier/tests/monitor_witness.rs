@@ -315,7 +315,9 @@ async fn witness_policy_and_ecdsa_log_keys() {
     let with_policy = |threshold| Log {
         fetcher: Fetcher::new(&log.dir.display().to_string(), HttpOptions::default()).expect("dir"),
         key: LogKey::parse(&common::vkey(), None).expect("key"),
-        policy: WitnessPolicy::new(vec![witness_key.verifier()], threshold).expect("policy"),
+        policy: WitnessPolicy::new(vec![witness_key.verifier()], threshold)
+            .expect("policy")
+            .into(),
     };
     let err = with_policy(1).checkpoint().await.expect_err("not cosigned");
     assert!(
@@ -352,7 +354,7 @@ async fn witness_policy_and_ecdsa_log_keys() {
     let ecdsa_log = Log {
         fetcher: Fetcher::new(&log.dir.display().to_string(), HttpOptions::default()).expect("dir"),
         key: LogKey::parse(&pem, Some(ORIGIN)).expect("pem key"),
-        policy: WitnessPolicy::new(vec![], 0).expect("policy"),
+        policy: WitnessPolicy::new(vec![], 0).expect("policy").into(),
     };
     ecdsa_log
         .checkpoint()

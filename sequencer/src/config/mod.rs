@@ -19,6 +19,8 @@ use crate::error::Error;
 use crate::keyfile::KeyAlgorithm;
 use crate::log::{LogConfig, MAX_ENTRY_SIZE};
 
+mod shards_check;
+
 /// Data folder when none is configured.
 const DEFAULT_DATA_DIR: &str = "stele-data";
 /// Name of the private key file in the data folder.
@@ -117,8 +119,13 @@ pub struct Config {
     /// Key prefix of the log inside the bucket.
     pub s3_prefix: Option<String>,
     /// Witnesses that cosign each checkpoint, as `URL=VERIFIER_KEY`
-    /// (c2sp.org/tlog-witness submission prefix and cosignature/v1 key).
+    /// (c2sp.org/tlog-witness submission prefix and an Ed25519 or ML-DSA-44
+    /// cosigner vkey).
     pub witnesses: Vec<String>,
+    /// A c2sp.org/tlog-policy file, in place of `witnesses` and
+    /// `witness_threshold`: its witnesses with a URL are asked, and a
+    /// checkpoint is published once they meet its quorum.
+    pub witness_policy: Option<PathBuf>,
     /// How many witness cosignatures a checkpoint needs before it is
     /// published (K of the N witnesses). 0: witnesses are asked, but the
     /// log publishes without them when they do not answer.
@@ -182,6 +189,8 @@ pub struct ShardConfig {
     pub witnesses: Option<Vec<String>>,
     /// The shard's own threshold; `None`: the top-level one.
     pub witness_threshold: Option<usize>,
+    /// The shard's own witness policy file; `None`: the top-level one.
+    pub witness_policy: Option<PathBuf>,
 }
 
 /// When a shard takes entries: `[from, until)`, either end open.
@@ -233,6 +242,7 @@ pub struct ResolvedShard {
     pub url: Option<String>,
     pub witnesses: Vec<String>,
     pub witness_threshold: usize,
+    pub witness_policy: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -270,6 +280,7 @@ impl Default for Config {
             s3_path_style: false,
             s3_prefix: None,
             witnesses: Vec::new(),
+            witness_policy: None,
             witness_threshold: 0,
             witness_timeout: Duration::from_secs(5),
             history_interval: Duration::from_secs(3600),
@@ -385,6 +396,14 @@ impl Config {
         for setting in &self.witnesses {
             crate::witness::parse_witness_setting(setting)?;
         }
+        if self.witness_policy.is_some()
+            && (!self.witnesses.is_empty() || self.witness_threshold > 0)
+        {
+            return bad(
+                "witness_policy",
+                "replaces witnesses and witness_threshold: set one or the other".into(),
+            );
+        }
         for (option, value) in [
             ("witness_timeout", self.witness_timeout),
             ("header_timeout", self.header_timeout),
@@ -464,7 +483,23 @@ impl Config {
     /// The batching options of `shard`'s log, for `origin` (resolved with
     /// the key).
     pub fn log_config(&self, shard: &ResolvedShard, origin: String) -> Result<LogConfig, Error> {
-        let witnesses = if shard.witnesses.is_empty() {
+        let witnesses = if let Some(path) = &shard.witness_policy {
+            let bytes = std::fs::read(path).map_err(|err| {
+                Error::Config(format!(
+                    "cannot read witness_policy {}: {err}",
+                    path.display()
+                ))
+            })?;
+            let policy = stele_tiles::policy::Policy::parse(&bytes).map_err(|err| {
+                Error::Config(format!("witness_policy {}: {err}", path.display()))
+            })?;
+            Some(std::sync::Arc::new(
+                crate::witness::Witnesses::from_policy(policy, &origin, self.witness_timeout)
+                    .map_err(|err| {
+                        Error::Config(format!("witness_policy {}: {err}", path.display()))
+                    })?,
+            ))
+        } else if shard.witnesses.is_empty() {
             None
         } else {
             let parsed = shard
@@ -519,6 +554,7 @@ impl Config {
                 url: None,
                 witnesses: self.witnesses.clone(),
                 witness_threshold: self.witness_threshold,
+                witness_policy: self.witness_policy.clone(),
             }];
         }
         self.shards
@@ -562,81 +598,15 @@ impl Config {
                         .clone()
                         .unwrap_or_else(|| self.witnesses.clone()),
                     witness_threshold: shard.witness_threshold.unwrap_or(self.witness_threshold),
+                    // A shard's own witnesses replace the top-level policy.
+                    witness_policy: match (&shard.witness_policy, &shard.witnesses) {
+                        (Some(policy), _) => Some(policy.clone()),
+                        (None, Some(_)) => None,
+                        (None, None) => self.witness_policy.clone(),
+                    },
                 }
             })
             .collect()
-    }
-
-    /// Checks the `[[shard]]` tables (called by [`Config::validate`]).
-    fn validate_shards(&self) -> Result<(), Error> {
-        if self.shards.is_empty() {
-            return Ok(());
-        }
-        let bad = |problem: String| Err(Error::Config(problem));
-        for (option, set) in [
-            ("origin", self.origin.is_some()),
-            ("key", self.key.is_some()),
-            ("key_algorithm", self.key_algorithm.is_some()),
-            ("mldsa_key", self.mldsa_key.is_some()),
-        ] {
-            if set {
-                return bad(format!(
-                    "{option}: names one log, but the file has [[shard]] tables: set it in \
-                     each shard"
-                ));
-            }
-        }
-        let mut names = std::collections::HashSet::new();
-        let mut origins = std::collections::HashSet::new();
-        for shard in &self.shards {
-            let name = &shard.name;
-            if !valid_shard_name(name) {
-                return bad(format!(
-                    "shard {name:?}: a name is [a-z0-9][a-z0-9._-]*, at most 63 bytes"
-                ));
-            }
-            if !names.insert(name.as_str()) {
-                return bad(format!("shard {name:?}: two shards have this name"));
-            }
-            stele_tiles::note::validate_key_name(&shard.origin).map_err(|err| {
-                Error::Config(format!("shard {name:?}: origin {:?}: {err}", shard.origin))
-            })?;
-            if !origins.insert(shard.origin.as_str()) {
-                return bad(format!(
-                    "shard {name:?}: origin {:?} is another shard's too",
-                    shard.origin
-                ));
-            }
-            if let (Some(from), Some(until)) = (shard.accept_from, shard.accept_until) {
-                if from >= until {
-                    return bad(format!(
-                        "shard {name:?}: accept_from {} is not before accept_until {}",
-                        humantime::format_rfc3339(from),
-                        humantime::format_rfc3339(until)
-                    ));
-                }
-            }
-            if shard.s3_prefix.is_some() && self.s3_bucket.is_none() && shard.s3_bucket.is_none() {
-                return bad(format!("shard {name:?}: s3_prefix is set but no s3_bucket"));
-            }
-            if let Some(url) = &shard.url {
-                if !(url.starts_with("https://") || url.starts_with("http://")) {
-                    return bad(format!("shard {name:?}: url {url:?} is not an http(s) URL"));
-                }
-            }
-            let witnesses = shard.witnesses.as_ref().unwrap_or(&self.witnesses);
-            let threshold = shard.witness_threshold.unwrap_or(self.witness_threshold);
-            if threshold > witnesses.len() {
-                return bad(format!(
-                    "shard {name:?}: witness_threshold {threshold} is more than the {} witnesses",
-                    witnesses.len()
-                ));
-            }
-            for setting in witnesses {
-                crate::witness::parse_witness_setting(setting)?;
-            }
-        }
-        Ok(())
     }
 }
 

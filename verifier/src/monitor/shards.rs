@@ -273,7 +273,7 @@ impl FollowedShard {
     pub fn new(
         shard: Shard,
         fetcher: crate::fetch::Fetcher,
-        policy: stele_tiles::cosignature::WitnessPolicy,
+        policy: crate::keys::Cosigners,
     ) -> FollowedShard {
         FollowedShard {
             name: shard.name,

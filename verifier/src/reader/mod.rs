@@ -29,7 +29,6 @@ use bytes::Bytes;
 use futures::StreamExt;
 use stele_tiles::Hash;
 use stele_tiles::checkpoint::{Checkpoint, open_checkpoint};
-use stele_tiles::cosignature::WitnessPolicy;
 use stele_tiles::note::Note;
 use stele_tiles::proof::{
     TileSet, consistency_plan, inclusion_plan, tiles_for_nodes, tree_root, verify_consistency,
@@ -40,7 +39,7 @@ use stele_tiles::tree::{Node, perfect_root};
 
 use crate::error::{Error, Result};
 use crate::fetch::{Fetcher, MAX_BUNDLE_BYTES, MAX_CHECKPOINT_BYTES};
-use crate::keys::LogKey;
+use crate::keys::{Cosigners, LogKey};
 
 mod fetch;
 mod plan;
@@ -60,7 +59,7 @@ pub struct Log {
     /// The log's key and origin.
     pub key: LogKey,
     /// The cosignatures a checkpoint needs (threshold 0: none).
-    pub policy: WitnessPolicy,
+    pub policy: Cosigners,
 }
 
 /// A checkpoint whose signature and cosignatures were verified.

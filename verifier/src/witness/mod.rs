@@ -1,7 +1,8 @@
 //! A c2sp.org/tlog-witness server: `POST /add-checkpoint`, and the
 //! monitoring endpoint `GET /<origin hash>/checkpoint`.
 //!
-//! The witness cosigns (`cosignature/v1`, c2sp.org/tlog-cosignature) a
+//! The witness cosigns (c2sp.org/tlog-cosignature v1.1: Ed25519
+//! `cosignature/v1` or ML-DSA-44 `subtree/v1`, by its key's kind) a
 //! checkpoint of a log it knows only after verifying the log's signature and
 //! a consistency proof from the size it last cosigned. Status codes, as the
 //! spec assigns them:
@@ -66,7 +67,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use stele_tiles::Hash;
 use stele_tiles::checkpoint::Checkpoint;
-use stele_tiles::cosignature::CosignatureSigner;
+use stele_tiles::cosignature::WitnessSigner;
 use stele_tiles::note::{Note, verify_note};
 use stele_tiles::proof::verify_consistency;
 
@@ -119,7 +120,7 @@ impl Answer {
 /// A witness: its key, the logs it knows, and its state folder.
 #[derive(Debug)]
 pub struct Witness {
-    signer: CosignatureSigner,
+    signer: WitnessSigner,
     logs: HashMap<String, LogKey>,
     state: PathBuf,
     /// Held from reading the stored size to writing the new one.
@@ -134,9 +135,13 @@ impl Witness {
     /// A witness cosigning with `signer` for `logs`, keeping state in
     /// `state` (created if missing), evidence bounded by
     /// [`DEFAULT_MAX_EVIDENCE_BYTES`].
-    pub fn new(signer: CosignatureSigner, logs: Vec<LogKey>, state: &Path) -> Result<Witness> {
+    pub fn new(
+        signer: impl Into<WitnessSigner>,
+        logs: Vec<LogKey>,
+        state: &Path,
+    ) -> Result<Witness> {
         Witness::with_evidence_limit(
-            signer,
+            signer.into(),
             logs,
             state,
             DEFAULT_MAX_EVIDENCE_BYTES,
@@ -148,7 +153,7 @@ impl Witness {
     /// rejected requests in `<state>/rejected/` (0: none), and warning of
     /// requests not kept at most once per `warn_interval`.
     pub fn with_evidence_limit(
-        signer: CosignatureSigner,
+        signer: WitnessSigner,
         logs: Vec<LogKey>,
         state: &Path,
         max_evidence_bytes: u64,

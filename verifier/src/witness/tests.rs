@@ -1,4 +1,5 @@
 use super::*;
+use stele_tiles::cosignature::CosignatureSigner;
 
 /// Arbitrary bodies never panic and never get a cosignature: every
 /// answer is a 4xx.

@@ -105,7 +105,7 @@ pub fn open_with(location: &str, options: HttpOptions) -> Log {
     Log {
         fetcher: Fetcher::new(location, options).expect("fetcher"),
         key: LogKey::parse(&vkey(), None).expect("key"),
-        policy: WitnessPolicy::new(vec![], 0).expect("policy"),
+        policy: WitnessPolicy::new(vec![], 0).expect("policy").into(),
     }
 }
 

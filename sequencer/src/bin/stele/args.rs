@@ -101,7 +101,7 @@ pub(crate) enum Command {
 /// ([`KeyAlgorithm`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum KeyAlgorithmArg {
-    /// Ed25519, in Go's note key texts; the only type witnesses cosign for.
+    /// Ed25519, in Go's note key texts.
     Ed25519,
     /// ECDSA P-256 in PEM, as Sigstore's Rekor v2 logs use.
     #[value(name = "ecdsa-p256")]
@@ -293,9 +293,9 @@ pub(crate) struct ServeArgs {
     pub(crate) s3_prefix: Option<String>,
 
     /// A witness that cosigns each checkpoint, as URL=VERIFIER_KEY (its
-    /// c2sp.org/tlog-witness submission prefix and its cosignature/v1
-    /// key). Repeat for several; the environment variable takes a
-    /// comma-separated list.
+    /// c2sp.org/tlog-witness submission prefix and its Ed25519
+    /// cosignature/v1 or ML-DSA-44 subtree/v1 vkey). Repeat for several;
+    /// the environment variable takes a comma-separated list.
     #[arg(
         long = "witness",
         env = "STELE_WITNESSES",
@@ -309,6 +309,12 @@ pub(crate) struct ServeArgs {
     /// witnesses but publishes without them. [default: 0]
     #[arg(long, env = "STELE_WITNESS_THRESHOLD", value_name = "K")]
     pub(crate) witness_threshold: Option<usize>,
+
+    /// A c2sp.org/tlog-policy file, in place of --witness and
+    /// --witness-threshold: its witnesses with a URL are asked, and a
+    /// checkpoint is published once they meet its quorum.
+    #[arg(long, env = "STELE_WITNESS_POLICY", value_name = "FILE")]
+    pub(crate) witness_policy: Option<PathBuf>,
 
     /// Longest wait for a witness per checkpoint. [default: 5s]
     #[arg(long, env = "STELE_WITNESS_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -394,6 +400,7 @@ impl ServeArgs {
         set_some(&mut config.s3_prefix, &self.s3_prefix);
         set(&mut config.witnesses, &self.witnesses);
         set(&mut config.witness_threshold, &self.witness_threshold);
+        set_some(&mut config.witness_policy, &self.witness_policy);
         set(&mut config.witness_timeout, &self.witness_timeout);
         set(&mut config.history_interval, &self.history_interval);
         set_some(&mut config.ingress_listen, &self.ingress_listen);

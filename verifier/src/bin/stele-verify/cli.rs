@@ -40,7 +40,7 @@ pub(crate) struct KeyArgs {
         long,
         env = "STELE_VKEY",
         value_name = "KEY",
-        required_unless_present = "shards"
+        required_unless_present_any = ["shards", "policy"]
     )]
     pub(crate) vkey: Option<String>,
     /// Checkpoint origin [default: the key name].
@@ -62,6 +62,17 @@ pub(crate) struct KeyArgs {
     /// How many of the --witness keys must have cosigned [default: all].
     #[arg(long, value_name = "K")]
     pub(crate) min_witnesses: Option<usize>,
+    /// A c2sp.org/tlog-policy file, in place of --witness and
+    /// --min-witnesses: checkpoints must meet its quorum. Without --vkey,
+    /// the log's key is the policy's log of the checkpoint's origin (or of
+    /// --origin, or its only log).
+    #[arg(
+        long,
+        env = "STELE_POLICY",
+        value_name = "FILE",
+        conflicts_with_all = ["witnesses", "min_witnesses"]
+    )]
+    pub(crate) policy: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -273,5 +284,10 @@ pub(crate) enum CosignerCommand {
         /// FILE with its extension replaced by `.pub`.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// The key's kind: `ml-dsa-44` (c2sp.org/tlog-cosignature v1.1
+        /// `subtree/v1`, post-quantum, the kind the spec recommends for new
+        /// witnesses) or `ed25519` (`cosignature/v1`).
+        #[arg(long, default_value = "ed25519", value_parser = ["ed25519", "ml-dsa-44"])]
+        algorithm: String,
     },
 }

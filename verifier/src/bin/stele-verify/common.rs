@@ -4,13 +4,17 @@
 
 use std::io::IsTerminal as _;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
+use stele_tiles::Hash;
+use stele_tiles::checkpoint::{Checkpoint, open_checkpoint};
 use stele_tiles::cosignature::WitnessPolicy;
+use stele_tiles::receipt::Receipt;
 use stele_verifier::fetch::{Fetcher, HttpOptions};
-use stele_verifier::keys::{LogKey, witness_policy};
+use stele_verifier::keys::{Cosigners, LogKey, load_policy, witness_policy};
 use stele_verifier::reader::{Log, VerifiedCheckpoint};
 use stele_verifier::shards::{Shard, ShardList};
 use stele_verifier::{Error, Result};
@@ -32,8 +36,55 @@ pub(crate) fn http_options(cli: &Cli) -> HttpOptions {
     }
 }
 
-pub(crate) fn policy(key: &KeyArgs) -> Result<WitnessPolicy> {
-    witness_policy(&key.witnesses, key.min_witnesses)
+/// Verifies a receipt's checkpoint (the log's signature, then the
+/// cosignatures `policy` asks for) and its inclusion proof for `leaf`.
+pub(crate) fn verify_receipt_leaf(
+    receipt: &Receipt,
+    leaf: &Hash,
+    key: &LogKey,
+    policy: &Cosigners,
+) -> std::result::Result<Checkpoint, stele_tiles::Error> {
+    let (_, note) = open_checkpoint(&receipt.checkpoint, &key.origin, key.verifier())?;
+    policy.check(&note)?;
+    let no_witnesses = WitnessPolicy::new(Vec::new(), 0)?;
+    receipt.verify_leaf(leaf, &key.origin, key.verifier(), &no_witnesses)
+}
+
+pub(crate) fn policy(key: &KeyArgs) -> Result<Cosigners> {
+    match &key.policy {
+        Some(path) => Ok(Cosigners::Policy(Arc::new(load_policy(path)?))),
+        None => Ok(witness_policy(&key.witnesses, key.min_witnesses)?.into()),
+    }
+}
+
+/// The log key of a policy file (`--policy` without `--vkey`): its log
+/// whose origin is `origin` (the checkpoint's), else `--origin`'s, else its
+/// only log.
+fn policy_log_key(key: &KeyArgs, origin: Option<&str>) -> Result<LogKey> {
+    let Some(path) = &key.policy else {
+        return Err(Error::Usage(
+            "give --vkey, --shards, or a --policy that lists the log".to_owned(),
+        ));
+    };
+    let policy = load_policy(path)?;
+    let wanted = key.origin.as_deref().or(origin);
+    let logs: Vec<_> = policy
+        .logs()
+        .iter()
+        .filter(|log| wanted.is_none_or(|wanted| log.origin() == wanted))
+        .collect();
+    match logs.as_slice() {
+        [log] => LogKey::from_text(log.vkey(), None, &format!("{path} line {}", log.line())),
+        [] => Err(Error::Usage(match wanted {
+            Some(origin) => {
+                format!("--policy {path} lists no log of origin {origin:?}: give --vkey")
+            }
+            None => format!("--policy {path} lists no log: give --vkey"),
+        })),
+        _ => Err(Error::Usage(format!(
+            "--policy {path} lists several logs: pick one with --origin, or give --vkey"
+        ))),
+    }
 }
 
 /// A log to read, and the shard it is when it came from `--shards`.
@@ -212,22 +263,24 @@ pub(crate) async fn log_key(cli: &Cli, key: &KeyArgs, origin: Option<&str>) -> R
     match load_shards(cli, key).await? {
         Some(list) => Ok(pick(list, key, origin)?.key),
         None => {
-            let vkey = key
-                .vkey
-                .as_deref()
-                .ok_or_else(|| Error::Usage("give --vkey or --shards".to_owned()))?;
+            let Some(vkey) = key.vkey.as_deref() else {
+                return policy_log_key(key, origin);
+            };
             LogKey::parse(vkey, key.origin.as_deref())
         }
     }
 }
 
 fn single_log(cli: &Cli, args: &LogArgs) -> Result<Log> {
-    let (Some(location), Some(vkey)) = (&args.log, &args.key.vkey) else {
+    let Some(location) = &args.log else {
         return Err(Error::Usage(
             "give --log and --vkey, or --shards".to_owned(),
         ));
     };
-    let key = LogKey::parse(vkey, args.key.origin.as_deref())?;
+    let key = match &args.key.vkey {
+        Some(vkey) => LogKey::parse(vkey, args.key.origin.as_deref())?,
+        None => policy_log_key(&args.key, None)?,
+    };
     Ok(Log {
         fetcher: fetcher(cli, location, &key)?,
         key,

@@ -1,17 +1,26 @@
-//! `stele-verify cosigner keygen`: make a witness key.
+//! `stele-verify cosigner keygen`: make a witness key, Ed25519 or ML-DSA-44.
 
 use std::path::Path;
 
 use rand_core::OsRng;
 use serde_json::json;
-use stele_tiles::cosignature::CosignatureSigner;
+use stele_tiles::cosignature::{CosignatureSigner, WitnessSigner};
+use stele_tiles::note::MlDsa44Signer;
 use stele_verifier::{Error, Result};
 
 use crate::common::Report;
 
-pub(crate) fn keygen(name: &str, out: &Path) -> Result<Report> {
-    let signer = CosignatureSigner::generate(name, &mut OsRng)
-        .map_err(|err| Error::Usage(format!("--name: {err}")))?;
+pub(crate) fn keygen(name: &str, out: &Path, algorithm: &str) -> Result<Report> {
+    let bad_name = |err: stele_tiles::Error| Error::Usage(format!("--name: {err}"));
+    let signer: WitnessSigner = if algorithm == "ml-dsa-44" {
+        MlDsa44Signer::generate(name, &mut OsRng)
+            .map_err(bad_name)?
+            .into()
+    } else {
+        CosignatureSigner::generate(name, &mut OsRng)
+            .map_err(bad_name)?
+            .into()
+    };
     write_new(out, signer.to_private_key_text().as_bytes(), true)?;
     let vkey = signer.verifier().to_text();
     let public = out.with_extension("pub");

@@ -157,7 +157,12 @@ async fn run(cli: Cli) -> Result<Report> {
             .await
         }
         Command::Cosigner {
-            command: CosignerCommand::Keygen { name, out },
-        } => cosigner::keygen(name, out),
+            command:
+                CosignerCommand::Keygen {
+                    name,
+                    out,
+                    algorithm,
+                },
+        } => cosigner::keygen(name, out, algorithm),
     }
 }

@@ -12,7 +12,7 @@ use stele_tiles::receipt::Receipt;
 use stele_verifier::{Error, Result};
 
 use crate::cli::{Cli, KeyArgs};
-use crate::common::{Report, log_key, origin_of, policy, read};
+use crate::common::{Report, log_key, origin_of, policy, read, verify_receipt_leaf};
 
 pub(crate) async fn run(
     cli: &Cli,
@@ -63,9 +63,9 @@ pub(crate) async fn run(
         source,
     };
     let checkpoint: Checkpoint = match &leaf {
-        Some(leaf) => parsed
-            .verify_leaf(leaf, &log_key.origin, log_key.verifier(), &policy)
-            .map_err(receipt_error)?,
+        Some(leaf) => {
+            verify_receipt_leaf(&parsed, leaf, &log_key, &policy).map_err(receipt_error)?
+        }
         None => {
             // Without the entry, check everything but the leaf: the
             // signatures, and that the proof has the right length.

@@ -24,7 +24,9 @@ use stele_verifier::reader::Log;
 use stele_verifier::{Error, Result};
 
 use crate::cli::{Cli, KeyArgs};
-use crate::common::{Report, checkpoint_json, fetcher, log_key, origin_of, policy, read};
+use crate::common::{
+    Report, checkpoint_json, fetcher, log_key, origin_of, policy, read, verify_receipt_leaf,
+};
 
 pub(crate) struct ReleaseArgs<'a> {
     pub(crate) file: &'a Path,
@@ -85,13 +87,16 @@ pub(crate) async fn run(cli: &Cli, args: ReleaseArgs<'_>) -> Result<Report> {
         )));
     }
     let entry = bundle.entry();
-    let checkpoint = bundle
-        .receipt
-        .verify(&entry, &log_key.origin, log_key.verifier(), &policy)
-        .map_err(|source| Error::Receipt {
-            location: location.clone(),
-            source,
-        })?;
+    let checkpoint = verify_receipt_leaf(
+        &bundle.receipt,
+        &stele_tiles::hash::leaf_hash(&entry),
+        &log_key,
+        &policy,
+    )
+    .map_err(|source| Error::Receipt {
+        location: location.clone(),
+        source,
+    })?;
     let index = bundle.receipt.index;
     let kind = release.key_kind().map_err(|err| bad(err.to_string()))?;
     let mut json = json!({

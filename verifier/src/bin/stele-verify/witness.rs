@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use stele_tiles::cosignature::CosignatureSigner;
+use stele_tiles::cosignature::WitnessSigner;
 use stele_verifier::keys::{LogKey, text_or_file};
 use stele_verifier::shards::ShardList;
 use stele_verifier::witness::{
@@ -41,11 +41,10 @@ pub(crate) async fn run(
         ));
     }
     let (text, _) = text_or_file(&key.display().to_string())?;
-    let signer =
-        CosignatureSigner::from_private_key_text(text.trim()).map_err(|err| Error::Key {
-            location: key.display().to_string(),
-            reason: err.to_string(),
-        })?;
+    let signer = WitnessSigner::from_private_key_text(text.trim()).map_err(|err| Error::Key {
+        location: key.display().to_string(),
+        reason: err.to_string(),
+    })?;
     let mut logs = vkeys
         .iter()
         .map(|vkey| LogKey::parse(vkey, origin))

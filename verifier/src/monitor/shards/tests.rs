@@ -107,7 +107,7 @@ fn log_over(dir: &Path, origin: &str) -> Log {
     Log {
         fetcher: Fetcher::new(&dir.display().to_string(), HttpOptions::default()).expect("fetcher"),
         key: LogKey::parse(&signer(origin).verifier().to_text(), None).expect("key"),
-        policy: WitnessPolicy::new(vec![], 0).expect("policy"),
+        policy: WitnessPolicy::new(vec![], 0).expect("policy").into(),
     }
 }
 
@@ -319,7 +319,7 @@ fn followed(list: ShardList, logs: &[(&str, &FolderLog)]) -> Vec<FollowedShard> 
             FollowedShard::new(
                 shard,
                 fetcher,
-                WitnessPolicy::new(vec![], 0).expect("policy"),
+                WitnessPolicy::new(vec![], 0).expect("policy").into(),
             )
         })
         .collect()
