@@ -17,6 +17,9 @@ use crate::storage::{Condition, Key, PutOptions, Storage, StorageError};
 pub const PREFIX: &str = "explorer/";
 /// Where the verifier key is published.
 pub const VKEY_KEY: &str = "log.vkey";
+/// Where the vkey of an ML-DSA-44 key signing beside the log's key is
+/// published (see `crate::keyfile::MLDSA44_VKEY_FILE`).
+pub const MLDSA44_VKEY_KEY: &str = "log.mldsa44.vkey";
 /// `Cache-Control` of the explorer's files and the verifier key: short, so a
 /// new release of the page reaches readers within minutes.
 pub const CACHE_EXPLORER: &str = "public, max-age=300";
@@ -67,7 +70,11 @@ pub struct Published {
 /// Writes the page's files under `explorer/`, and `vkey` (the verifier
 /// key file's bytes) to `log.vkey`, each only when the stored object
 /// differs, as public objects with a short `Cache-Control`.
-pub async fn publish(storage: &dyn Storage, vkey: &[u8]) -> Result<Published, StorageError> {
+pub async fn publish(
+    storage: &dyn Storage,
+    vkey: &[u8],
+    mldsa_vkey: Option<&[u8]>,
+) -> Result<Published, StorageError> {
     let mut published = Published::default();
     let objects = FILES
         .iter()
@@ -78,7 +85,14 @@ pub async fn publish(storage: &dyn Storage, vkey: &[u8]) -> Result<Published, St
                 file.content_type,
             )
         })
-        .chain([(VKEY_KEY.to_owned(), vkey, crate::storage::CONTENT_TYPE_TEXT)]);
+        .chain([(VKEY_KEY.to_owned(), vkey, crate::storage::CONTENT_TYPE_TEXT)])
+        .chain(mldsa_vkey.map(|bytes| {
+            (
+                MLDSA44_VKEY_KEY.to_owned(),
+                bytes,
+                crate::storage::CONTENT_TYPE_TEXT,
+            )
+        }));
     for (path, bytes, content_type) in objects {
         let key = Key::new(path)?;
         let current = storage.get(&key).await?;
@@ -107,7 +121,7 @@ mod tests {
     async fn publishes_once_and_again_only_what_changed() {
         let storage = MemoryStorage::new();
         let vkey = b"example.com/log+01234567+AQ==\n";
-        let first = publish(&storage, vkey)
+        let first = publish(&storage, vkey, None)
             .await
             .expect("explorer unit test step");
         assert_eq!(
@@ -126,7 +140,7 @@ mod tests {
                 .expect("published");
             assert_eq!(&object.bytes[..], file.bytes);
         }
-        let again = publish(&storage, vkey)
+        let again = publish(&storage, vkey, None)
             .await
             .expect("explorer unit test step");
         assert_eq!(
@@ -137,7 +151,7 @@ mod tests {
             }
         );
         // A changed key (or page) is written again.
-        let other = publish(&storage, b"other\n")
+        let other = publish(&storage, b"other\n", None)
             .await
             .expect("explorer unit test step");
         assert_eq!(

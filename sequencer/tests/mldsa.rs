@@ -100,6 +100,8 @@ fn an_ml_dsa_44_log_signs_and_keeps_its_key_across_restarts() {
     // The public checkpoint and log.vkey served over HTTP.
     let response = get(stele.addr(), "/log.vkey");
     assert_eq!(response.text().trim_end(), verifier.to_text());
+    // No companion key: nothing at log.mldsa44.vkey.
+    assert_eq!(get(stele.addr(), "/log.mldsa44.vkey").status, 404);
     stele.stop();
 
     // The restart reads the key back from its type byte.
@@ -148,6 +150,14 @@ fn an_ml_dsa_44_key_beside_ed25519_signs_every_checkpoint() {
     assert_eq!(names, [ed25519.key_id(), mldsa.key_id()], "Ed25519 first");
     check_mldsa_line(&note, &mldsa, started);
     verify_note(&note, &[&ed25519, &mldsa]).expect("both verify");
+    // Both vkeys are served, for readers such as the explorer.
+    let response = get(stele.addr(), "/log.mldsa44.vkey");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text().trim_end(), mldsa.to_text());
+    assert_eq!(
+        get(stele.addr(), "/log.vkey").text().trim_end(),
+        ed25519.to_text()
+    );
     // The public checkpoint carries both lines too.
     let response = get(stele.addr(), "/checkpoint");
     let public = Note::parse(&response.body).expect("checkpoint");

@@ -11,7 +11,7 @@
 //! | `POST` | `/api/v2/log/entries` | a Rekor v2 `CreateEntryRequest` in, a `TransparencyLogEntry` (or, when asked, a c2sp.org/tlog-proof receipt) out; see [`crate::sigstore`] |
 //! | `GET`, `HEAD` | `/index/<sha256\|sha384\|sha512>/<hex>`, `/index/key/<key ID>`, `/index/namespace/<ns, / as ~>` | the digest, signer and namespace indexes (filesystem backend only); see [`crate::sigstore::index`] |
 //! | `GET`, `HEAD` | `/history/<YYYY>`, `/history/checkpoint/<size>`, `/stats/v1/{summary,hourly,daily}.json` | the checkpoint history and the statistics (filesystem backend only); see [`crate::history`] |
-//! | `GET`, `HEAD` | `/explorer/`, `/explorer/<file>`, `/log.vkey` | the explorer page and the log's verifier key (filesystem backend only); `/explorer` redirects; see [`crate::explorer`] |
+//! | `GET`, `HEAD` | `/explorer/`, `/explorer/<file>`, `/log.vkey`, `/log.mldsa44.vkey` | the explorer page and the log's verifier keys (the second: an ML-DSA-44 key signing beside the log's) (filesystem backend only); `/explorer` redirects; see [`crate::explorer`] |
 //!
 //! The read paths are also served under `/api/v2/`, where some Sigstore
 //! clients read tiles. Only paths that parse strictly as c2sp.org/tlog-tiles

@@ -42,6 +42,9 @@ pub enum Route {
     ExplorerRedirect,
     /// `GET /log.vkey`: the log's verifier key.
     Vkey,
+    /// `GET /log.mldsa44.vkey`: the vkey of the ML-DSA-44 key signing
+    /// beside the log's key (404 when there is none).
+    MlDsa44Vkey,
     /// `GET /history/<YYYY>`, `/history/checkpoint/<size>` or
     /// `/stats/v1/<summary|hourly|daily>.json`: an object derived from the
     /// published log (crate::history, crate::sigstore::index), only for
@@ -112,7 +115,9 @@ pub fn route(method: &Method, path: &str, config: &ApiConfig) -> Result<Route, A
         "/healthz" => (Route::Healthz, ALLOW_READ),
         "/metrics" => (Route::Metrics, ALLOW_READ),
         "/api/v2/log/entries" => (Route::RekorV2Entries, ALLOW_POST),
-        "/explorer" | "/log.vkey" => (static_route(path, config)?, ALLOW_READ),
+        "/explorer" | "/log.vkey" | "/log.mldsa44.vkey" => {
+            (static_route(path, config)?, ALLOW_READ)
+        }
         _ if path.starts_with("/explorer/") => (static_route(path, config)?, ALLOW_READ),
         _ => (read_route(path, config)?, ALLOW_READ),
     };
@@ -138,6 +143,7 @@ fn static_route(path: &str, config: &ApiConfig) -> Result<Route, ApiError> {
     let route = match path {
         "/explorer" => Route::ExplorerRedirect,
         "/log.vkey" => Route::Vkey,
+        "/log.mldsa44.vkey" => Route::MlDsa44Vkey,
         _ => path
             .strip_prefix("/explorer/")
             .and_then(crate::explorer::file)
@@ -235,10 +241,14 @@ pub async fn answer_read(
             .await
         }
         Route::ExplorerRedirect => Ok(super::explorer_redirect()),
-        Route::Vkey => {
+        Route::Vkey | Route::MlDsa44Vkey => {
             read_object(
                 storage,
-                crate::explorer::VKEY_KEY,
+                if matches!(route, Route::Vkey) {
+                    crate::explorer::VKEY_KEY
+                } else {
+                    crate::explorer::MLDSA44_VKEY_KEY
+                },
                 CONTENT_TYPE_TEXT,
                 crate::explorer::CACHE_EXPLORER,
             )
@@ -254,10 +264,11 @@ pub async fn answer_read(
 /// store holds is never served, whatever a route yields: the sequencer's
 /// `.stele/`, and the signing key, which a log's folder holds by default
 /// (`log.key`, beside a frozen shard's objects too).
-const PUBLIC_TOP_LEVEL: [&str; 8] = [
+const PUBLIC_TOP_LEVEL: [&str; 9] = [
     CHECKPOINT_KEY,
     crate::published::FINAL_CHECKPOINT_KEY,
     crate::explorer::VKEY_KEY,
+    crate::explorer::MLDSA44_VKEY_KEY,
     "tile",
     "index",
     "history",

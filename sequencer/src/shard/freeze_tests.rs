@@ -44,6 +44,7 @@ fn spec(name: &str, seed: u8, window: Window, store: &MemoryStorage) -> ShardSpe
         }),
         history_interval: Duration::from_millis(50),
         vkey: None,
+        mldsa_vkey: None,
         metrics: Metrics::for_shard(name),
     }
 }

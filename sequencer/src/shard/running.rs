@@ -44,6 +44,9 @@ pub struct ShardSpec {
     pub history_interval: Duration,
     /// The verifier key published beside the log (`log.vkey`), if any.
     pub vkey: Option<Vec<u8>>,
+    /// The vkey of an ML-DSA-44 key signing beside the log's key
+    /// (`log.mldsa44.vkey`), if it has one.
+    pub mldsa_vkey: Option<Vec<u8>>,
     /// The shard's metrics (labelled with its name when there are shards).
     pub metrics: Metrics,
 }
@@ -102,7 +105,9 @@ impl Running {
         )
         .await?;
         if let Some(vkey) = &spec.vkey {
-            match crate::explorer::publish(spec.storage.as_ref(), vkey).await {
+            match crate::explorer::publish(spec.storage.as_ref(), vkey, spec.mldsa_vkey.as_deref())
+                .await
+            {
                 Ok(published) => info!(
                     shard = spec.name.as_deref().unwrap_or(""),
                     written = published.written,

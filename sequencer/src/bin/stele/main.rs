@@ -547,6 +547,10 @@ async fn shard_spec(
         }),
         history_interval: config.history_interval,
         vkey: Some(format!("{}\n", key.public_key_text).into_bytes()),
+        mldsa_vkey: key
+            .companion
+            .as_ref()
+            .map(|companion| format!("{}\n", companion.public_key_text).into_bytes()),
         metrics,
     };
     Ok((spec, key))
