@@ -2,6 +2,8 @@
 //! of [`super`], in order.
 
 use bytes::Bytes;
+use std::sync::Arc;
+
 use futures::{StreamExt as _, TryStreamExt as _};
 use stele_tiles::Hash;
 use stele_tiles::checkpoint::{Checkpoint, open_checkpoint};
@@ -16,7 +18,8 @@ use super::source::{fetch_entries, fetch_hashes};
 use super::{Mirror, MirrorError, Outcome};
 use crate::error::Error;
 use crate::published::{CACHE_CHECKPOINT, CHECKPOINT_KEY, read_right_edge, read_tile};
-use crate::storage::{CONTENT_TYPE_TEXT, Condition, ETag, Key, PutOptions, StorageError};
+use crate::storage::{CONTENT_TYPE_TEXT, Condition, ETag, Key, PutOptions, Storage, StorageError};
+use tokio::task::JoinSet;
 
 /// The checkpoint a round is copying, in the state folder: evidence, if a
 /// later round finds the log's tree is not the one it signed then.
@@ -243,6 +246,7 @@ async fn copy(
     }
 
     let mut objects = 0u64;
+    let mut writes = Writes::default();
     let mut partial_tiles: Vec<Option<(Tile, Vec<Hash>)>> = Vec::new();
     let mut partial_bundle = None;
     let layout = mirror.layout;
@@ -253,17 +257,18 @@ async fn copy(
                 let source = mirror.source.clone();
                 async move {
                     let width = tile_width(TILE_HEIGHT, 0, index, size);
-                    let (bundle, entries) =
-                        fetch_entries(source.as_ref(), layout, &Tile::entries(index, width))
-                            .await?;
-                    let level0 = if width == TILE_WIDTH {
-                        let (tile, hashes) =
-                            fetch_hashes(source.as_ref(), layout, &Tile::hashes(0, index, width))
-                                .await?;
-                        Some((tile.path, hashes))
-                    } else {
-                        None
+                    let bundle_tile = Tile::entries(index, width);
+                    let entries = fetch_entries(source.as_ref(), layout, &bundle_tile);
+                    let level0 = async {
+                        if width < TILE_WIDTH {
+                            return Ok(None);
+                        }
+                        let tile = Tile::hashes(0, index, width);
+                        let (fetched, hashes) =
+                            fetch_hashes(source.as_ref(), layout, &tile).await?;
+                        Ok(Some((fetched.path, hashes)))
                     };
+                    let ((bundle, entries), level0) = futures::try_join!(entries, level0)?;
                     Ok::<_, MirrorError>((index, bundle, entries, level0))
                 }
             })
@@ -306,14 +311,14 @@ async fn copy(
                     index,
                 ));
             }
-            write(mirror, tile, encode_hashes(hashes)).await?;
+            writes.push(mirror, *tile, encode_hashes(hashes)).await?;
             objects += 1;
         }
         for (tile, data) in integration.bundles {
             if tile.is_partial() {
                 partial_bundle = Some((tile, data));
             } else {
-                write(mirror, &tile, data).await?;
+                writes.push(mirror, tile, data).await?;
                 objects += 1;
             }
         }
@@ -348,16 +353,18 @@ async fn copy(
                         index,
                     ));
                 }
-                write(mirror, &tile, encode_hashes(&computed)).await?;
+                writes.push(mirror, tile, encode_hashes(&computed)).await?;
                 objects += 1;
             }
             if let Some((tile, data)) = partial_bundle.take() {
-                write(mirror, &tile, data).await?;
+                writes.push(mirror, tile, data).await?;
                 objects += 1;
             }
         }
     }
     drop(fetched);
+    // Every object is in the store before the checkpoint names them.
+    writes.finish().await?;
     if edge.size() != log.size || edge.root() != log.root {
         return Err(MirrorError::Internal(format!(
             "the copied tree has size {} and root {}, the log's checkpoint size {} and root {}",
@@ -376,6 +383,49 @@ async fn copy(
         root: log.root,
         objects,
     })
+}
+
+/// Writes in flight at once.
+const WRITES_IN_FLIGHT: usize = 16;
+
+/// The writes of a round, each a task of its own (so that they go on
+/// while the round waits for the log), a bounded number at a time; the
+/// first failure is returned by the next [`Writes::push`] or by
+/// [`Writes::finish`]. Dropped, it aborts the writes still running: each
+/// write is atomic, so an object is written whole or not at all.
+#[derive(Default)]
+struct Writes {
+    pending: JoinSet<Result<(), MirrorError>>,
+}
+
+impl Writes {
+    async fn push(
+        &mut self,
+        mirror: &Mirror,
+        tile: Tile,
+        bytes: Vec<u8>,
+    ) -> Result<(), MirrorError> {
+        while self.pending.len() >= WRITES_IN_FLIGHT {
+            self.next().await?;
+        }
+        self.pending.spawn(write(mirror.store.clone(), tile, bytes));
+        Ok(())
+    }
+
+    async fn next(&mut self) -> Result<(), MirrorError> {
+        match self.pending.join_next().await {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(err))) => Err(err),
+            Some(Err(err)) => Err(MirrorError::Internal(format!("a write task failed: {err}"))),
+        }
+    }
+
+    async fn finish(&mut self) -> Result<(), MirrorError> {
+        while !self.pending.is_empty() {
+            self.next().await?;
+        }
+        Ok(())
+    }
 }
 
 /// Keeps the latest partial tile computed for `level`.
@@ -443,10 +493,9 @@ fn mismatch(
 
 /// Writes a tile or bundle, create-only: an object already there with
 /// other bytes is divergence.
-async fn write(mirror: &Mirror, tile: &Tile, bytes: Vec<u8>) -> Result<(), MirrorError> {
+async fn write(store: Arc<dyn Storage>, tile: Tile, bytes: Vec<u8>) -> Result<(), MirrorError> {
     let path = tile.path();
-    match mirror
-        .store
+    match store
         .put(&key(&path)?, Bytes::from(bytes), PutOptions::immutable())
         .await
     {
