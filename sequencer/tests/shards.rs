@@ -102,6 +102,7 @@ fn spec(name: &str, window: Window, store: &MemoryStorage) -> ShardSpec {
         sigstore: None,
         history_interval: Duration::ZERO,
         vkey: None,
+        mldsa_vkey: None,
         metrics: Metrics::for_shard(name),
     }
 }
