@@ -11,47 +11,16 @@
 
 mod common;
 
+use common::stele::{Process, free_port, text, verify};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
 use stele_tiles::cosignature::WitnessVerifier;
 use stele_tiles::note::{MlDsa44Verifier, Note, NoteVerifier, verify_note};
 
 const ORIGIN: &str = "pq.example/log";
-
-fn verify(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stele-verify"))
-        .args(args)
-        .output()
-        .expect("run stele-verify")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 /// Makes a witness key of `algorithm` and starts `stele-verify witness`
 /// with it for the log `vkey`; returns the process, its URL and its vkey.

@@ -6,24 +6,10 @@
 
 mod common;
 
+use common::stele::{Process, free_port, text, verify};
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-
-fn verify(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stele-verify"))
-        .args(args)
-        .output()
-        .expect("run stele-verify")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use std::process::{Command, Output, Stdio};
 
 /// Runs `stele-verify receipt` on `receipt` for `entry`, requiring the
 /// witness's cosignature.
@@ -51,23 +37,6 @@ fn check_receipt(
         "--min-witnesses",
         "1",
     ])
-}
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 fn serve(binary: &Path, data: &Path, port: u16, witness: &str) -> Process {

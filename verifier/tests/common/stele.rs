@@ -179,3 +179,12 @@ pub fn verify(args: &[&str]) -> std::process::Output {
         .output()
         .expect("run stele-verify")
 }
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
