@@ -377,7 +377,8 @@ pub fn load_or_create_companion(
 ) -> Result<(), Error> {
     if key.algorithm == KeyAlgorithm::MlDsa44 {
         return Err(Error::Config(format!(
-            "mldsa_key {} is set, but the log's key is already ML-DSA-44: a companion key signs              beside an Ed25519 or ECDSA key",
+            "mldsa_key {} is set, but the log's key is already ML-DSA-44: a companion key signs \
+             beside an Ed25519 or ECDSA key",
             key_path.display()
         )));
     }
@@ -389,7 +390,8 @@ pub fn load_or_create_companion(
                 .map_err(|err| io_error("read key file", key_path, err))?;
             if private_key_type(&text) != Some(SIGNATURE_TYPE_MLDSA44) {
                 return Err(Error::Config(format!(
-                    "mldsa_key {} does not hold an ML-DSA-44 private key                      (PRIVATE+KEY+<name>+<id>+<base64 of 0x06 and the seed>)",
+                    "mldsa_key {} does not hold an ML-DSA-44 private key \
+                     (PRIVATE+KEY+<name>+<id>+<base64 of 0x06 and the seed>)",
                     key_path.display()
                 )));
             }

@@ -201,7 +201,10 @@ fn an_ml_dsa_44_key_beside_ed25519_signs_every_checkpoint() {
     .expect("config");
     let output = serve_fails(data.path(), &["--config", &config_arg]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("does not hold an ML-DSA-44"), "{stderr}");
+    assert!(
+        stderr.contains("does not hold an ML-DSA-44 private key (PRIVATE+KEY+"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -212,5 +215,8 @@ fn an_ml_dsa_44_log_cannot_take_a_companion() {
     std::fs::write(&config, "mldsa_key = \"second.key\"\n").expect("config");
     let output = serve_fails(data.path(), &["--config", &config.display().to_string()]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("already ML-DSA-44"), "{stderr}");
+    assert!(
+        stderr.contains("already ML-DSA-44: a companion key signs beside an Ed25519"),
+        "{stderr}"
+    );
 }
