@@ -459,8 +459,9 @@ pub(crate) async fn recover(
         return create_log(storage, origin, signers, witnesses).await;
     };
     check_origin(&locked.bytes, origin)?;
-    let (checkpoint, _) = open_checkpoint(&locked.bytes, origin, verifier)
+    let (checkpoint, locked_note) = open_checkpoint(&locked.bytes, origin, verifier)
         .map_err(|err| Error::corrupt("lock object", err))?;
+    check_companion(&locked_note, checkpoint.size, origin, signers)?;
 
     // Finish step 4 from staging, if the batch left one.
     let staging = key(&staging_key(checkpoint.size, &checkpoint.root))?;
@@ -585,6 +586,37 @@ fn check_origin(locked: &[u8], origin: &str) -> Result<(), Error> {
              with --origin {found}"
         ))),
         _ => Ok(()),
+    }
+}
+
+/// Refuses a start whose ML-DSA-44 companion key (the second signer) is
+/// not the one that signed the committed checkpoint: a lost key file, for
+/// which a fresh key would have been made, or a replaced one. Readers
+/// trust the companion key the log published (`log.mldsa44.vkey`); the log
+/// must not move to another one on its own. A checkpoint signed before the
+/// log had a companion carries no such line and is accepted (the log's key
+/// alone verified it); a log that dropped its companion is not checked.
+fn check_companion(
+    locked: &Note,
+    size: u64,
+    origin: &str,
+    signers: &[&dyn NoteSigner],
+) -> Result<(), Error> {
+    let [main, companion] = signers else {
+        return Ok(());
+    };
+    match locked.signatures.iter().find(|line| {
+        line.name == origin && line.key_id != main.key_id() && line.key_id != companion.key_id()
+    }) {
+        Some(line) => Err(Error::Config(format!(
+            "the log's committed checkpoint (size {size}) is signed by {origin}+{:08x}, but the \
+             ML-DSA-44 companion key (mldsa_key) is {origin}+{:08x}: the log's keys do not \
+             change, and readers trust the one it published in log.mldsa44.vkey. Restore the \
+             key file that signed it (a missing mldsa_key file is made anew at the start)",
+            line.key_id,
+            companion.key_id()
+        ))),
+        None => Ok(()),
     }
 }
 

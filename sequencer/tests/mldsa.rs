@@ -220,3 +220,102 @@ fn an_ml_dsa_44_log_cannot_take_a_companion() {
         "{stderr}"
     );
 }
+
+/// Writes `mldsa_key = PATH` to a config file in `data`; returns its path.
+fn companion_config(data: &Path, mldsa_key: &Path) -> String {
+    let config = data.join("stele.toml");
+    std::fs::write(
+        &config,
+        format!("mldsa_key = {:?}\n", mldsa_key.display().to_string()),
+    )
+    .expect("config");
+    config.display().to_string()
+}
+
+/// The companion key of a log does not change behind its readers' back: a
+/// start whose companion key file was lost (which would make a fresh key)
+/// or replaced by another ML-DSA-44 key is refused while the log's
+/// committed checkpoint carries the old key's signature, and the published
+/// `log.mldsa44.vkey` stays the old key's. The old key file brings the log
+/// back.
+#[test]
+fn a_lost_or_replaced_companion_key_refuses_the_start() {
+    let data = data_dir();
+    assert!(keygen("ed25519", ORIGIN, data.path()).status.success());
+    let mldsa_key = data.path().join("log.mldsa44.key");
+    let config = companion_config(data.path(), &mldsa_key);
+    let stele = Stele::start(data.path(), &["--config", &config]);
+    let mldsa = read_vkey(&data.path().join("log.mldsa44.vkey"));
+    log_and_check(&stele, b"signed by both", &mldsa);
+    stele.stop();
+    let published = std::fs::read(data.path().join("log.mldsa44.vkey")).expect("vkey");
+    let kept = data.path().join("kept.key");
+    std::fs::rename(&mldsa_key, &kept).expect("move the key away");
+
+    // Lost: the start would make a new key.
+    let output = serve_fails(data.path(), &["--config", &config]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{ORIGIN}+{:08x}", mldsa.key_id())),
+        "the error names the key that signed: {stderr}"
+    );
+    assert!(stderr.contains("mldsa_key"), "{stderr}");
+    assert_eq!(
+        std::fs::read(data.path().join("log.mldsa44.vkey")).expect("vkey"),
+        published,
+        "log.mldsa44.vkey is unchanged"
+    );
+
+    // Replaced by another ML-DSA-44 key of the same origin.
+    let other = data_dir();
+    assert!(keygen("ml-dsa-44", ORIGIN, other.path()).status.success());
+    std::fs::copy(other.path().join("log.key"), &mldsa_key).expect("replace the key");
+    let output = serve_fails(data.path(), &["--config", &config]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{ORIGIN}+{:08x}", mldsa.key_id())),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(data.path().join("log.mldsa44.vkey")).expect("vkey"),
+        published
+    );
+
+    // The key that signed brings the log back, with the same vkey.
+    std::fs::rename(&kept, &mldsa_key).expect("restore the key");
+    let stele = Stele::start(data.path(), &["--config", &config]);
+    let note = log_and_check(&stele, b"signed by both again", &mldsa);
+    assert_eq!(note.signatures.len(), 2);
+    assert_eq!(
+        get(stele.addr(), "/log.mldsa44.vkey").text().trim_end(),
+        mldsa.to_text()
+    );
+    stele.stop();
+}
+
+/// A companion key added to a log that has run without one: the committed
+/// checkpoint carries the Ed25519 line only, recovery checks it with the
+/// log's key alone, and the checkpoints from then on carry both lines.
+#[test]
+fn a_companion_key_joins_a_running_log() {
+    let data = data_dir();
+    assert!(keygen("ed25519", ORIGIN, data.path()).status.success());
+    let ed25519_text = std::fs::read_to_string(data.path().join("log.vkey")).expect("log.vkey");
+    let ed25519 = Ed25519Verifier::from_text(ed25519_text.trim_end()).expect("Ed25519 vkey");
+    let stele = Stele::start(data.path(), &[]);
+    let note = log_and_check(&stele, b"before the companion", &ed25519);
+    assert_eq!(note.signatures.len(), 1);
+    stele.stop();
+
+    let config = companion_config(data.path(), &data.path().join("log.mldsa44.key"));
+    let stele = Stele::start(data.path(), &["--config", &config]);
+    let mldsa = read_vkey(&data.path().join("log.mldsa44.vkey"));
+    // The public checkpoint signed before the companion existed is still
+    // the Ed25519 one.
+    let public = Note::parse(&get(stele.addr(), "/checkpoint").body).expect("checkpoint");
+    verify_note(&public, &[&ed25519]).expect("Ed25519 verifies");
+    let note = log_and_check(&stele, b"after the companion", &mldsa);
+    assert_eq!(note.signatures.len(), 2);
+    verify_note(&note, &[&ed25519, &mldsa]).expect("both verify");
+    stele.stop();
+}
