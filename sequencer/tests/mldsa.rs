@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::http::{get, post_add};
+use common::http::{get, post, post_add};
 use common::stele::{Stele, keygen, serve_fails};
 use stele_tiles::checkpoint::Checkpoint;
 use stele_tiles::cosignature::WitnessPolicy;
@@ -317,5 +317,68 @@ fn a_companion_key_joins_a_running_log() {
     let note = log_and_check(&stele, b"after the companion", &mldsa);
     assert_eq!(note.signatures.len(), 2);
     verify_note(&note, &[&ed25519, &mldsa]).expect("both verify");
+    stele.stop();
+}
+
+/// `mldsa_key` in a `[[shard]]` table: that shard signs with both keys and
+/// publishes `<name>/log.mldsa44.vkey`; a shard without one signs with its
+/// Ed25519 key alone and has no such file.
+#[test]
+fn a_shard_takes_its_own_companion_key() {
+    let data = data_dir();
+    let config = data.path().join("stele.toml");
+    let key = data.path().join("a-mldsa.key");
+    std::fs::write(
+        &config,
+        format!(
+            "[[shard]]\nname = \"a\"\norigin = \"shards.example/a\"\nmldsa_key = {:?}\n\n\
+             [[shard]]\nname = \"b\"\norigin = \"shards.example/b\"\n",
+            key.display().to_string()
+        ),
+    )
+    .expect("config");
+    let stele = Stele::start(data.path(), &["--config", &config.display().to_string()]);
+    let mldsa = read_vkey(&data.path().join("a/log.mldsa44.vkey"));
+    assert_eq!(mldsa.name(), "shards.example/a");
+    assert!(!data.path().join("b/log.mldsa44.vkey").exists());
+    let mode = std::fs::metadata(&key).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(
+        get(stele.addr(), "/a/log.mldsa44.vkey").text().trim_end(),
+        mldsa.to_text()
+    );
+    assert_eq!(get(stele.addr(), "/b/log.mldsa44.vkey").status, 404);
+    let ed25519 = |name: &str| {
+        let text = std::fs::read_to_string(data.path().join(name).join("log.vkey")).expect("vkey");
+        Ed25519Verifier::from_text(text.trim_end()).expect("Ed25519 vkey")
+    };
+    let response = post(
+        stele.addr(),
+        "/a/add",
+        "application/octet-stream",
+        "",
+        b"to shard a",
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let receipt = Receipt::parse(&response.body).expect("receipt");
+    let policy = WitnessPolicy::new(Vec::new(), 0).expect("no witnesses");
+    receipt
+        .verify(b"to shard a", "shards.example/a", &mldsa, &policy)
+        .expect("ML-DSA-44 alone verifies shard a");
+    let note = Note::parse(&receipt.checkpoint).expect("note");
+    verify_note(&note, &[&ed25519("a"), &mldsa]).expect("both lines");
+    assert_eq!(note.signatures.len(), 2);
+    let response = post(
+        stele.addr(),
+        "/b/add",
+        "application/octet-stream",
+        "",
+        b"to shard b",
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let note =
+        Note::parse(&Receipt::parse(&response.body).expect("receipt").checkpoint).expect("note");
+    assert_eq!(note.signatures.len(), 1);
+    verify_note(&note, &[&ed25519("b")]).expect("Ed25519 verifies shard b");
     stele.stop();
 }
