@@ -72,9 +72,47 @@ pub fn parse_witness_setting(setting: &str) -> Result<(String, WitnessVerifier),
     Ok((url.trim_end_matches('/').to_owned(), verifier))
 }
 
+/// Parses `URL=VERIFIER_KEY` witness settings ([`parse_witness_setting`])
+/// and refuses a witness listed twice ([`check_distinct`]).
+pub fn parse_witness_settings(
+    settings: &[String],
+) -> Result<Vec<(String, WitnessVerifier)>, Error> {
+    let parsed = settings
+        .iter()
+        .map(|setting| parse_witness_setting(setting))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_distinct(&parsed)?;
+    Ok(parsed)
+}
+
+/// Refuses one witness listed twice: the same key name and key ID, or the
+/// same public key under another name. It would count twice towards the
+/// threshold, while the checkpoint carries one cosignature of it (a second
+/// line of the same key replaces the first), which readers count once.
+fn check_distinct(witnesses: &[(String, WitnessVerifier)]) -> Result<(), Error> {
+    for (index, (url, witness)) in witnesses.iter().enumerate() {
+        let earlier = witnesses[..index].iter().find(|(_, earlier)| {
+            (earlier.name() == witness.name() && earlier.key_id() == witness.key_id())
+                || (earlier.signature_type() == witness.signature_type()
+                    && earlier.public_key_bytes() == witness.public_key_bytes())
+        });
+        if let Some((earlier_url, earlier)) = earlier {
+            return Err(Error::Config(format!(
+                "witness {}+{:08x} at {url} is listed twice (as {}+{:08x} at {earlier_url}): \
+                 one witness counts once towards the threshold",
+                witness.name(),
+                witness.key_id(),
+                earlier.name(),
+                earlier.key_id()
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Witnesses {
     /// Witnesses at `url` with cosignature keys; `threshold` of them must
-    /// cosign each checkpoint.
+    /// cosign each checkpoint. No witness may be listed twice.
     pub fn new<V: Into<WitnessVerifier>>(
         witnesses: Vec<(String, V)>,
         threshold: usize,
@@ -86,12 +124,14 @@ impl Witnesses {
                 witnesses.len()
             )));
         }
+        let witnesses: Vec<(String, WitnessVerifier)> = witnesses
+            .into_iter()
+            .map(|(url, verifier)| (url, verifier.into()))
+            .collect();
+        check_distinct(&witnesses)?;
         let witnesses = witnesses
             .into_iter()
-            .map(|(url, verifier)| {
-                let verifier = verifier.into();
-                (url, verifier.name().as_bytes().to_vec(), verifier)
-            })
+            .map(|(url, verifier)| (url, verifier.name().as_bytes().to_vec(), verifier))
             .collect();
         Witnesses::with_quorum(witnesses, Quorum::Threshold(threshold), timeout)
     }

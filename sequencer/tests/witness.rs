@@ -335,3 +335,71 @@ async fn without_enough_witnesses_nothing_is_published_until_they_return() {
     log.shutdown();
     task.await.expect("task").expect("clean");
 }
+
+/// One witness listed twice (the same key at one URL or two, or one key
+/// under two names) would count twice towards the threshold while the
+/// checkpoint carries one cosignature of it, which readers count once:
+/// `stele serve` refuses such a list, in the configuration and in
+/// `Witnesses::new`, naming the witness.
+#[test]
+fn one_witness_listed_twice_is_refused() {
+    let witness = CosignatureSigner::from_seed("witness.test/twice", &[9; 32]).expect("key");
+    let vkey = witness.verifier().to_text();
+    let mldsa = stele_tiles::note::MlDsa44Signer::from_seed("witness.test/pq", &[8; 32])
+        .expect("key")
+        .verifier();
+    let renamed = stele_tiles::note::MlDsa44Verifier::new("witness.test/pq2", mldsa.public_key())
+        .expect("key");
+    for (first, second) in [
+        (
+            format!("http://127.0.0.1:1={vkey}"),
+            format!("http://127.0.0.1:1/={vkey}"),
+        ),
+        (
+            format!("http://127.0.0.1:1={vkey}"),
+            format!("https://elsewhere.test={vkey}"),
+        ),
+        (
+            format!("http://127.0.0.1:1={}", mldsa.to_text()),
+            format!("http://127.0.0.1:2={}", renamed.to_text()),
+        ),
+    ] {
+        let settings = [first.clone(), second.clone()];
+        let parsed = settings
+            .iter()
+            .map(|setting| stele_sequencer::witness::parse_witness_setting(setting))
+            .collect::<Result<Vec<_>, _>>()
+            .expect("each setting alone is fine");
+        let err = Witnesses::new(parsed, 2, Duration::from_secs(1)).expect_err("refused");
+        assert!(err.to_string().contains("twice"), "{err}");
+        let toml = format!("witnesses = [{first:?}, {second:?}]\nwitness_threshold = 1\n");
+        let err = stele_sequencer::config::Config::from_toml(&toml)
+            .expect("parses")
+            .validate()
+            .expect_err("refused");
+        assert!(err.to_string().contains("twice"), "{err}");
+        let toml = format!(
+            "[[shard]]\nname = \"a\"\norigin = \"test.example/a\"\nwitnesses = [{first:?}, {second:?}]\n"
+        );
+        let err = stele_sequencer::config::Config::from_toml(&toml)
+            .expect("parses")
+            .validate()
+            .expect_err("refused");
+        assert!(
+            err.to_string()
+                .starts_with("configuration: shard \"a\": witness witness.test/"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("twice"), "{err}");
+    }
+    // Two witnesses of their own keys are fine.
+    let other = CosignatureSigner::from_seed("witness.test/other", &[10; 32]).expect("key");
+    let toml = format!(
+        "witnesses = [\"http://127.0.0.1:1={vkey}\", \"http://127.0.0.1:1={}\"]\nwitness_threshold = 2\n",
+        other.verifier().to_text()
+    );
+    stele_sequencer::config::Config::from_toml(&toml)
+        .expect("parses")
+        .validate()
+        .expect("two witnesses");
+}

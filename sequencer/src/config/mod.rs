@@ -393,9 +393,7 @@ impl Config {
                 ),
             );
         }
-        for setting in &self.witnesses {
-            crate::witness::parse_witness_setting(setting)?;
-        }
+        crate::witness::parse_witness_settings(&self.witnesses)?;
         if self.witness_policy.is_some()
             && (!self.witnesses.is_empty() || self.witness_threshold > 0)
         {
@@ -502,11 +500,7 @@ impl Config {
         } else if shard.witnesses.is_empty() {
             None
         } else {
-            let parsed = shard
-                .witnesses
-                .iter()
-                .map(|setting| crate::witness::parse_witness_setting(setting))
-                .collect::<Result<Vec<_>, _>>()?;
+            let parsed = crate::witness::parse_witness_settings(&shard.witnesses)?;
             Some(std::sync::Arc::new(crate::witness::Witnesses::new(
                 parsed,
                 shard.witness_threshold,

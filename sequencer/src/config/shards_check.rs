@@ -76,9 +76,10 @@ impl Config {
                     witnesses.len()
                 ));
             }
-            for setting in witnesses {
-                crate::witness::parse_witness_setting(setting)?;
-            }
+            crate::witness::parse_witness_settings(witnesses).map_err(|err| match err {
+                Error::Config(problem) => Error::Config(format!("shard {name:?}: {problem}")),
+                other => other,
+            })?;
         }
         Ok(())
     }
