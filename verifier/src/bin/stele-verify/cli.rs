@@ -83,11 +83,13 @@ pub(crate) struct LogArgs {
         long,
         env = "STELE_LOG",
         value_name = "URL|DIR",
-        required_unless_present = "shards"
+        required_unless_present_any = ["shards", "mirror"]
     )]
     pub(crate) log: Option<String>,
     #[command(flatten)]
     pub(crate) key: KeyArgs,
+    #[command(flatten)]
+    pub(crate) mirror: crate::mirror::MirrorArgs,
 }
 
 #[derive(Debug, Subcommand)]

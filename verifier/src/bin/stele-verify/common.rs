@@ -272,19 +272,20 @@ pub(crate) async fn log_key(cli: &Cli, key: &KeyArgs, origin: Option<&str>) -> R
 }
 
 fn single_log(cli: &Cli, args: &LogArgs) -> Result<Log> {
-    let Some(location) = &args.log else {
+    if args.log.is_none() && args.mirror.mirror.is_none() {
         return Err(Error::Usage(
-            "give --log and --vkey, or --shards".to_owned(),
+            "give --log (or --mirror) and --vkey, or --shards".to_owned(),
         ));
-    };
+    }
     let key = match &args.key.vkey {
         Some(vkey) => LogKey::parse(vkey, args.key.origin.as_deref())?,
         None => policy_log_key(&args.key, None)?,
     };
+    let location = crate::mirror::location(&args.mirror, args.log.as_deref(), &key.origin);
     Ok(Log {
-        fetcher: fetcher(cli, location, &key)?,
+        fetcher: fetcher(cli, location.as_deref().unwrap_or_default(), &key)?,
         key,
-        policy: policy(&args.key)?,
+        policy: crate::mirror::cosigners(&args.mirror, policy(&args.key)?)?,
     })
 }
 

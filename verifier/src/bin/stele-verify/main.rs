@@ -22,6 +22,7 @@ mod cosigner;
 mod get;
 mod history;
 mod inclusion;
+mod mirror;
 mod monitor;
 mod receipt;
 mod release;
