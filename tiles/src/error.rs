@@ -53,6 +53,10 @@ pub enum Error {
     /// An entry is larger than the 65535 bytes a bundle can hold.
     #[error("entry of {length} bytes exceeds the 65535-byte limit of entry bundles")]
     EntryTooLarge { length: usize },
+    /// A Go checksum database data tile that is not the records of its
+    /// tile.
+    #[error("checksum database data tile: {reason}")]
+    SumdbRecords { reason: String },
 
     // --- integration --------------------------------------------------------
     /// The right edge given to integration does not fit its tree size.

@@ -12,6 +12,7 @@
 //! - <https://c2sp.org/tlog-cosignature> ([`cosignature`])
 //! - <https://c2sp.org/tlog-proof> ([`receipt`])
 //! - <https://c2sp.org/tlog-policy> ([`policy`])
+//! - Go's checksum database layout, golang.org/x/mod/sumdb ([`sumdb`])
 #![forbid(unsafe_code)]
 
 pub mod bundle;
@@ -25,6 +26,7 @@ pub mod note;
 pub mod policy;
 pub mod proof;
 pub mod receipt;
+pub mod sumdb;
 pub mod tile;
 pub mod tree;
 

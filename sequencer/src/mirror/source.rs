@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use stele_tiles::tile::Tile;
-use stele_tiles::{Hash, bundle};
+use stele_tiles::{Hash, bundle, sumdb};
 
 use super::MirrorError;
 use super::evidence::Divergence;
@@ -43,16 +43,9 @@ impl Layout {
 
     /// The path of a hash tile or of the entries of a level-0 tile.
     pub fn tile_path(self, tile: &Tile) -> String {
-        let path = tile.path();
         match self {
-            Layout::Tiles => path,
-            Layout::Sumdb => {
-                let rest = path.strip_prefix("tile/").unwrap_or(&path);
-                match rest.strip_prefix("entries/") {
-                    Some(index) => format!("tile/8/data/{index}"),
-                    None => format!("tile/8/{rest}"),
-                }
-            }
+            Layout::Tiles => tile.path(),
+            Layout::Sumdb => sumdb::tile_path(tile),
         }
     }
 
@@ -68,56 +61,23 @@ impl Layout {
             Layout::Tiles => bundle::decode(data, Some(width))
                 .map(|entries| entries.into_iter().map(<[u8]>::to_vec).collect())
                 .map_err(|err| err.to_string()),
-            Layout::Sumdb => decode_records(data, index << 8, width),
+            Layout::Sumdb => {
+                let records = sumdb::decode_records(data, index << 8, width)
+                    .map_err(|err| err.to_string())?;
+                if let Some(at) = records
+                    .iter()
+                    .position(|r| r.len() > bundle::MAX_ENTRY_SIZE)
+                {
+                    return Err(format!(
+                        "record {} is {} bytes, more than a tlog-tiles entry holds (65535)",
+                        (index << 8) + at as u64,
+                        records[at].len()
+                    ));
+                }
+                Ok(records.into_iter().map(<[u8]>::to_vec).collect())
+            }
         }
     }
-}
-
-/// Splits a checksum database data tile: each record is its decimal index
-/// on a line, then its text (lines ending in `\n`, none empty), then an
-/// empty line. The index must be the record's position in the log.
-fn decode_records(mut data: &[u8], first: u64, width: usize) -> Result<Vec<Vec<u8>>, String> {
-    let mut records = Vec::with_capacity(width);
-    while !data.is_empty() {
-        let expected = first + records.len() as u64;
-        if records.len() == width {
-            return Err(format!(
-                "{} bytes after record {}",
-                data.len(),
-                expected - 1
-            ));
-        }
-        let line = data
-            .iter()
-            .position(|&byte| byte == b'\n')
-            .ok_or_else(|| format!("record {expected}: no index line"))?;
-        let number = std::str::from_utf8(&data[..line])
-            .ok()
-            .filter(|text| !text.starts_with('0') || *text == "0")
-            .and_then(|text| text.parse::<u64>().ok())
-            .ok_or_else(|| format!("record {expected}: the index line is not a number"))?;
-        if number != expected {
-            return Err(format!("record {expected} is numbered {number}"));
-        }
-        let rest = &data[line + 1..];
-        let end = rest
-            .windows(2)
-            .position(|pair| pair == b"\n\n")
-            .ok_or_else(|| format!("record {expected}: no empty line after its text"))?;
-        let text = &rest[..=end];
-        if text.len() > bundle::MAX_ENTRY_SIZE {
-            return Err(format!(
-                "record {expected} is {} bytes, more than a tlog-tiles entry holds (65535)",
-                text.len()
-            ));
-        }
-        records.push(text.to_vec());
-        data = &rest[end + 2..];
-    }
-    if records.len() != width {
-        return Err(format!("{} records, not {width}", records.len()));
-    }
-    Ok(records)
 }
 
 /// The log's objects, read by path under its prefix.
@@ -386,7 +346,10 @@ mod tests {
             (&b"257\nb v1 h1:z\n\n"[..], "numbered 257"),
             (&b"256\nb v1 h1:z\n"[..], "no empty line"),
             (&b"0256\nb\n\n"[..], "not a number"),
-            (&b"256\nb\n\n257\nc\n\n"[..], "after record 256"),
+            (
+                &b"256\nb\n\n257\nc\n\n"[..],
+                "after the last of its 1 records",
+            ),
         ] {
             let err = Layout::Sumdb
                 .decode_entries(bad, 1, 1)
