@@ -11,7 +11,7 @@
 //! |---|---|
 //! | 200 | cosigned: the body is the signature line |
 //! | 400 | the body is malformed, or `old` is above the checkpoint size |
-//! | 403 | no signature verifies against the log's key |
+//! | 403 | no signature verifies against the log's keys, or one of them fails |
 //! | 404 | the checkpoint's origin is not a known log |
 //! | 409 | `old` is not the size last cosigned (body: that size, `text/x.tlog.size`), or the same size with another root |
 //! | 422 | the consistency proof does not verify |
@@ -21,7 +21,14 @@
 //! `<state>/<hex SHA-256 of the origin>.checkpoint` holds the last cosigned
 //! checkpoint of each log: its text, the log's signatures that verified and
 //! this witness's cosignature (other lines of the request are dropped). The
-//! monitoring endpoint serves that file as it is. It is written (temporary file, `fsync`,
+//! monitoring endpoint serves that file as it is. A file written before
+//! the monitoring endpoint existed holds the request's note verbatim (any
+//! line its sender added, and not this witness's cosignature): the first
+//! read of it keeps the log's lines that verify, cosigns the checkpoint
+//! anew and writes the result back. A log known by several keys (a log
+//! signing with Ed25519 and ML-DSA-44, each given with `--vkey`) is
+//! checked with all of them: one at least must sign, and every line by one
+//! of them must verify. It is written (temporary file, `fsync`,
 //! `rename`, `fsync` of the folder) *before* the cosignature is returned,
 //! and the check and the write happen under one lock, so two concurrent
 //! requests cannot roll the witness back (the race the spec describes).
@@ -68,7 +75,7 @@ use sha2::{Digest, Sha256};
 use stele_tiles::Hash;
 use stele_tiles::checkpoint::Checkpoint;
 use stele_tiles::cosignature::WitnessSigner;
-use stele_tiles::note::{Note, verify_note};
+use stele_tiles::note::{Note, NoteSignature, NoteVerifier, verify_note};
 use stele_tiles::proof::verify_consistency;
 
 use crate::error::{Error, Result};
@@ -117,11 +124,38 @@ impl Answer {
     }
 }
 
+/// The signature lines of `note` by the log's `keys`, once they are
+/// verified: one at least signs, and none fails.
+fn log_signatures(note: &Note, keys: &[LogKey]) -> stele_tiles::Result<Vec<NoteSignature>> {
+    let verifiers: Vec<&dyn NoteVerifier> = keys.iter().map(LogKey::verifier).collect();
+    verify_note(note, &verifiers)?;
+    Ok(note
+        .signatures
+        .iter()
+        .filter(|line| {
+            verifiers
+                .iter()
+                .any(|verifier| line.is_from(verifier.name(), verifier.key_id()))
+        })
+        .cloned()
+        .collect())
+}
+
+/// The monitoring endpoint's answer: the checkpoint note.
+fn checkpoint_answer(note: &Note) -> Answer {
+    Answer {
+        status: 200,
+        content_type: "text/plain; charset=utf-8",
+        body: note.to_string(),
+    }
+}
+
 /// A witness: its key, the logs it knows, and its state folder.
 #[derive(Debug)]
 pub struct Witness {
     signer: WitnessSigner,
-    logs: HashMap<String, LogKey>,
+    /// The keys of each log, by origin.
+    logs: HashMap<String, Vec<LogKey>>,
     state: PathBuf,
     /// Held from reading the stored size to writing the new one.
     lock: Mutex<()>,
@@ -161,12 +195,21 @@ impl Witness {
     ) -> Result<Witness> {
         std::fs::create_dir_all(state).map_err(|err| Error::io("create", state, err))?;
         let evidence = Evidence::open(state.join("rejected"), max_evidence_bytes)?;
+        let mut by_origin: HashMap<String, Vec<LogKey>> = HashMap::new();
+        for key in logs {
+            let keys = by_origin.entry(key.origin.clone()).or_default();
+            // One key given twice (with --vkey and in --shards) is one key.
+            let (name, id) = (key.verifier().name(), key.verifier().key_id());
+            if !keys
+                .iter()
+                .any(|known| known.verifier().name() == name && known.verifier().key_id() == id)
+            {
+                keys.push(key);
+            }
+        }
         Ok(Witness {
             signer,
-            logs: logs
-                .into_iter()
-                .map(|key| (key.origin.clone(), key))
-                .collect(),
+            logs: by_origin,
             state: state.to_owned(),
             lock: Mutex::new(()),
             evidence: Mutex::new(evidence),
@@ -232,20 +275,91 @@ impl Witness {
             return Answer::text(404, "not found: the origin hash is 64 lowercase hex digits");
         }
         let path = self.state.join(format!("{hash}.checkpoint"));
-        match std::fs::read(&path) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(body) => Answer {
-                    status: 200,
-                    content_type: "text/plain; charset=utf-8",
-                    body,
-                },
-                Err(_) => Answer::text(500, format!("{} is not UTF-8", path.display())),
-            },
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                Answer::text(404, "not found: this witness never cosigned that log")
+        let note = match self.read_state(&path) {
+            Ok(Some(note)) => note,
+            Ok(None) => {
+                return Answer::text(404, "not found: this witness never cosigned that log");
             }
-            Err(err) => Answer::text(500, format!("read {}: {err}", path.display())),
+            Err(answer) => return answer,
+        };
+        if self.cosigned_by_me(&note) {
+            return checkpoint_answer(&note);
         }
+        // A state file of an earlier version: the request verbatim.
+        let _guard = lock(&self.lock);
+        let note = match self.read_state(&path) {
+            Ok(Some(note)) => note,
+            Ok(None) => {
+                return Answer::text(404, "not found: this witness never cosigned that log");
+            }
+            Err(answer) => return answer,
+        };
+        if self.cosigned_by_me(&note) {
+            return checkpoint_answer(&note);
+        }
+        let Ok(checkpoint) = Checkpoint::parse(&note.text) else {
+            return Answer::text(500, format!("{} holds no checkpoint", path.display()));
+        };
+        let Some(keys) = self.logs.get(&checkpoint.origin) else {
+            return Answer::text(
+                404,
+                format!(
+                    "not found: this witness no longer knows the log {:?}, and its state file \
+                     has no cosignature of this witness",
+                    checkpoint.origin
+                ),
+            );
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let upgraded = log_signatures(&note, keys)
+            .map_err(|err| err.to_string())
+            .and_then(|lines| {
+                let mut upgraded = Note {
+                    text: note.text.clone(),
+                    signatures: lines,
+                };
+                let signature = self
+                    .signer
+                    .cosign(&note.text, now)
+                    .map_err(|err| err.to_string())?;
+                upgraded
+                    .add_signature(signature)
+                    .map_err(|err| err.to_string())?;
+                Ok(upgraded)
+            });
+        let upgraded = match upgraded {
+            Ok(upgraded) => upgraded,
+            Err(err) => {
+                return Answer::text(500, format!("{}: {err}", path.display()));
+            }
+        };
+        if let Err(err) = write_atomic(&path, &upgraded.to_bytes()) {
+            return Answer::text(500, err.to_string());
+        }
+        tracing::info!(origin = %checkpoint.origin, size = checkpoint.size, "state file of an earlier version cosigned for the monitoring endpoint");
+        checkpoint_answer(&upgraded)
+    }
+
+    /// The note of a state file, `None` if there is none.
+    fn read_state(&self, path: &Path) -> std::result::Result<Option<Note>, Answer> {
+        match std::fs::read(path) {
+            Ok(bytes) => Note::parse(&bytes)
+                .map(Some)
+                .map_err(|err| Answer::text(500, format!("{}: {err}", path.display()))),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(Answer::text(500, format!("read {}: {err}", path.display()))),
+        }
+    }
+
+    /// Whether `note` carries a valid cosignature of this witness's key.
+    fn cosigned_by_me(&self, note: &Note) -> bool {
+        let verifier = self.signer.verifier();
+        note.signatures.iter().any(|line| {
+            line.is_from(verifier.name(), verifier.key_id())
+                && verifier.verify(note.text.as_bytes(), &line.signature)
+        })
     }
 
     /// The size and root last cosigned for `origin`: (0, empty) if none.
@@ -274,17 +388,11 @@ impl Witness {
         let Ok(checkpoint) = Checkpoint::parse(&request.note.text) else {
             return Answer::text(400, "the note is not a checkpoint");
         };
-        let Some(key) = self.logs.get(&checkpoint.origin) else {
+        let Some(keys) = self.logs.get(&checkpoint.origin) else {
             return Answer::text(404, format!("unknown log {:?}", checkpoint.origin));
         };
-        let log_signatures = match verify_note(&request.note, &[key.verifier()]) {
-            Ok(_) => request
-                .note
-                .signatures
-                .iter()
-                .filter(|line| line.is_from(key.verifier().name(), key.verifier().key_id()))
-                .cloned()
-                .collect::<Vec<_>>(),
+        let log_signatures = match log_signatures(&request.note, keys) {
+            Ok(lines) => lines,
             Err(err) => return Answer::text(403, format!("checkpoint signature: {err}")),
         };
         if request.old_size > checkpoint.size {

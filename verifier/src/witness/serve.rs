@@ -177,7 +177,9 @@ impl Witness {
             .strip_prefix('/')
             .and_then(|rest| rest.strip_suffix("/checkpoint"));
         let (answer, close) = if let Some(hash) = monitored {
-            if request.method() == Method::GET {
+            // HEAD as HTTP asks of every GET resource (a CDN in front of
+            // the monitoring prefix may send it); hyper sends no body.
+            if request.method() == Method::GET || request.method() == Method::HEAD {
                 let witness = Arc::clone(&self);
                 let hash = hash.to_owned();
                 let answer =
@@ -187,7 +189,7 @@ impl Witness {
                 (answer, false)
             } else {
                 (
-                    Answer::text(405, "the monitoring endpoint takes GET"),
+                    Answer::text(405, "the monitoring endpoint takes GET (or HEAD)"),
                     false,
                 )
             }
