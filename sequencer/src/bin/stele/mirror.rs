@@ -31,8 +31,9 @@ pub(crate) struct MirrorArgs {
     /// https://).
     #[arg(long, value_name = "URL")]
     log: String,
-    /// The log's verifier key (an Ed25519 note key `name+id+base64`, or an
-    /// ECDSA P-256 PEM public key with --origin), or a file holding it.
+    /// The log's verifier key (a note key `name+id+base64`, Ed25519 or
+    /// ML-DSA-44, as log.vkey or log.mldsa44.vkey; or an ECDSA P-256 PEM
+    /// public key with --origin), or a file holding it.
     #[arg(long, value_name = "VKEY|FILE")]
     key: String,
     /// The log's origin (its checkpoints' first line). [default: the key's
