@@ -10,7 +10,7 @@ use std::sync::Arc;
 use stele_tiles::cosignature::{WitnessPolicy, WitnessVerifier};
 use stele_tiles::note::Note;
 use stele_tiles::note::{EcdsaP256Verifier, Ed25519Verifier, MlDsa44Verifier, NoteVerifier};
-use stele_tiles::policy::Policy;
+use stele_tiles::policy::{Policy, PolicyLog};
 
 use crate::error::{Error, Result};
 
@@ -29,7 +29,7 @@ pub fn text_or_file(value: &str) -> Result<(String, String)> {
 pub struct LogKey {
     /// The checkpoint origin the key signs for.
     pub origin: String,
-    verifier: Box<dyn NoteVerifier>,
+    verifier: Arc<dyn NoteVerifier>,
     /// The key as written, for messages and for the cache folder name.
     pub text: String,
 }
@@ -71,23 +71,34 @@ impl LogKey {
                 .map_err(|err| bad(err.to_string()))?;
             return Ok(LogKey {
                 origin: origin.to_owned(),
-                verifier: Box::new(verifier),
+                verifier: Arc::new(verifier),
                 text: trimmed.to_owned(),
             });
         }
         if let Ok(verifier) = MlDsa44Verifier::from_text(trimmed) {
             return Ok(LogKey {
                 origin: origin.unwrap_or(verifier.name()).to_owned(),
-                verifier: Box::new(verifier),
+                verifier: Arc::new(verifier),
                 text: trimmed.to_owned(),
             });
         }
         let verifier = Ed25519Verifier::from_text(trimmed).map_err(|err| bad(err.to_string()))?;
         Ok(LogKey {
             origin: origin.unwrap_or(verifier.name()).to_owned(),
-            verifier: Box::new(verifier),
+            verifier: Arc::new(verifier),
             text: trimmed.to_owned(),
         })
+    }
+
+    /// The key of a log of a tlog-policy file: its verifier (of any log
+    /// key type the policy takes, ECDSA `0x02` vkeys included), for the
+    /// origin that is its key name.
+    pub fn from_policy_log(log: &PolicyLog) -> LogKey {
+        LogKey {
+            origin: log.origin().to_owned(),
+            verifier: log.verifier_arc(),
+            text: log.vkey().to_owned(),
+        }
     }
 
     /// The verifier, as stele-tiles takes it.

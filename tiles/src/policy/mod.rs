@@ -137,6 +137,11 @@ impl PolicyLog {
         self.key.verifier.as_ref()
     }
 
+    /// A shared handle on the verifier, for callers that keep it.
+    pub fn verifier_arc(&self) -> Arc<dyn NoteVerifier> {
+        Arc::clone(&self.key.verifier)
+    }
+
     /// The line of the policy that defines the log, from 1.
     pub fn line(&self) -> usize {
         self.line

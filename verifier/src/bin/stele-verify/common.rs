@@ -58,8 +58,11 @@ pub(crate) fn policy(key: &KeyArgs) -> Result<Cosigners> {
 }
 
 /// The log key of a policy file (`--policy` without `--vkey`): its log
-/// whose origin is `origin` (the checkpoint's), else `--origin`'s, else its
-/// only log.
+/// whose origin is `--origin`, else `origin` (the checkpoint's), else its
+/// only log. A log listed with several keys (Ed25519 or ECDSA beside
+/// ML-DSA-44) is one log: its classical key, which covers extension lines,
+/// checks the log's signature, and the policy ([`Cosigners::Policy`])
+/// checks every line of its keys.
 fn policy_log_key(key: &KeyArgs, origin: Option<&str>) -> Result<LogKey> {
     let Some(path) = &key.policy else {
         return Err(Error::Usage(
@@ -73,16 +76,24 @@ fn policy_log_key(key: &KeyArgs, origin: Option<&str>) -> Result<LogKey> {
         .iter()
         .filter(|log| wanted.is_none_or(|wanted| log.origin() == wanted))
         .collect();
-    match logs.as_slice() {
-        [log] => LogKey::from_text(log.vkey(), None, &format!("{path} line {}", log.line())),
-        [] => Err(Error::Usage(match wanted {
+    let origins: std::collections::BTreeSet<&str> = logs.iter().map(|log| log.origin()).collect();
+    match (origins.len(), logs.first()) {
+        (1, Some(first)) => {
+            let log = logs
+                .iter()
+                .find(|log| log.verifier().signs_extension_lines())
+                .unwrap_or(first);
+            Ok(LogKey::from_policy_log(log))
+        }
+        (0, _) | (_, None) => Err(Error::Usage(match wanted {
             Some(origin) => {
                 format!("--policy {path} lists no log of origin {origin:?}: give --vkey")
             }
             None => format!("--policy {path} lists no log: give --vkey"),
         })),
         _ => Err(Error::Usage(format!(
-            "--policy {path} lists several logs: pick one with --origin, or give --vkey"
+            "--policy {path} lists several logs ({}): pick one with --origin, or give --vkey",
+            origins.into_iter().collect::<Vec<_>>().join(", ")
         ))),
     }
 }
