@@ -215,7 +215,9 @@ pub(crate) enum Command {
         /// The log's base URL (unused: the witness needs only its key).
         #[arg(long, value_name = "URL|DIR")]
         log: Option<String>,
-        /// Verifier key (or file) of a log to witness; repeat for more logs.
+        /// Verifier key (or file) of a log to witness; repeat for more logs,
+        /// and for each key of a log that signs with two (Ed25519 or ECDSA
+        /// and ML-DSA-44: both are checked).
         #[arg(long = "vkey", required_unless_present = "shards", value_name = "KEY")]
         vkeys: Vec<String>,
         /// A deployment's list of shards (`shards.json`), a file or an
