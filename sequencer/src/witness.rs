@@ -388,3 +388,69 @@ fn truncate(text: &str) -> &str {
     }
     &text[..end]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stele_tiles::cosignature::{CosignatureSigner, WitnessSigner};
+    use stele_tiles::note::{Ed25519Signer, MlDsa44Signer};
+
+    fn log_note() -> Vec<u8> {
+        let log = Ed25519Signer::from_seed("log.example/a", &[1; 32]).expect("key");
+        let checkpoint = Checkpoint {
+            origin: "log.example/a".to_owned(),
+            size: 7,
+            root: Hash([7; 32]),
+            extensions: Vec::new(),
+        };
+        stele_tiles::checkpoint::sign_checkpoint(&checkpoint, &log)
+            .expect("sign")
+            .to_bytes()
+    }
+
+    fn line(signature: &NoteSignature) -> String {
+        format!("{signature}\n")
+    }
+
+    /// A witness's answer may hold lines of other keys: of the other kind
+    /// under the witness's name, of the witness's key under another name,
+    /// a damaged line of its key. Only a line of the configured key that
+    /// verifies is taken, whatever its timestamp (the spec sets no bound a
+    /// log must hold a witness to).
+    #[test]
+    fn only_a_valid_line_of_the_configured_key_is_taken() {
+        let note = log_note();
+        let text = Note::parse(&note).expect("note").text;
+        let name = "witness.example/w";
+        let ed25519 =
+            WitnessSigner::from(CosignatureSigner::from_seed(name, &[2; 32]).expect("key"));
+        let mldsa = WitnessSigner::from(MlDsa44Signer::from_seed(name, &[2; 32]).expect("key"));
+        let renamed = CosignatureSigner::from_seed("witness.example/other", &[2; 32]).expect("key");
+        for (signer, other_kind) in [(&ed25519, &mldsa), (&mldsa, &ed25519)] {
+            let verifier = signer.verifier();
+            let mut damaged = signer.cosign(&text, 100).expect("cosign");
+            let last = damaged.signature.len() - 1;
+            damaged.signature[last] ^= 1;
+            let decoys = [
+                line(&other_kind.cosign(&text, 100).expect("cosign")),
+                line(&renamed.cosign(&text, 100).expect("cosign")),
+                line(&damaged),
+            ]
+            .concat();
+            assert_eq!(
+                find_cosignature(&verifier, &note, &decoys),
+                Err("no valid cosignature from the configured key".to_owned())
+            );
+            // A valid line after the decoys, with a timestamp of 1970.
+            let valid = signer.cosign(&text, 1).expect("cosign");
+            let answer = format!("{decoys}{}", line(&valid));
+            assert_eq!(find_cosignature(&verifier, &note, &answer), Ok(valid));
+            // Lines that are not signature lines at all.
+            assert!(
+                find_cosignature(&verifier, &note, "not a signature line\n")
+                    .expect_err("malformed")
+                    .starts_with("malformed cosignature lines")
+            );
+        }
+    }
+}
