@@ -8,7 +8,7 @@ use policy_support::{
     ORIGIN, assert_refused, checkpoint, log, refusal, signed, unsatisfied, witness,
 };
 use stele_tiles::Error;
-use stele_tiles::note::{EcdsaP256Signer, MlDsa44Signer, NoteSigner, encode_base64};
+use stele_tiles::note::{EcdsaP256Signer, MlDsa44Signer, Note, NoteSigner, encode_base64};
 use stele_tiles::policy::{MAX_ENTRIES, MAX_POLICY_SIZE, Member, Policy, Quorum};
 
 fn wkey(name: &str, seed: u8) -> String {
@@ -707,6 +707,44 @@ fn too_few_cosignatures_are_refused() {
         reason.contains("\"G\" is not met: valid cosignatures from 1 witnesses of the policy (B)"),
         "{reason}"
     );
+}
+
+/// One witness's cosignature twice (two lines of its key, two
+/// timestamps, as a note read from text may hold them) counts once, in the
+/// policy's quorum as in a K-of-N threshold.
+#[test]
+fn one_witness_cosigning_twice_counts_once() {
+    let (text, w) = two_of_three();
+    let policy = Policy::parse(text.as_bytes()).expect("parses");
+    let mut note = signed(&checkpoint(ORIGIN), &[&log(ORIGIN, 1)], &[&w[1]]);
+    let again = w[1].cosign(&note.text, 2000).expect("cosigns");
+    let mut bytes = note.to_bytes();
+    bytes.extend_from_slice(format!("{again}\n").as_bytes());
+    let twice = Note::parse(&bytes).expect("a note with both lines");
+    assert_eq!(twice.signatures.len(), 3);
+    let reason = unsatisfied(&policy, &twice);
+    assert!(
+        reason.contains("valid cosignatures from 1 witnesses of the policy (B)"),
+        "{reason}"
+    );
+    let threshold = stele_tiles::cosignature::WitnessPolicy::new(
+        w.iter().map(|witness| witness.verifier()).collect(),
+        2,
+    )
+    .expect("2 of 3");
+    assert!(matches!(
+        threshold.check(&twice),
+        Err(Error::WitnessThreshold {
+            required: 2,
+            verified: 1,
+            ..
+        })
+    ));
+    // A second witness meets both.
+    note.add_signature(w[2].cosign(&note.text, 3000).expect("cosigns"))
+        .expect("adds");
+    policy.verify_checkpoint(&note.to_bytes()).expect("2 of 3");
+    assert_eq!(threshold.check(&note).expect("2 of 3").len(), 2);
 }
 
 #[test]
