@@ -209,6 +209,55 @@ impl Witnesses {
         })
     }
 
+    /// With a witness policy that lists this log (`origin`), one of the
+    /// keys it lists for it must be one the log signs with (`signers`):
+    /// readers that take the log's key from the policy would refuse every
+    /// checkpoint otherwise.
+    pub fn check_log_keys(
+        &self,
+        origin: &str,
+        signers: &[std::sync::Arc<dyn stele_tiles::note::NoteSigner>],
+    ) -> Result<(), Error> {
+        let Quorum::Policy(policy) = &self.quorum else {
+            return Ok(());
+        };
+        let listed: Vec<_> = policy
+            .logs()
+            .iter()
+            .filter(|log| log.origin() == origin)
+            .collect();
+        let signs = |name: &str, key_id: u32| {
+            signers
+                .iter()
+                .any(|signer| signer.name() == name && signer.key_id() == key_id)
+        };
+        if listed.is_empty() || listed.iter().any(|log| signs(log.origin(), log.key_id())) {
+            return Ok(());
+        }
+        let keys = |keys: Vec<String>| keys.join(" and ");
+        Err(Error::Config(format!(
+            "the witness policy lists this log with {}, but the log signs with {}: readers \
+             that take the log's key from the policy would refuse every checkpoint",
+            keys(
+                listed
+                    .iter()
+                    .map(|log| format!(
+                        "{}+{:08x} (line {})",
+                        log.origin(),
+                        log.key_id(),
+                        log.line()
+                    ))
+                    .collect()
+            ),
+            keys(
+                signers
+                    .iter()
+                    .map(|signer| format!("{}+{:08x}", signer.name(), signer.key_id()))
+                    .collect()
+            )
+        )))
+    }
+
     /// Whether the witnesses named (policy names) are enough.
     fn quorum_met(&self, cosigned: &[&[u8]]) -> bool {
         match &self.quorum {

@@ -382,3 +382,51 @@ fn a_shard_takes_its_own_companion_key() {
     verify_note(&note, &[&ed25519("b")]).expect("Ed25519 verifies shard b");
     stele.stop();
 }
+
+/// A witness policy that lists the log must list it with a key it signs
+/// with: readers that take the log's key from the policy would refuse
+/// every checkpoint otherwise. The log's Ed25519 key or its ML-DSA-44
+/// companion is enough.
+#[test]
+fn a_witness_policy_must_list_the_log_with_its_own_key() {
+    let data = data_dir();
+    assert!(keygen("ed25519", ORIGIN, data.path()).status.success());
+    let mldsa_key = data.path().join("log.mldsa44.key");
+    let config = companion_config(data.path(), &mldsa_key);
+    let stele = Stele::start(data.path(), &["--config", &config]);
+    stele.stop();
+    let ed25519 = std::fs::read_to_string(data.path().join("log.vkey")).expect("vkey");
+    let mldsa = std::fs::read_to_string(data.path().join("log.mldsa44.vkey")).expect("vkey");
+    let stranger = data_dir();
+    assert!(keygen("ed25519", ORIGIN, stranger.path()).status.success());
+    let wrong = std::fs::read_to_string(stranger.path().join("log.vkey")).expect("vkey");
+    let policy = data.path().join("log.policy");
+    let policy_arg = policy.display().to_string();
+
+    std::fs::write(&policy, format!("log {}\nquorum none\n", wrong.trim_end())).expect("policy");
+    let output = serve_fails(
+        data.path(),
+        &["--config", &config, "--witness-policy", &policy_arg],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let wrong_id = wrong.trim_end().split('+').nth(1).expect("key ID");
+    assert!(stderr.contains(&policy_arg), "{stderr}");
+    assert!(stderr.contains(&format!("{ORIGIN}+{wrong_id}")), "{stderr}");
+
+    for listed in [&ed25519, &mldsa] {
+        std::fs::write(
+            &policy,
+            format!(
+                "log {}\nlog {}\nquorum none\n",
+                wrong.trim_end(),
+                listed.trim_end()
+            ),
+        )
+        .expect("policy");
+        let stele = Stele::start(
+            data.path(),
+            &["--config", &config, "--witness-policy", &policy_arg],
+        );
+        stele.stop();
+    }
+}

@@ -528,19 +528,30 @@ async fn shard_spec(
         vkey = %shard.vkey_path.display(),
         "log key"
     );
+    let log = LogConfig {
+        companion: key
+            .companion
+            .as_ref()
+            .map(|companion| CompanionSigner(companion.signer.clone())),
+        ..config.log_config(shard, origin)?
+    };
+    if let (Some(witnesses), Some(path)) = (&log.witnesses, &shard.witness_policy) {
+        witnesses
+            .check_log_keys(key.origin(), &key.signers())
+            .map_err(|err| match err {
+                Error::Config(problem) => {
+                    Error::Config(format!("witness_policy {}: {problem}", path.display()))
+                }
+                other => other,
+            })?;
+    }
     let spec = ShardSpec {
         name: shard.name.clone(),
         window: shard.window,
         storage,
         signer: key.signer.clone(),
         verifier: key.verifier.clone(),
-        log: LogConfig {
-            companion: key
-                .companion
-                .as_ref()
-                .map(|companion| CompanionSigner(companion.signer.clone())),
-            ..config.log_config(shard, origin)?
-        },
+        log,
         api,
         sigstore: (!config.no_sigstore).then(|| SigstoreConfig {
             log_id: key.log_id.clone(),
