@@ -396,6 +396,17 @@ impl Shards {
         freezing
     }
 
+    /// Makes `/healthz` of every open shard answer 503 "shutting down" from
+    /// now on. Called on a signal before the server stops accepting
+    /// connections, so that no request it still answers says "ok".
+    pub fn begin_shutdown(&self) {
+        for shard in &self.shards {
+            if let Some(running) = shard.open() {
+                running.api.shutting_down();
+            }
+        }
+    }
+
     /// Stops every open shard: pending entries are published and answered,
     /// the followers make their last pass. `signalled`: `/healthz`
     /// answers 503 "shutting down" meanwhile.

@@ -447,9 +447,13 @@ async fn serve(config: Config) -> Result<(), Error> {
     let stop = {
         let stop_accepting = stop_accepting.clone();
         let stop_ingress = stop_ingress.clone();
+        let shards = shards.clone();
         async move {
             if let Ok(name) = signalled_rx.await {
                 info!(signal = name, "shutting down: publishing pending entries");
+                // `/healthz` says so before the server stops accepting:
+                // a request it still answers must not read "ok".
+                shards.begin_shutdown();
                 // Stop accepting first, so nothing new arrives.
                 stop_accepting.notify_one();
                 stop_ingress.notify_one();
